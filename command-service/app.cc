@@ -1,0 +1,60 @@
+#include "command-service/app.h"
+
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "command-service/command_handler.h"
+#include "command-service/command_service.h"
+#include "common/db/migrations.h"
+#include "common/db/uri.h"
+#include "common/eventstore/pg_event_store.h"
+#include "common/grpc/server.h"
+#include "common/util/signals.h"
+#include "common/log/log.h"
+
+namespace bank::sql {
+const std::vector<bank::db::Migration>& EventsMigrations();
+}
+
+namespace bank::command {
+
+int RunCommandService(const Config& config) {
+  spdlog::info("events database: {}", db::MaskPassword(config.events_db));
+  if (absl::Status s = db::ApplyMigrations(config.events_db,
+                                           sql::EventsMigrations(),
+                                           "bank_events_migrations");
+      !s.ok()) {
+    spdlog::error("cannot start: {}", s.message());
+    return 1;
+  }
+  eventstore::PgEventStore store({.uri = config.events_db,
+                                  .pool_size = config.db_pool_size});
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  CommandHandler handler(
+      store, {.max_attempts = config.max_attempts,
+              .snapshot_every = config.snapshot_every,
+              .cache_capacity = static_cast<size_t>(config.cache_size),
+              .instance_id = absl::StrCat("command-service@", host, ":",
+                                          getpid())});
+  CommandServiceImpl service(handler);
+  auto server = grpcutil::Server::Start(
+      {.listen = config.listen,
+       .max_threads = config.max_threads,
+       .health_service_names = {v1::CommandService::service_full_name()}},
+      {&service});
+  if (!server.ok()) {
+    spdlog::error("cannot start: {}", server.status().message());
+    return 1;
+  }
+  spdlog::info("command-service listening on {} (port {})", config.listen,
+               (*server)->port());
+  int sig = util::WaitForTerminationSignal();
+  spdlog::info("signal {}: shutting down", sig);
+  (*server)->Shutdown(config.shutdown_grace);
+  (*server)->Wait();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace bank::command

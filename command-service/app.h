@@ -1,0 +1,29 @@
+#ifndef BANK_COMMAND_SERVICE_APP_H_
+#define BANK_COMMAND_SERVICE_APP_H_
+
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace bank::command {
+
+struct Config {
+  std::string listen = "0.0.0.0:50051";
+  std::string events_db = "postgresql:///bank_events";
+  int db_pool_size = 16;
+  int snapshot_every = 100;
+  int max_attempts = 10;
+  int cache_size = 100000;
+  int max_threads = 64;
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+// Migrates the events database, serves bank.v1.CommandService until SIGINT or
+// SIGTERM, then shuts down gracefully. Returns the process exit code; on a
+// startup failure prints one line saying why.
+// REQUIRES: util::BlockTerminationSignals() was called.
+int RunCommandService(const Config& config);
+
+}  // namespace bank::command
+
+#endif  // BANK_COMMAND_SERVICE_APP_H_

@@ -1,0 +1,450 @@
+#include "command-service/command_handler.h"
+
+#include <algorithm>
+#include <random>
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "common/domain/event_codec.h"
+#include "common/util/text.h"
+#include "nlohmann/json.hpp"
+#include "common/log/log.h"
+
+namespace bank::command {
+namespace {
+
+constexpr int kReadBatch = 500;
+constexpr size_t kMaxCommandIdBytes = 128;
+
+std::string Encode(const google::protobuf::Message& m) {
+  std::string out;
+  m.SerializeToString(&out);  // No maps in these messages: deterministic.
+  return out;
+}
+
+void SleepWithJitter(int attempt, absl::Time deadline) {
+  thread_local std::mt19937 gen{std::random_device{}()};
+  int cap_us = std::min(50000, 500 << std::min(attempt, 7));
+  std::uniform_int_distribution<int> dist(0, cap_us);
+  absl::Duration d = absl::Microseconds(dist(gen));
+  if (absl::Now() + d < deadline) absl::SleepFor(d);
+}
+
+v1::CommandResult ToResult(const eventstore::StreamResult& r, bool replayed) {
+  v1::CommandResult out;
+  out.set_account_id(r.stream_id);
+  out.set_version(r.version);
+  out.set_position(r.position);
+  out.set_replayed(replayed);
+  return out;
+}
+
+}  // namespace
+
+absl::Status ValidateAccountId(const std::string& id, const char* field) {
+  if (id.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
+  }
+  if (!util::IsUuid(id)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be a UUID like 123e4567-e89b-12d3-a456-426614174000"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCommandId(const std::string& id) {
+  if (id.size() > kMaxCommandIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "command_id is ", id.size(), " bytes long; at most ",
+        kMaxCommandIdBytes, " are allowed"));
+  }
+  if (!util::Utf8Length(id).has_value() || util::HasControlCharacter(id)) {
+    return absl::InvalidArgumentError(
+        "command_id must be printable UTF-8 text (a UUID is a good choice)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateExpectedVersion(std::optional<int64_t> v) {
+  if (v.has_value() && *v < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected_version must be at least 1 (the version after opening), got ",
+        *v));
+  }
+  return absl::OkStatus();
+}
+
+CommandHandler::CommandHandler(eventstore::EventStore& store, Options options)
+    : store_(store), options_(std::move(options)),
+      cache_(options_.cache_capacity) {}
+
+std::string CommandHandler::Metadata(const Command& command) const {
+  nlohmann::json m = {{"instance", options_.instance_id}};
+  if (!command.command_id.empty()) {
+    m["command_id"] = command.command_id;
+    m["causation_id"] = command.command_id;
+  }
+  if (!command.correlation_id.empty() &&
+      util::Utf8Length(command.correlation_id).has_value() &&
+      !util::HasControlCharacter(command.correlation_id)) {
+    m["correlation_id"] = command.correlation_id;
+  }
+  return m.dump();
+}
+
+absl::StatusOr<domain::BankAccount> CommandHandler::Load(
+    const std::string& id, bool trust_cache, bool* from_cache,
+    absl::Time deadline) {
+  *from_cache = false;
+  std::optional<domain::AccountState> state = cache_.Get(id);
+  if (state.has_value() && trust_cache) {
+    *from_cache = true;
+    return domain::BankAccount(*std::move(state));
+  }
+  if (!state.has_value()) {
+    absl::StatusOr<std::optional<eventstore::Snapshot>> snap =
+        store_.LoadSnapshot(id, deadline);
+    if (!snap.ok()) return snap.status();
+    if (snap->has_value()) {
+      absl::StatusOr<domain::AccountState> decoded = domain::DecodeSnapshot(
+          (*snap)->schema_version, (*snap)->state);
+      if (decoded.ok() && decoded->id == id && decoded->version == (*snap)->version) {
+        state = *std::move(decoded);
+      } else if (!decoded.ok()) {
+        // An old or unreadable snapshot is ignored, never misread.
+        spdlog::debug("ignoring snapshot of {}: {}", id,
+                      decoded.status().message());
+      }
+    }
+  }
+  domain::BankAccount account =
+      state.has_value() ? domain::BankAccount(*std::move(state))
+                        : domain::BankAccount(id);
+  while (true) {
+    absl::StatusOr<std::vector<eventstore::RecordedEvent>> events =
+        store_.ReadStream(id, account.state().version, kReadBatch, deadline);
+    if (!events.ok()) return events.status();
+    for (const eventstore::RecordedEvent& e : *events) {
+      if (e.stream_version != account.state().version + 1) {
+        return absl::InternalError(absl::StrCat(
+            "stream ", id, " skips from version ", account.state().version,
+            " to ", e.stream_version));
+      }
+      absl::StatusOr<domain::AccountEvent> decoded =
+          domain::DecodeEvent(e.type, e.schema_version, e.data);
+      if (!decoded.ok()) {
+        return absl::InternalError(absl::StrCat(
+            "event at position ", e.position, " of account ", id,
+            " cannot be read: ", decoded.status().message()));
+      }
+      account.Apply(*decoded);
+    }
+    if (static_cast<int>(events->size()) < kReadBatch) break;
+  }
+  if (account.state().version > 0) cache_.Put(account.state());
+  return account;
+}
+
+absl::StatusOr<std::optional<CommandHandler::Outcome>>
+CommandHandler::FindReplay(const Command& command, absl::Time deadline) {
+  if (command.command_id.empty()) return std::optional<Outcome>();
+  absl::StatusOr<std::optional<eventstore::StoredCommand>> stored =
+      store_.FindCommand(command.command_id, deadline);
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) return std::optional<Outcome>();
+  if ((*stored)->request_type != command.request_type ||
+      (*stored)->request != command.request) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "command_id ", command.command_id,
+        " was already used for a different request (",
+        (*stored)->request_type, "); use a new command_id"));
+  }
+  return std::optional<Outcome>(Outcome{(*stored)->results, true});
+}
+
+void CommandHandler::MaybeSnapshot(const domain::AccountState& state,
+                                   int64_t before, absl::Time deadline) {
+  const int n = options_.snapshot_every;
+  if (n <= 0 || state.version / n == before / n) return;
+  eventstore::Snapshot snap{state.id, state.version,
+                            domain::kSnapshotSchemaVersion,
+                            domain::EncodeSnapshot(state)};
+  absl::Status s = store_.SaveSnapshot(snap, deadline);
+  if (!s.ok()) spdlog::warn("snapshot of {} failed: {}", state.id, s.message());
+}
+
+absl::StatusOr<CommandHandler::Outcome> CommandHandler::Execute(
+    const Command& command, const std::vector<std::string>& account_ids,
+    std::optional<int64_t> expected_version, const Decide& decide,
+    absl::Time deadline) {
+  absl::StatusOr<std::optional<Outcome>> replay = FindReplay(command, deadline);
+  if (!replay.ok()) return replay.status();
+  if (replay->has_value()) return **replay;
+
+  std::vector<size_t> stripes;
+  for (const std::string& id : account_ids) {
+    stripes.push_back(absl::Hash<std::string>()(id) % kStripes);
+  }
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  for (size_t s : stripes) stripes_[s].Lock();
+  absl::StatusOr<Outcome> out =
+      RunLocked(command, account_ids, expected_version, decide, deadline);
+  for (auto it = stripes.rbegin(); it != stripes.rend(); ++it) {
+    stripes_[*it].Unlock();
+  }
+  if (!out.ok() || !out->command_raced) return out;
+  // Another request with the same command_id committed first.
+  replay = FindReplay(command, deadline);
+  if (!replay.ok()) return replay.status();
+  if (!replay->has_value()) {
+    return absl::InternalError("command recorded but not found");
+  }
+  return **replay;
+}
+
+absl::StatusOr<CommandHandler::Outcome> CommandHandler::RunLocked(
+    const Command& command, const std::vector<std::string>& account_ids,
+    std::optional<int64_t> expected_version, const Decide& decide,
+    absl::Time deadline) {
+  const eventstore::CommandRecord record{command.command_id,
+                                         command.request_type, command.request};
+  const std::string metadata = Metadata(command);
+  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    // First try trusts the cache; a rejection or a conflict reads on from it.
+    bool trust_cache = attempt == 1;
+    std::vector<domain::BankAccount> accounts;
+    bool any_cached = false;
+    auto load_all = [&]() -> absl::Status {
+      accounts.clear();
+      any_cached = false;
+      for (const std::string& id : account_ids) {
+        bool cached = false;
+        absl::StatusOr<domain::BankAccount> a =
+            Load(id, trust_cache, &cached, deadline);
+        if (!a.ok()) return a.status();
+        any_cached = any_cached || cached;
+        accounts.push_back(*std::move(a));
+      }
+      return absl::OkStatus();
+    };
+    auto check_and_decide = [&]() -> absl::Status {
+      if (expected_version.has_value() &&
+          accounts[0].state().version != *expected_version) {
+        if (accounts[0].state().version == 0) {
+          return absl::NotFoundError(absl::StrCat(
+              "account ", account_ids[0], " does not exist"));
+        }
+        return absl::AbortedError(absl::StrCat(
+            "expected_version ", *expected_version, " but account ",
+            account_ids[0], " is at version ", accounts[0].state().version,
+            "; reload and retry"));
+      }
+      return decide(accounts);
+    };
+    if (absl::Status s = load_all(); !s.ok()) return s;
+    absl::Status decided = check_and_decide();
+    if (!decided.ok() && any_cached) {
+      // The cache may be behind another instance's writes: decide again on
+      // the current stream before refusing.
+      trust_cache = false;
+      if (absl::Status s = load_all(); !s.ok()) return s;
+      decided = check_and_decide();
+    }
+    if (!decided.ok()) return decided;
+
+    std::vector<eventstore::StreamAppend> appends;
+    for (const domain::BankAccount& a : accounts) {
+      if (a.pending().empty()) continue;
+      eventstore::StreamAppend sa;
+      sa.stream_id = a.state().id;
+      sa.expected_version = a.committed_version();
+      for (const domain::AccountEvent& e : a.pending()) {
+        domain::EncodedEvent enc = domain::EncodeEvent(e);
+        sa.events.push_back(eventstore::NewEvent{
+            util::NewUuid(), enc.type, enc.schema_version, enc.json, metadata});
+      }
+      appends.push_back(std::move(sa));
+    }
+    // A fixed order of rows keeps two opposite transfers from deadlocking
+    // on each other's unique-index entries.
+    std::vector<eventstore::StreamAppend> ordered = appends;
+    std::sort(ordered.begin(), ordered.end(),
+              [](const auto& a, const auto& b) { return a.stream_id < b.stream_id; });
+    absl::StatusOr<std::vector<eventstore::StreamResult>> appended =
+        store_.Append(ordered, command.command_id.empty() ? nullptr : &record,
+                      deadline);
+    if (appended.ok()) {
+      Outcome out;
+      for (const domain::BankAccount& a : accounts) {
+        cache_.Put(a.state());
+        MaybeSnapshot(a.state(), a.committed_version(), deadline);
+        for (const auto& r : *appended) {
+          if (r.stream_id == a.state().id) out.results.push_back(r);
+        }
+      }
+      return out;
+    }
+    if (appended.status().code() == absl::StatusCode::kAlreadyExists) {
+      Outcome raced;
+      raced.command_raced = true;
+      return raced;
+    }
+    if (appended.status().code() != absl::StatusCode::kAborted) {
+      if (appended.status().code() == absl::StatusCode::kUnavailable) {
+        // The commit may or may not have happened: forget what we cached.
+        for (const std::string& id : account_ids) cache_.Erase(id);
+      }
+      return appended.status();
+    }
+    if (expected_version.has_value()) {
+      return absl::AbortedError(absl::StrCat(
+          "account ", account_ids[0], " changed after version ",
+          *expected_version, " while this command ran; reload and retry"));
+    }
+    spdlog::debug("append conflict on attempt {} for command {}", attempt,
+                  command.command_id);
+    SleepWithJitter(attempt, deadline);
+    if (absl::Now() >= deadline) break;
+  }
+  return absl::AbortedError(absl::StrCat(
+      "gave up after ", options_.max_attempts,
+      " attempts: other writers kept changing the account; retry"));
+}
+
+absl::StatusOr<v1::CommandResult> CommandHandler::OpenAccount(
+    const v1::OpenAccountRequest& req, const std::string& correlation_id,
+    absl::Time deadline) {
+  if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
+  if (!req.account_id().empty()) {
+    if (absl::Status s = ValidateAccountId(req.account_id(), "account_id");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = domain::ValidateOwner(req.owner()); !s.ok()) return s;
+  if (absl::Status s = domain::ValidateCurrency(req.currency()); !s.ok()) {
+    return s;
+  }
+  if (req.initial_deposit() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "initial_deposit must not be negative, got ", req.initial_deposit()));
+  }
+  const std::string id = req.account_id().empty()
+                             ? util::NewUuid()
+                             : util::CanonicalUuid(req.account_id());
+  Command cmd{req.command_id(), "OpenAccount", Encode(req), correlation_id};
+  absl::StatusOr<Outcome> out = Execute(
+      cmd, {id}, std::nullopt,
+      [&](std::vector<domain::BankAccount>& a) {
+        return a[0].Open(req.owner(), req.currency(), req.initial_deposit());
+      },
+      deadline);
+  if (!out.ok()) return out.status();
+  return ToResult(out->results.at(0), out->replayed);
+}
+
+absl::StatusOr<v1::CommandResult> CommandHandler::Deposit(
+    const v1::DepositRequest& req, const std::string& correlation_id,
+    absl::Time deadline) {
+  if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
+  if (absl::Status s = ValidateAccountId(req.account_id(), "account_id");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = domain::ValidateAmount(req.amount()); !s.ok()) return s;
+  std::optional<int64_t> expected;
+  if (req.has_expected_version()) expected = req.expected_version();
+  if (absl::Status s = ValidateExpectedVersion(expected); !s.ok()) return s;
+  Command cmd{req.command_id(), "Deposit", Encode(req), correlation_id};
+  absl::StatusOr<Outcome> out = Execute(
+      cmd, {util::CanonicalUuid(req.account_id())}, expected,
+      [&](std::vector<domain::BankAccount>& a) {
+        return a[0].Deposit(req.amount());
+      },
+      deadline);
+  if (!out.ok()) return out.status();
+  return ToResult(out->results.at(0), out->replayed);
+}
+
+absl::StatusOr<v1::CommandResult> CommandHandler::Withdraw(
+    const v1::WithdrawRequest& req, const std::string& correlation_id,
+    absl::Time deadline) {
+  if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
+  if (absl::Status s = ValidateAccountId(req.account_id(), "account_id");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = domain::ValidateAmount(req.amount()); !s.ok()) return s;
+  std::optional<int64_t> expected;
+  if (req.has_expected_version()) expected = req.expected_version();
+  if (absl::Status s = ValidateExpectedVersion(expected); !s.ok()) return s;
+  Command cmd{req.command_id(), "Withdraw", Encode(req), correlation_id};
+  absl::StatusOr<Outcome> out = Execute(
+      cmd, {util::CanonicalUuid(req.account_id())}, expected,
+      [&](std::vector<domain::BankAccount>& a) {
+        return a[0].Withdraw(req.amount());
+      },
+      deadline);
+  if (!out.ok()) return out.status();
+  return ToResult(out->results.at(0), out->replayed);
+}
+
+absl::StatusOr<v1::CommandResult> CommandHandler::CloseAccount(
+    const v1::CloseAccountRequest& req, const std::string& correlation_id,
+    absl::Time deadline) {
+  if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
+  if (absl::Status s = ValidateAccountId(req.account_id(), "account_id");
+      !s.ok()) {
+    return s;
+  }
+  std::optional<int64_t> expected;
+  if (req.has_expected_version()) expected = req.expected_version();
+  if (absl::Status s = ValidateExpectedVersion(expected); !s.ok()) return s;
+  Command cmd{req.command_id(), "CloseAccount", Encode(req), correlation_id};
+  absl::StatusOr<Outcome> out = Execute(
+      cmd, {util::CanonicalUuid(req.account_id())}, expected,
+      [&](std::vector<domain::BankAccount>& a) { return a[0].Close(); },
+      deadline);
+  if (!out.ok()) return out.status();
+  return ToResult(out->results.at(0), out->replayed);
+}
+
+absl::StatusOr<v1::TransferResult> CommandHandler::Transfer(
+    const v1::TransferRequest& req, const std::string& correlation_id,
+    absl::Time deadline) {
+  if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
+  if (absl::Status s = ValidateAccountId(req.from_account_id(), "from_account_id");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ValidateAccountId(req.to_account_id(), "to_account_id");
+      !s.ok()) {
+    return s;
+  }
+  const std::string from = util::CanonicalUuid(req.from_account_id());
+  const std::string to = util::CanonicalUuid(req.to_account_id());
+  if (from == to) {
+    return absl::InvalidArgumentError(
+        "from_account_id and to_account_id must be different accounts");
+  }
+  if (absl::Status s = domain::ValidateAmount(req.amount()); !s.ok()) return s;
+  Command cmd{req.command_id(), "Transfer", Encode(req), correlation_id};
+  const std::string transfer_id = util::NewUuid();
+  absl::StatusOr<Outcome> out = Execute(
+      cmd, {from, to}, std::nullopt,
+      [&](std::vector<domain::BankAccount>& a) {
+        return domain::Transfer(a[0], a[1], transfer_id, req.amount());
+      },
+      deadline);
+  if (!out.ok()) return out.status();
+  v1::TransferResult result;
+  for (const eventstore::StreamResult& r : out->results) {
+    if (r.stream_id == from) *result.mutable_from() = ToResult(r, out->replayed);
+    if (r.stream_id == to) *result.mutable_to() = ToResult(r, out->replayed);
+  }
+  return result;
+}
+
+}  // namespace bank::command

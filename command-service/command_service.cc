@@ -1,0 +1,84 @@
+#include "command-service/command_service.h"
+
+#include <string>
+
+#include "common/grpc/status.h"
+#include "common/grpc/context.h"
+#include "common/log/log.h"
+
+namespace bank::command {
+namespace {
+
+template <typename Resp, typename Fn>
+grpc::Status Run(grpc::ServerContext* ctx, const char* rpc,
+                 const std::string& command_id, Resp* resp, Fn fn) {
+  absl::Time deadline = grpcutil::DeadlineOf(*ctx);
+  if (absl::Now() >= deadline) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "deadline passed before the command started");
+  }
+  absl::StatusOr<Resp> out = fn(grpcutil::CorrelationIdOf(*ctx), deadline);
+  if (!out.ok()) {
+    const auto code = out.status().code();
+    if (code == absl::StatusCode::kInternal ||
+        code == absl::StatusCode::kUnavailable) {
+      spdlog::warn("{} command_id={} failed: {}", rpc, command_id,
+                   out.status().ToString());
+    } else {
+      spdlog::debug("{} command_id={} rejected: {}", rpc, command_id,
+                    out.status().ToString());
+    }
+    return grpcutil::ToGrpcStatus(out.status());
+  }
+  *resp = *std::move(out);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status CommandServiceImpl::OpenAccount(grpc::ServerContext* ctx,
+                                             const v1::OpenAccountRequest* req,
+                                             v1::CommandResult* resp) {
+  return Run(ctx, "OpenAccount", req->command_id(), resp,
+             [&](const std::string& corr, absl::Time deadline) {
+               return handler_.OpenAccount(*req, corr, deadline);
+             });
+}
+
+grpc::Status CommandServiceImpl::Deposit(grpc::ServerContext* ctx,
+                                         const v1::DepositRequest* req,
+                                         v1::CommandResult* resp) {
+  return Run(ctx, "Deposit", req->command_id(), resp,
+             [&](const std::string& corr, absl::Time deadline) {
+               return handler_.Deposit(*req, corr, deadline);
+             });
+}
+
+grpc::Status CommandServiceImpl::Withdraw(grpc::ServerContext* ctx,
+                                          const v1::WithdrawRequest* req,
+                                          v1::CommandResult* resp) {
+  return Run(ctx, "Withdraw", req->command_id(), resp,
+             [&](const std::string& corr, absl::Time deadline) {
+               return handler_.Withdraw(*req, corr, deadline);
+             });
+}
+
+grpc::Status CommandServiceImpl::Transfer(grpc::ServerContext* ctx,
+                                          const v1::TransferRequest* req,
+                                          v1::TransferResult* resp) {
+  return Run(ctx, "Transfer", req->command_id(), resp,
+             [&](const std::string& corr, absl::Time deadline) {
+               return handler_.Transfer(*req, corr, deadline);
+             });
+}
+
+grpc::Status CommandServiceImpl::CloseAccount(
+    grpc::ServerContext* ctx, const v1::CloseAccountRequest* req,
+    v1::CommandResult* resp) {
+  return Run(ctx, "CloseAccount", req->command_id(), resp,
+             [&](const std::string& corr, absl::Time deadline) {
+               return handler_.CloseAccount(*req, corr, deadline);
+             });
+}
+
+}  // namespace bank::command

@@ -1,0 +1,37 @@
+#ifndef BANK_COMMAND_SERVICE_COMMAND_SERVICE_H_
+#define BANK_COMMAND_SERVICE_COMMAND_SERVICE_H_
+
+#include "bank/v1/bank.grpc.pb.h"
+#include "command-service/command_handler.h"
+
+namespace bank::command {
+
+// bank.v1.CommandService over a CommandHandler: takes the call's deadline
+// and correlation id (metadata "x-correlation-id") and converts statuses.
+// Runs on the synchronous server's threads, where blocking is allowed.
+class CommandServiceImpl final : public v1::CommandService::Service {
+ public:
+  explicit CommandServiceImpl(CommandHandler& handler) : handler_(handler) {}
+
+  grpc::Status OpenAccount(grpc::ServerContext* ctx,
+                           const v1::OpenAccountRequest* req,
+                           v1::CommandResult* resp) override;
+  grpc::Status Deposit(grpc::ServerContext* ctx, const v1::DepositRequest* req,
+                       v1::CommandResult* resp) override;
+  grpc::Status Withdraw(grpc::ServerContext* ctx,
+                        const v1::WithdrawRequest* req,
+                        v1::CommandResult* resp) override;
+  grpc::Status Transfer(grpc::ServerContext* ctx,
+                        const v1::TransferRequest* req,
+                        v1::TransferResult* resp) override;
+  grpc::Status CloseAccount(grpc::ServerContext* ctx,
+                            const v1::CloseAccountRequest* req,
+                            v1::CommandResult* resp) override;
+
+ private:
+  CommandHandler& handler_;
+};
+
+}  // namespace bank::command
+
+#endif  // BANK_COMMAND_SERVICE_COMMAND_SERVICE_H_

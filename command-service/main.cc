@@ -1,0 +1,62 @@
+// command-service: validates bank.v1 commands against the account aggregate
+// and appends their events to the events database.
+#include "CLI/CLI.hpp"
+#include "command-service/app.h"
+#include "common/log/log.h"
+#include "common/util/signals.h"
+
+int main(int argc, char** argv) {
+  bank::util::BlockTerminationSignals();
+  bank::command::Config config;
+  std::string log_level = "info";
+  double grace_seconds = 10;
+  CLI::App app{"bank command-service: the write side of the bank"};
+  app.add_option("--listen", config.listen, "gRPC listen address")
+      ->envname("BANK_COMMAND_LISTEN")
+      ->capture_default_str();
+  app.add_option("--events-db", config.events_db,
+                 "events database (libpq URI or key=value string)")
+      ->envname("BANK_EVENTS_DB")
+      ->capture_default_str();
+  app.add_option("--db-pool-size", config.db_pool_size,
+                 "database connections at most")
+      ->envname("BANK_DB_POOL_SIZE")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--snapshot-every", config.snapshot_every,
+                 "snapshot an account every N events (0: never)")
+      ->envname("BANK_SNAPSHOT_EVERY")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-attempts", config.max_attempts,
+                 "attempts per command when concurrent writers conflict")
+      ->envname("BANK_MAX_ATTEMPTS")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("--cache-size", config.cache_size,
+                 "accounts kept in the aggregate cache (0: no cache)")
+      ->envname("BANK_CACHE_SIZE")
+      ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
+  app.add_option("--max-threads", config.max_threads,
+                 "gRPC server threads at most")
+      ->envname("BANK_MAX_THREADS")
+      ->check(CLI::Range(2, 10000))
+      ->capture_default_str();
+  app.add_option("--shutdown-grace", grace_seconds,
+                 "seconds in-flight calls get to finish on SIGTERM")
+      ->envname("BANK_SHUTDOWN_GRACE")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn, error or off")
+      ->envname("BANK_LOG_LEVEL")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  config.shutdown_grace = absl::Seconds(grace_seconds);
+  if (absl::Status s = bank::log::Init("command-service", log_level); !s.ok()) {
+    fprintf(stderr, "command-service: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  return bank::command::RunCommandService(config);
+}

@@ -1,0 +1,65 @@
+#include "common/db/pg_status.h"
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace bank::db {
+
+std::string SqlState(const std::exception& e) {
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    return sql->sqlstate();
+  }
+  return "";
+}
+
+bool IsConnectionLost(const std::exception& e) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr ||
+      dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
+    return true;
+  }
+  const std::string state = SqlState(e);
+  return absl::StartsWith(state, "08") || absl::StartsWith(state, "57P");
+}
+
+absl::Status StatusFromException(const std::exception& e,
+                                 absl::string_view what) {
+  std::string msg(absl::StripTrailingAsciiWhitespace(e.what()));
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
+    return absl::UnavailableError(absl::StrCat(
+        what, ": connection lost during commit, outcome unknown; retry with "
+              "the same command_id: ",
+        msg));
+  }
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": database unreachable: ", msg));
+  }
+  const std::string state = SqlState(e);
+  if (absl::StartsWith(state, "08") || absl::StartsWith(state, "57P") ||
+      state == "53300" || state == "53000") {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": database unavailable: ", msg));
+  }
+  if (state == "57014") {
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, ": statement timed out: ", msg));
+  }
+  if (state == "40001" || state == "40P01") {
+    return absl::AbortedError(absl::StrCat(what, ": ", msg));
+  }
+  if (state == "23505") {
+    return absl::AlreadyExistsError(absl::StrCat(what, ": ", msg));
+  }
+  if (dynamic_cast<const pqxx::usage_error*>(&e) == nullptr &&
+      dynamic_cast<const pqxx::sql_error*>(&e) == nullptr &&
+      dynamic_cast<const pqxx::failure*>(&e) != nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": database failure: ", msg));
+  }
+  return absl::InternalError(absl::StrCat(what, ": ", msg));
+}
+
+}  // namespace bank::db

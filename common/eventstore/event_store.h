@@ -1,0 +1,112 @@
+#ifndef BANK_COMMON_EVENTSTORE_EVENT_STORE_H_
+#define BANK_COMMON_EVENTSTORE_EVENT_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace bank::eventstore {
+
+// An event to append. data and metadata are JSON objects.
+struct NewEvent {
+  std::string event_id;  // UUID
+  std::string type;
+  int schema_version = 1;
+  std::string data;
+  std::string metadata = "{}";
+};
+
+// Events to append to one stream; the first gets version
+// expected_version + 1 (expected_version 0: the stream must not exist).
+struct StreamAppend {
+  std::string stream_id;  // UUID, lower case
+  int64_t expected_version = 0;
+  std::vector<NewEvent> events;
+};
+
+// Where one stream stands after an append: its last version and the global
+// position of its last event.
+struct StreamResult {
+  std::string stream_id;
+  int64_t version = 0;
+  int64_t position = 0;
+};
+
+// The command that caused an append, recorded with it for idempotency.
+struct CommandRecord {
+  std::string command_id;
+  std::string request_type;  // e.g. "Deposit"
+  std::string request;       // deterministic encoding of the request
+};
+
+// A command recorded earlier, and what its append produced.
+struct StoredCommand {
+  std::string request_type;
+  std::string request;
+  std::vector<StreamResult> results;
+};
+
+struct RecordedEvent {
+  int64_t position = 0;
+  std::string event_id;
+  std::string stream_id;
+  int64_t stream_version = 0;
+  std::string type;
+  int schema_version = 1;
+  std::string data;
+  std::string metadata;
+  int64_t transaction_id = 0;
+  absl::Time recorded_at;
+};
+
+struct Snapshot {
+  std::string stream_id;
+  int64_t version = 0;
+  int schema_version = 0;
+  std::string state;  // JSON
+};
+
+// The append-only event store. Implementations are thread-safe. Every call
+// gives up at `deadline` (DEADLINE_EXCEEDED) and answers UNAVAILABLE when the
+// database cannot be reached.
+class EventStore {
+ public:
+  virtual ~EventStore() = default;
+
+  // Appends the events of every stream, and the command record when given, in
+  // one transaction: all of it or none. Returns one result per StreamAppend,
+  // in the same order.
+  //   ABORTED: a stream is no longer at its expected_version (another writer
+  //            got there first); nothing was written.
+  //   ALREADY_EXISTS: the command_id is recorded already; nothing written.
+  //   UNAVAILABLE: no connection, or the commit's outcome is unknown.
+  virtual absl::StatusOr<std::vector<StreamResult>> Append(
+      const std::vector<StreamAppend>& appends, const CommandRecord* command,
+      absl::Time deadline) = 0;
+
+  // Up to max_count events of a stream with version > after_version, in
+  // version order (empty when there are none).
+  virtual absl::StatusOr<std::vector<RecordedEvent>> ReadStream(
+      const std::string& stream_id, int64_t after_version, int max_count,
+      absl::Time deadline) = 0;
+
+  // The record of command_id, or nullopt if none.
+  virtual absl::StatusOr<std::optional<StoredCommand>> FindCommand(
+      const std::string& command_id, absl::Time deadline) = 0;
+
+  // The latest snapshot of a stream, or nullopt.
+  virtual absl::StatusOr<std::optional<Snapshot>> LoadSnapshot(
+      const std::string& stream_id, absl::Time deadline) = 0;
+
+  // Stores a snapshot unless a newer one is stored already.
+  virtual absl::Status SaveSnapshot(const Snapshot& snapshot,
+                                    absl::Time deadline) = 0;
+};
+
+}  // namespace bank::eventstore
+
+#endif  // BANK_COMMON_EVENTSTORE_EVENT_STORE_H_

@@ -1,0 +1,286 @@
+#include "common/eventstore/pg_event_store.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/db/pg_status.h"
+#include "nlohmann/json.hpp"
+
+namespace bank::eventstore {
+namespace {
+
+// All events of one append, as parallel arrays, in one statement: the events
+// in the given order, the command record when $8 is not empty, and each
+// stream's last version and position. A single statement is atomic on its
+// own, so no BEGIN/COMMIT round trips are needed.
+constexpr char kAppendSql[] = R"sql(
+WITH input AS (
+  SELECT *
+  FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::int[],
+              $6::jsonb[], $7::jsonb[])
+       WITH ORDINALITY
+       AS t(event_id, stream_id, stream_version, event_type, schema_version,
+            data, metadata, ord)
+), inserted AS (
+  INSERT INTO events (event_id, stream_id, stream_version, event_type,
+                      schema_version, data, metadata)
+  SELECT event_id, stream_id, stream_version, event_type, schema_version,
+         data, metadata
+  FROM input ORDER BY ord
+  RETURNING position, stream_id, stream_version
+), last AS (
+  SELECT DISTINCT ON (stream_id) stream_id, stream_version, position
+  FROM inserted ORDER BY stream_id, stream_version DESC
+), command AS (
+  INSERT INTO commands (command_id, request_type, request, result)
+  SELECT $8, $9, decode($10, 'hex'),
+         (SELECT jsonb_agg(jsonb_build_object('stream_id', stream_id,
+                                              'version', stream_version,
+                                              'position', position))
+          FROM last)
+  WHERE $8 <> ''
+)
+SELECT stream_id::text, stream_version, position FROM last
+)sql";
+
+constexpr char kReadStreamSql[] = R"sql(
+SELECT position, event_id::text, stream_version, event_type, schema_version,
+       data::text, metadata::text, transaction_id::text::bigint,
+       (extract(epoch FROM recorded_at) * 1000000)::bigint
+FROM events
+WHERE stream_id = $1::uuid AND stream_version > $2
+ORDER BY stream_version
+LIMIT $3
+)sql";
+
+constexpr char kFindCommandSql[] = R"sql(
+SELECT request_type, encode(request, 'hex'), result::text
+FROM commands WHERE command_id = $1
+)sql";
+
+constexpr char kLoadSnapshotSql[] = R"sql(
+SELECT stream_version, schema_version, state::text
+FROM snapshots WHERE stream_id = $1::uuid
+)sql";
+
+constexpr char kSaveSnapshotSql[] = R"sql(
+INSERT INTO snapshots (stream_id, stream_version, schema_version, state)
+VALUES ($1::uuid, $2, $3, $4::jsonb)
+ON CONFLICT (stream_id) DO UPDATE
+  SET stream_version = EXCLUDED.stream_version,
+      schema_version = EXCLUDED.schema_version,
+      state = EXCLUDED.state,
+      taken_at = now()
+  WHERE snapshots.stream_version < EXCLUDED.stream_version
+     OR snapshots.schema_version <> EXCLUDED.schema_version
+)sql";
+
+void PrepareStatements(pqxx::connection& conn) {
+  conn.prepare("append", kAppendSql);
+  conn.prepare("read_stream", kReadStreamSql);
+  conn.prepare("find_command", kFindCommandSql);
+  conn.prepare("load_snapshot", kLoadSnapshotSql);
+  conn.prepare("save_snapshot", kSaveSnapshotSql);
+}
+
+}  // namespace
+
+std::string ToArrayLiteral(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+PgEventStore::PgEventStore(Options options)
+    : options_(options),
+      pool_(db::ConnectionPool::Options{
+          .uri = options.uri,
+          .size = options.pool_size,
+          .on_connect = PrepareStatements,
+          .application_name = "bank-event-store"}) {}
+
+template <typename Fn>
+auto PgEventStore::WithConnection(absl::Time deadline, const char* what, Fn fn)
+    -> decltype(fn(std::declval<db::ConnectionPool::Lease&>())) {
+  absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, ": deadline passed before the database was asked"));
+  }
+  auto lease = pool_.Acquire(deadline);
+  if (!lease.ok()) return lease.status();
+  try {
+    lease->SetStatementTimeout(std::min(left, options_.max_statement_time));
+    return fn(*lease);
+  } catch (const std::exception& e) {
+    if (db::IsConnectionLost(e)) lease->Discard();
+    return db::StatusFromException(e, what);
+  }
+}
+
+absl::StatusOr<std::vector<StreamResult>> PgEventStore::Append(
+    const std::vector<StreamAppend>& appends, const CommandRecord* command,
+    absl::Time deadline) {
+  std::vector<std::string> ids, streams, versions, types, schemas, datas, metas;
+  for (const StreamAppend& a : appends) {
+    int64_t v = a.expected_version;
+    for (const NewEvent& e : a.events) {
+      ids.push_back(e.event_id);
+      streams.push_back(a.stream_id);
+      versions.push_back(std::to_string(++v));
+      types.push_back(e.type);
+      schemas.push_back(std::to_string(e.schema_version));
+      datas.push_back(e.data);
+      metas.push_back(e.metadata);
+    }
+  }
+  if (ids.empty()) return absl::InvalidArgumentError("nothing to append");
+  const std::string command_id = command ? command->command_id : "";
+  const std::string request_type = command ? command->request_type : "";
+  const std::string request_hex =
+      command ? absl::BytesToHexString(command->request) : "";
+
+  absl::StatusOr<std::vector<StreamResult>> out = WithConnection(
+      deadline, "appending events",
+      [&](db::ConnectionPool::Lease& conn)
+          -> absl::StatusOr<std::vector<StreamResult>> {
+        pqxx::nontransaction tx(*conn);
+        pqxx::result r = tx.exec_prepared(
+            "append", ToArrayLiteral(ids), ToArrayLiteral(streams),
+            ToArrayLiteral(versions), ToArrayLiteral(types),
+            ToArrayLiteral(schemas), ToArrayLiteral(datas),
+            ToArrayLiteral(metas), command_id, request_type, request_hex);
+        std::vector<StreamResult> results;
+        for (const StreamAppend& a : appends) {
+          StreamResult sr;
+          sr.stream_id = a.stream_id;
+          for (const auto& row : r) {
+            if (row[0].as<std::string>() == a.stream_id) {
+              sr.version = row[1].as<int64_t>();
+              sr.position = row[2].as<int64_t>();
+            }
+          }
+          results.push_back(std::move(sr));
+        }
+        return results;
+      });
+  if (out.status().code() == absl::StatusCode::kAlreadyExists) {
+    // Which unique constraint fired tells the caller what happened.
+    if (absl::StrContains(out.status().message(), "commands_pkey")) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("command ", command_id, " is recorded already"));
+    }
+    if (absl::StrContains(out.status().message(), "events_stream_version_key")) {
+      return absl::AbortedError(
+          "version conflict: another writer appended to the stream first");
+    }
+    return absl::InternalError(out.status().message());
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<RecordedEvent>> PgEventStore::ReadStream(
+    const std::string& stream_id, int64_t after_version, int max_count,
+    absl::Time deadline) {
+  return WithConnection(
+      deadline, "reading a stream",
+      [&](db::ConnectionPool::Lease& conn)
+          -> absl::StatusOr<std::vector<RecordedEvent>> {
+        pqxx::nontransaction tx(*conn);
+        pqxx::result r =
+            tx.exec_prepared("read_stream", stream_id, after_version, max_count);
+        std::vector<RecordedEvent> events;
+        events.reserve(r.size());
+        for (const auto& row : r) {
+          RecordedEvent e;
+          e.position = row[0].as<int64_t>();
+          e.event_id = row[1].as<std::string>();
+          e.stream_id = stream_id;
+          e.stream_version = row[2].as<int64_t>();
+          e.type = row[3].as<std::string>();
+          e.schema_version = row[4].as<int>();
+          e.data = row[5].as<std::string>();
+          e.metadata = row[6].as<std::string>();
+          e.transaction_id = row[7].as<int64_t>();
+          e.recorded_at = absl::FromUnixMicros(row[8].as<int64_t>());
+          events.push_back(std::move(e));
+        }
+        return events;
+      });
+}
+
+absl::StatusOr<std::optional<StoredCommand>> PgEventStore::FindCommand(
+    const std::string& command_id, absl::Time deadline) {
+  return WithConnection(
+      deadline, "looking up a command",
+      [&](db::ConnectionPool::Lease& conn)
+          -> absl::StatusOr<std::optional<StoredCommand>> {
+        pqxx::nontransaction tx(*conn);
+        pqxx::result r = tx.exec_prepared("find_command", command_id);
+        if (r.empty()) return std::optional<StoredCommand>();
+        StoredCommand c;
+        c.request_type = r[0][0].as<std::string>();
+        c.request = absl::HexStringToBytes(r[0][1].as<std::string>());
+        nlohmann::json results =
+            nlohmann::json::parse(r[0][2].as<std::string>(), nullptr, false);
+        if (!results.is_array()) {
+          return absl::InternalError(
+              absl::StrCat("command ", command_id, " has a malformed result"));
+        }
+        for (const auto& item : results) {
+          StreamResult sr;
+          sr.stream_id = item.value("stream_id", "");
+          sr.version = item.value("version", int64_t{0});
+          sr.position = item.value("position", int64_t{0});
+          c.results.push_back(std::move(sr));
+        }
+        return std::optional<StoredCommand>(std::move(c));
+      });
+}
+
+absl::StatusOr<std::optional<Snapshot>> PgEventStore::LoadSnapshot(
+    const std::string& stream_id, absl::Time deadline) {
+  return WithConnection(
+      deadline, "loading a snapshot",
+      [&](db::ConnectionPool::Lease& conn)
+          -> absl::StatusOr<std::optional<Snapshot>> {
+        pqxx::nontransaction tx(*conn);
+        pqxx::result r = tx.exec_prepared("load_snapshot", stream_id);
+        if (r.empty()) return std::optional<Snapshot>();
+        Snapshot s;
+        s.stream_id = stream_id;
+        s.version = r[0][0].as<int64_t>();
+        s.schema_version = r[0][1].as<int>();
+        s.state = r[0][2].as<std::string>();
+        return std::optional<Snapshot>(std::move(s));
+      });
+}
+
+absl::Status PgEventStore::SaveSnapshot(const Snapshot& snapshot,
+                                        absl::Time deadline) {
+  absl::StatusOr<bool> done = WithConnection(
+      deadline, "saving a snapshot",
+      [&](db::ConnectionPool::Lease& conn) -> absl::StatusOr<bool> {
+        pqxx::nontransaction tx(*conn);
+        tx.exec_prepared("save_snapshot", snapshot.stream_id, snapshot.version,
+                         snapshot.schema_version, snapshot.state);
+        return true;
+      });
+  return done.status();
+}
+
+}  // namespace bank::eventstore

@@ -1,0 +1,59 @@
+#ifndef BANK_COMMON_EVENTSTORE_PG_EVENT_STORE_H_
+#define BANK_COMMON_EVENTSTORE_PG_EVENT_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "common/db/connection_pool.h"
+#include "common/eventstore/event_store.h"
+
+namespace bank::eventstore {
+
+// The EventStore on PostgreSQL (schema: sql/events/). An append is a single
+// prepared statement (one round trip): a multi-row insert of every event
+// from arrays, plus the command record, in one implicit transaction.
+// Thread-safe.
+class PgEventStore final : public EventStore {
+ public:
+  struct Options {
+    std::string uri;
+    int pool_size = 8;
+    // The longest any statement may run, whatever the caller's deadline.
+    absl::Duration max_statement_time = absl::Seconds(10);
+  };
+
+  explicit PgEventStore(Options options);
+
+  absl::StatusOr<std::vector<StreamResult>> Append(
+      const std::vector<StreamAppend>& appends, const CommandRecord* command,
+      absl::Time deadline) override;
+  absl::StatusOr<std::vector<RecordedEvent>> ReadStream(
+      const std::string& stream_id, int64_t after_version, int max_count,
+      absl::Time deadline) override;
+  absl::StatusOr<std::optional<StoredCommand>> FindCommand(
+      const std::string& command_id, absl::Time deadline) override;
+  absl::StatusOr<std::optional<Snapshot>> LoadSnapshot(
+      const std::string& stream_id, absl::Time deadline) override;
+  absl::Status SaveSnapshot(const Snapshot& snapshot,
+                            absl::Time deadline) override;
+
+  db::ConnectionPool& pool() { return pool_; }
+
+ private:
+  // Runs fn(lease) with a connection whose statement_timeout honours the
+  // deadline; converts exceptions into a status.
+  template <typename Fn>
+  auto WithConnection(absl::Time deadline, const char* what, Fn fn)
+      -> decltype(fn(std::declval<db::ConnectionPool::Lease&>()));
+
+  const Options options_;
+  db::ConnectionPool pool_;
+};
+
+// Encodes strings as a PostgreSQL array literal ({"a","b"}), quoting every
+// element, for passing arrays as a single text parameter.
+std::string ToArrayLiteral(const std::vector<std::string>& items);
+
+}  // namespace bank::eventstore
+
+#endif  // BANK_COMMON_EVENTSTORE_PG_EVENT_STORE_H_

@@ -1,0 +1,562 @@
+// CommandService over real gRPC against a real PostgreSQL event store.
+#include <atomic>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "common/db/migrations.h"
+#include "common/util/text.h"
+#include "gtest/gtest.h"
+#include "tests/support/command_server.h"
+#include "tests/support/pg_cluster.h"
+
+namespace bank::sql {
+const std::vector<bank::db::Migration>& EventsMigrations();
+}
+
+namespace bank {
+namespace {
+
+using grpc::StatusCode;
+using testing::CommandServer;
+using testing::PgCluster;
+
+PgCluster* cluster = nullptr;
+std::string uri;
+
+class Env : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto c = PgCluster::Start();
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster = c->release();
+    ASSERT_TRUE(cluster->CreateDatabase("bank_events").ok());
+    uri = cluster->Uri("bank_events");
+    ASSERT_TRUE(db::ApplyMigrations(uri, sql::EventsMigrations(), "m").ok());
+  }
+  void TearDown() override { delete cluster; }
+};
+
+class CommandServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { server_ = std::make_unique<CommandServer>(uri); }
+
+  v1::CommandService::Stub& stub() { return *server_->stub; }
+
+  std::string Open(int64_t initial, const std::string& currency = "EUR") {
+    grpc::ClientContext ctx;
+    v1::OpenAccountRequest req;
+    req.set_owner("Alice");
+    req.set_currency(currency);
+    req.set_initial_deposit(initial);
+    v1::CommandResult res;
+    grpc::Status s = stub().OpenAccount(&ctx, req, &res);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return res.account_id();
+  }
+  grpc::Status Deposit(const std::string& id, int64_t amount,
+                       v1::CommandResult* res = nullptr,
+                       const std::string& command_id = "",
+                       std::optional<int64_t> expected = std::nullopt) {
+    grpc::ClientContext ctx;
+    v1::DepositRequest req;
+    req.set_command_id(command_id);
+    req.set_account_id(id);
+    req.set_amount(amount);
+    if (expected) req.set_expected_version(*expected);
+    v1::CommandResult ignored;
+    return stub().Deposit(&ctx, req, res ? res : &ignored);
+  }
+  grpc::Status Withdraw(const std::string& id, int64_t amount) {
+    grpc::ClientContext ctx;
+    v1::WithdrawRequest req;
+    req.set_account_id(id);
+    req.set_amount(amount);
+    v1::CommandResult res;
+    return stub().Withdraw(&ctx, req, &res);
+  }
+  grpc::Status Transfer(v1::CommandService::Stub& s, const std::string& from,
+                        const std::string& to, int64_t amount,
+                        v1::TransferResult* res = nullptr,
+                        const std::string& command_id = "") {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::TransferRequest req;
+    req.set_command_id(command_id);
+    req.set_from_account_id(from);
+    req.set_to_account_id(to);
+    req.set_amount(amount);
+    v1::TransferResult ignored;
+    return s.Transfer(&ctx, req, res ? res : &ignored);
+  }
+  grpc::Status Close(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::CloseAccountRequest req;
+    req.set_account_id(id);
+    v1::CommandResult res;
+    return stub().CloseAccount(&ctx, req, &res);
+  }
+  // The state folded by a fresh handler (no cache) from the store.
+  int64_t StoredBalance(const std::string& id) {
+    pqxx::connection c(uri);
+    pqxx::work tx(c);
+    pqxx::result r = tx.exec_params(
+        "SELECT coalesce(sum(CASE WHEN event_type IN ('MoneyDeposited','TransferReceived') "
+        "THEN (data->>'amount')::bigint WHEN event_type IN ('MoneyWithdrawn','TransferSent') "
+        "THEN -(data->>'amount')::bigint WHEN event_type = 'AccountOpened' "
+        "THEN (data->>'initial_deposit')::bigint ELSE 0 END), 0) "
+        "FROM events WHERE stream_id = $1::uuid", id);
+    return r[0][0].as<int64_t>();
+  }
+  int64_t Count(const std::string& sql) {
+    pqxx::connection c(uri);
+    pqxx::work tx(c);
+    return tx.exec(sql)[0][0].as<int64_t>();
+  }
+
+  std::unique_ptr<CommandServer> server_;
+};
+
+TEST_F(CommandServiceTest, OpenDepositWithdrawCloseReportVersionsAndPositions) {
+  grpc::ClientContext ctx;
+  v1::OpenAccountRequest req;
+  std::string id = util::NewUuid();
+  req.set_account_id(id);
+  req.set_owner("Zoë Ünicode");
+  req.set_currency("EUR");
+  req.set_initial_deposit(1000);
+  v1::CommandResult opened;
+  ASSERT_TRUE(stub().OpenAccount(&ctx, req, &opened).ok());
+  EXPECT_EQ(opened.account_id(), id);
+  EXPECT_EQ(opened.version(), 1);
+  EXPECT_GT(opened.position(), 0);
+  EXPECT_FALSE(opened.replayed());
+  v1::CommandResult dep;
+  ASSERT_TRUE(Deposit(id, 250, &dep).ok());
+  EXPECT_EQ(dep.version(), 2);
+  EXPECT_GT(dep.position(), opened.position());
+  ASSERT_TRUE(Withdraw(id, 1250).ok());
+  EXPECT_EQ(StoredBalance(id), 0);
+  ASSERT_TRUE(Close(id).ok());
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE stream_id = '" + id + "'"), 4);
+}
+
+TEST_F(CommandServiceTest, GeneratesAccountIdWhenEmpty) {
+  std::string id = Open(0);
+  EXPECT_TRUE(util::IsUuid(id)) << id;
+}
+
+TEST_F(CommandServiceTest, UpperCaseAccountIdIsTheSameAccount) {
+  std::string id = Open(0);
+  std::string upper = id;
+  for (char& c : upper) c = std::toupper(static_cast<unsigned char>(c));
+  v1::CommandResult res;
+  ASSERT_TRUE(Deposit(upper, 5, &res).ok());
+  EXPECT_EQ(res.account_id(), id);
+  EXPECT_EQ(res.version(), 2);
+}
+
+TEST_F(CommandServiceTest, InvalidArgumentForMalformedInput) {
+  std::string id = Open(10);
+  EXPECT_EQ(Deposit("not-a-uuid", 5).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Deposit("", 5).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Deposit(id, 0).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Deposit(id, -5).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Withdraw(id, std::numeric_limits<int64_t>::min()).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Deposit(id, 5, nullptr, std::string(129, 'c')).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Deposit(id, 5, nullptr, "", 0).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  for (const auto& [owner, currency] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"", "EUR"}, {std::string(201, 'a'), "EUR"}, {"tab\there", "EUR"},
+           {"Alice", "eur"}, {"Alice", "EU"}, {"Alice", "€UR"}}) {
+    grpc::ClientContext ctx;
+    v1::OpenAccountRequest req;
+    req.set_owner(owner);
+    req.set_currency(currency);
+    v1::CommandResult res;
+    grpc::Status s = stub().OpenAccount(&ctx, req, &res);
+    EXPECT_EQ(s.error_code(), StatusCode::INVALID_ARGUMENT) << owner << currency;
+    EXPECT_FALSE(s.error_message().empty());
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::OpenAccountRequest req;
+    req.set_owner("Alice");
+    req.set_currency("EUR");
+    req.set_initial_deposit(-1);
+    v1::CommandResult res;
+    EXPECT_EQ(stub().OpenAccount(&ctx, req, &res).error_code(),
+              StatusCode::INVALID_ARGUMENT);
+  }
+  // Invalid UTF-8 never passes gRPC's proto3 parsing; a caller inside the
+  // process gets INVALID_ARGUMENT from the handler itself.
+  {
+    v1::DepositRequest req;
+    req.set_account_id(id);
+    req.set_amount(1);
+    req.set_command_id("bad\xff");
+    EXPECT_EQ(server_->handler.Deposit(req, "", absl::Now() + absl::Seconds(5))
+                  .status().code(),
+              absl::StatusCode::kInvalidArgument);
+    v1::OpenAccountRequest open;
+    open.set_owner("a\xc3");
+    open.set_currency("EUR");
+    EXPECT_EQ(server_->handler.OpenAccount(open, "", absl::Now() + absl::Seconds(5))
+                  .status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(Transfer(stub(), id, id, 1).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Transfer(stub(), id, "x", 1).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(StoredBalance(id), 10);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE stream_id = '" + id + "'"), 1);
+}
+
+TEST_F(CommandServiceTest, NotFoundForUnknownAccount) {
+  std::string ghost = util::NewUuid();
+  std::string id = Open(10);
+  EXPECT_EQ(Deposit(ghost, 5).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(Withdraw(ghost, 5).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(Close(ghost).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(Transfer(stub(), id, ghost, 5).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(Transfer(stub(), ghost, id, 5).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE stream_id = '" + ghost + "'"), 0);
+  EXPECT_EQ(StoredBalance(id), 10);
+}
+
+TEST_F(CommandServiceTest, AlreadyExistsWhenOpeningAnExistingId) {
+  std::string id = Open(0);
+  grpc::ClientContext ctx;
+  v1::OpenAccountRequest req;
+  req.set_account_id(id);
+  req.set_owner("Mallory");
+  req.set_currency("EUR");
+  v1::CommandResult res;
+  EXPECT_EQ(stub().OpenAccount(&ctx, req, &res).error_code(),
+            StatusCode::ALREADY_EXISTS);
+}
+
+TEST_F(CommandServiceTest, FailedPreconditionForBusinessRules) {
+  std::string a = Open(100);
+  std::string usd = Open(0, "USD");
+  std::string full = Open(std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(Withdraw(a, 101).error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Transfer(stub(), a, usd, 1).error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Transfer(stub(), a, full, 1).error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Deposit(full, 1).error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Close(a).error_code(), StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(Withdraw(a, 100).ok());
+  ASSERT_TRUE(Close(a).ok());
+  grpc::Status s = Deposit(a, 1);
+  EXPECT_EQ(s.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("closed"), std::string::npos);
+  EXPECT_EQ(StoredBalance(full), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(StoredBalance(usd), 0);
+}
+
+TEST_F(CommandServiceTest, AbortedOnStaleExpectedVersion) {
+  std::string id = Open(0);
+  EXPECT_TRUE(Deposit(id, 5, nullptr, "", 1).ok());
+  grpc::Status s = Deposit(id, 5, nullptr, "", 1);
+  EXPECT_EQ(s.error_code(), StatusCode::ABORTED);
+  EXPECT_NE(s.error_message().find("version 2"), std::string::npos) << s.error_message();
+  EXPECT_EQ(Deposit(id, 5, nullptr, "", 3).error_code(), StatusCode::ABORTED);
+  EXPECT_TRUE(Deposit(id, 5, nullptr, "", 2).ok());
+  EXPECT_EQ(StoredBalance(id), 10);
+}
+
+TEST_F(CommandServiceTest, ConcurrentDepositsToOneAccountAllSucceed) {
+  std::string id = Open(0);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < 200; i += 16) {
+        grpc::Status s = Deposit(id, i + 1);
+        if (s.ok()) ++ok;
+        else ADD_FAILURE() << s.error_code() << " " << s.error_message();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 200);
+  EXPECT_EQ(StoredBalance(id), 200 * 201 / 2);
+  EXPECT_EQ(Count("SELECT max(stream_version) FROM events WHERE stream_id = '" + id + "'"), 201);
+}
+
+TEST_F(CommandServiceTest, ConcurrentDepositsThroughTwoInstancesAllSucceed) {
+  // Two service instances on one database: conflicts are real (the unique
+  // constraint) and are retried on the server.
+  CommandServer other(uri);
+  std::string id = Open(0);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      v1::CommandService::Stub& s = t % 2 ? *other.stub : stub();
+      for (int i = 0; i < 10; ++i) {
+        grpc::ClientContext ctx;
+        v1::DepositRequest req;
+        req.set_account_id(id);
+        req.set_amount(1);
+        v1::CommandResult res;
+        grpc::Status st = s.Deposit(&ctx, req, &res);
+        if (st.ok()) ++ok;
+        else ADD_FAILURE() << st.error_code() << " " << st.error_message();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 160);
+  EXPECT_EQ(StoredBalance(id), 160);
+}
+
+TEST_F(CommandServiceTest, RacingExpectedVersionExactlyOneWins) {
+  CommandServer other(uri);
+  std::string id = Open(0);
+  std::atomic<int> ok{0}, aborted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      v1::CommandService::Stub& s = t % 2 ? *other.stub : stub();
+      grpc::ClientContext ctx;
+      v1::DepositRequest req;
+      req.set_account_id(id);
+      req.set_amount(1);
+      req.set_expected_version(1);
+      v1::CommandResult res;
+      grpc::Status st = s.Deposit(&ctx, req, &res);
+      if (st.ok()) ++ok;
+      else if (st.error_code() == StatusCode::ABORTED) ++aborted;
+      else ADD_FAILURE() << st.error_code() << " " << st.error_message();
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(aborted.load(), 7);
+  EXPECT_EQ(StoredBalance(id), 1);
+}
+
+TEST_F(CommandServiceTest, OppositeTransfersConserveMoneyWithoutDeadlock) {
+  CommandServer other(uri);
+  std::string a = Open(1000);
+  std::string b = Open(1000);
+  std::atomic<int> ok{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      v1::CommandService::Stub& s = t % 2 ? *other.stub : stub();
+      for (int i = 0; i < 25; ++i) {
+        bool forward = (t + i) % 2 == 0;
+        grpc::Status st = Transfer(s, forward ? a : b, forward ? b : a, 70);
+        if (st.ok()) ++ok;
+        else if (st.error_code() == StatusCode::FAILED_PRECONDITION) ++refused;
+        else ADD_FAILURE() << st.error_code() << " " << st.error_message();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load() + refused.load(), 200);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(StoredBalance(a) + StoredBalance(b), 2000);
+  EXPECT_GE(StoredBalance(a), 0);
+  EXPECT_GE(StoredBalance(b), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE event_type = 'TransferSent' AND stream_id IN ('" + a + "','" + b + "')"),
+            ok.load());
+}
+
+TEST_F(CommandServiceTest, TransferWritesBothSidesAtomically) {
+  std::string a = Open(100);
+  std::string b = Open(0);
+  v1::TransferResult res;
+  ASSERT_TRUE(Transfer(stub(), a, b, 30, &res).ok());
+  EXPECT_EQ(res.from().account_id(), a);
+  EXPECT_EQ(res.to().account_id(), b);
+  EXPECT_EQ(res.from().version(), 2);
+  EXPECT_EQ(res.to().version(), 2);
+  EXPECT_EQ(StoredBalance(a), 70);
+  EXPECT_EQ(StoredBalance(b), 30);
+  EXPECT_EQ(Count("SELECT count(DISTINCT transaction_id) FROM events WHERE position IN (" +
+                  std::to_string(res.from().position()) + "," +
+                  std::to_string(res.to().position()) + ")"),
+            1);
+}
+
+TEST_F(CommandServiceTest, SameCommandIdTakesEffectOnceAcrossRestarts) {
+  std::string id = Open(0);
+  std::string cmd = util::NewUuid();
+  v1::CommandResult first, second, third;
+  ASSERT_TRUE(Deposit(id, 40, &first, cmd).ok());
+  EXPECT_FALSE(first.replayed());
+  ASSERT_TRUE(Deposit(id, 40, &second, cmd).ok());
+  EXPECT_TRUE(second.replayed());
+  EXPECT_EQ(second.version(), first.version());
+  EXPECT_EQ(second.position(), first.position());
+  // A restart: a new service instance with an empty cache.
+  server_ = std::make_unique<CommandServer>(uri);
+  ASSERT_TRUE(Deposit(id, 40, &third, cmd).ok());
+  EXPECT_TRUE(third.replayed());
+  EXPECT_EQ(third.position(), first.position());
+  EXPECT_EQ(StoredBalance(id), 40);
+  // The same id with another request is refused and changes nothing.
+  grpc::Status s = Deposit(id, 41, nullptr, cmd);
+  EXPECT_EQ(s.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("different request"), std::string::npos);
+  EXPECT_EQ(StoredBalance(id), 40);
+}
+
+TEST_F(CommandServiceTest, SameCommandIdRacingFromManyClientsAppliesOnce) {
+  CommandServer other(uri);
+  std::string a = Open(100), b = Open(0);
+  std::string cmd = util::NewUuid();
+  std::atomic<int> ok{0}, replayed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      v1::TransferResult res;
+      grpc::Status st = Transfer(t % 2 ? *other.stub : stub(), a, b, 10, &res, cmd);
+      if (st.ok()) {
+        ++ok;
+        if (res.from().replayed()) ++replayed;
+      } else {
+        ADD_FAILURE() << st.error_code() << " " << st.error_message();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_EQ(replayed.load(), 7);
+  EXPECT_EQ(StoredBalance(a), 90);
+  EXPECT_EQ(StoredBalance(b), 10);
+}
+
+TEST_F(CommandServiceTest, OpenWithServerGeneratedIdIsIdempotent) {
+  std::string cmd = util::NewUuid();
+  v1::CommandResult r1, r2;
+  for (v1::CommandResult* r : {&r1, &r2}) {
+    grpc::ClientContext ctx;
+    v1::OpenAccountRequest req;
+    req.set_command_id(cmd);
+    req.set_owner("Alice");
+    req.set_currency("EUR");
+    ASSERT_TRUE(stub().OpenAccount(&ctx, req, r).ok());
+  }
+  EXPECT_EQ(r1.account_id(), r2.account_id());
+  EXPECT_TRUE(r2.replayed());
+}
+
+TEST_F(CommandServiceTest, AppendFailingHalfWayLeavesNothingBehind) {
+  std::string a = Open(100), b = Open(0);
+  const int64_t events_before = Count("SELECT count(*) FROM events");
+  // Stream a appends fine at version 2; stream b claims version 1, which
+  // exists: the whole append, command record included, must vanish.
+  eventstore::StreamAppend sa{a, 1, {{util::NewUuid(), "MoneyDeposited", 1,
+                                      R"({"amount":"5"})", "{}"}}};
+  eventstore::StreamAppend sb{b, 0, {{util::NewUuid(), "MoneyDeposited", 1,
+                                      R"({"amount":"5"})", "{}"}}};
+  eventstore::CommandRecord rec{"half-way-" + util::NewUuid(), "Deposit", "x"};
+  auto r = server_->store.Append({sa, sb}, &rec, absl::Now() + absl::Seconds(10));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), events_before);
+  EXPECT_EQ(Count("SELECT count(*) FROM commands WHERE command_id = '" + rec.command_id + "'"), 0);
+  EXPECT_EQ(StoredBalance(a), 100);
+}
+
+TEST_F(CommandServiceTest, EventsAreAppendOnly) {
+  std::string a = Open(100);
+  pqxx::connection c(uri);
+  for (const char* sql : {"UPDATE events SET data = '{}'",
+                          "DELETE FROM events", "TRUNCATE events"}) {
+    pqxx::work tx(c);
+    EXPECT_THROW(tx.exec(sql), pqxx::sql_error) << sql;
+  }
+  EXPECT_EQ(StoredBalance(a), 100);
+}
+
+TEST_F(CommandServiceTest, AppendNotifiesListenersOncePerStatement) {
+  pqxx::connection listener(uri);
+  struct Receiver : pqxx::notification_receiver {
+    using pqxx::notification_receiver::notification_receiver;
+    int count = 0;
+    void operator()(const std::string&, int) override { ++count; }
+  } receiver(listener, "bank_events");
+  std::string a = Open(100), b = Open(0);
+  ASSERT_TRUE(Transfer(stub(), a, b, 1).ok());
+  int got = 0;
+  for (int i = 0; i < 50 && got < 3; ++i) got += listener.await_notification(0, 100000);
+  EXPECT_EQ(receiver.count, 3);  // Two opens and one two-event transfer.
+}
+
+TEST_F(CommandServiceTest, SnapshotsAreTakenAndOldOnesIgnored) {
+  server_ = std::make_unique<CommandServer>(
+      uri, command::CommandHandler::Options{.snapshot_every = 3});
+  std::string id = Open(0);
+  for (int i = 0; i < 9; ++i) ASSERT_TRUE(Deposit(id, 10).ok());
+  EXPECT_EQ(Count("SELECT stream_version FROM snapshots WHERE stream_id = '" + id + "'"), 9);
+  // A new instance (no cache) starts from the snapshot and reads on.
+  server_ = std::make_unique<CommandServer>(
+      uri, command::CommandHandler::Options{.snapshot_every = 3});
+  v1::CommandResult r;
+  ASSERT_TRUE(Deposit(id, 1, &r).ok());
+  EXPECT_EQ(r.version(), 11);
+  // A snapshot of an unknown schema version, or one that lies, is not used.
+  {
+    pqxx::connection c(uri);
+    pqxx::work tx(c);
+    tx.exec("UPDATE snapshots SET schema_version = 99, state = '{\"balance\":\"999999\",\"version\":\"9\"}' WHERE stream_id = '" + id + "'");
+    tx.commit();
+  }
+  server_ = std::make_unique<CommandServer>(uri);
+  EXPECT_EQ(Withdraw(id, 92).error_code(), StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(Withdraw(id, 91).ok());
+}
+
+TEST_F(CommandServiceTest, ReplaysStreamsHoldingOldAndNewSchemaVersions) {
+  std::string id = util::NewUuid();
+  {
+    pqxx::connection c(uri);
+    pqxx::work tx(c);
+    tx.exec_params(
+        "INSERT INTO events (event_id, stream_id, stream_version, event_type, "
+        "schema_version, data) VALUES ($1::uuid, $2::uuid, 1, 'AccountOpened', 1, "
+        "jsonb_build_object('account_id', $2::text, 'holder', 'Legacy Owner', "
+        "'currency', 'EUR', 'initial_deposit', '70'))",
+        util::NewUuid(), id);
+    tx.commit();
+  }
+  v1::CommandResult r;
+  ASSERT_TRUE(Deposit(id, 30, &r).ok());
+  EXPECT_EQ(r.version(), 2);
+  server_ = std::make_unique<CommandServer>(uri);
+  EXPECT_EQ(Withdraw(id, 101).error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(Withdraw(id, 100).ok());
+  EXPECT_EQ(Count("SELECT count(DISTINCT schema_version) FROM events WHERE "
+                  "stream_id = '" + id + "' AND event_type = 'AccountOpened'"), 1);
+}
+
+TEST_F(CommandServiceTest, UnreachableDatabaseIsUnavailable) {
+  int port = testing::PickFreePort();
+  CommandServer dead("postgresql://postgres@127.0.0.1:" + std::to_string(port) +
+                     "/bank_events?connect_timeout=2");
+  grpc::ClientContext ctx;
+  v1::DepositRequest req;
+  req.set_account_id(util::NewUuid());
+  req.set_amount(1);
+  v1::CommandResult res;
+  grpc::Status s = dead.stub->Deposit(&ctx, req, &res);
+  EXPECT_EQ(s.error_code(), StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_FALSE(s.error_message().empty());
+}
+
+}  // namespace
+}  // namespace bank
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new bank::Env());
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,46 @@
+#ifndef BANK_TESTS_SUPPORT_COMMAND_SERVER_H_
+#define BANK_TESTS_SUPPORT_COMMAND_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "bank/v1/bank.grpc.pb.h"
+#include "command-service/command_handler.h"
+#include "command-service/command_service.h"
+#include "common/eventstore/pg_event_store.h"
+#include "common/grpc/server.h"
+
+namespace bank::testing {
+
+// An in-process command service (real handler, real PostgreSQL event store,
+// real gRPC on a free port) and a client stub for it.
+struct CommandServer {
+  explicit CommandServer(const std::string& uri,
+                         command::CommandHandler::Options options = {},
+                         int pool_size = 8)
+      : store({.uri = uri, .pool_size = pool_size}),
+        handler(store, options),
+        impl(handler) {
+    server = *grpcutil::Server::Start({.listen = "127.0.0.1:0"}, {&impl});
+    channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
+                                  grpc::InsecureChannelCredentials());
+    stub = v1::CommandService::NewStub(channel);
+  }
+  ~CommandServer() {
+    server->Shutdown(absl::Seconds(5));
+    server->Wait();
+  }
+
+  eventstore::PgEventStore store;
+  command::CommandHandler handler;
+  command::CommandServiceImpl impl;
+  std::unique_ptr<grpcutil::Server> server;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::CommandService::Stub> stub;
+};
+
+}  // namespace bank::testing
+
+#endif  // BANK_TESTS_SUPPORT_COMMAND_SERVER_H_

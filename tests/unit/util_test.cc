@@ -1,0 +1,51 @@
+#include "common/db/uri.h"
+#include "common/eventstore/pg_event_store.h"
+#include "common/util/text.h"
+#include "gtest/gtest.h"
+
+namespace bank {
+namespace {
+
+TEST(TextTest, Utf8Length) {
+  EXPECT_EQ(util::Utf8Length("abc"), 3u);
+  EXPECT_EQ(util::Utf8Length("\xc3\xa9t\xc3\xa9"), 3u);
+  EXPECT_EQ(util::Utf8Length("\xf0\x9f\x92\xb0"), 1u);
+  EXPECT_EQ(util::Utf8Length(""), 0u);
+  EXPECT_FALSE(util::Utf8Length("\xff").has_value());
+  EXPECT_FALSE(util::Utf8Length("\xc3").has_value());          // truncated
+  EXPECT_FALSE(util::Utf8Length("\xc0\xaf").has_value());      // overlong
+  EXPECT_FALSE(util::Utf8Length("\xed\xa0\x80").has_value());  // surrogate
+  EXPECT_FALSE(util::Utf8Length("\xf4\x90\x80\x80").has_value());  // > U+10FFFF
+}
+
+TEST(TextTest, Uuids) {
+  EXPECT_TRUE(util::IsUuid("123e4567-e89b-12d3-a456-426614174000"));
+  EXPECT_TRUE(util::IsUuid("123E4567-E89B-12D3-A456-426614174000"));
+  EXPECT_FALSE(util::IsUuid("123e4567e89b12d3a456426614174000"));
+  EXPECT_FALSE(util::IsUuid("123e4567-e89b-12d3-a456-42661417400g"));
+  EXPECT_FALSE(util::IsUuid(""));
+  std::string a = util::NewUuid(), b = util::NewUuid();
+  EXPECT_TRUE(util::IsUuid(a));
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a[14], '4');
+}
+
+TEST(UriTest, MasksPasswords) {
+  EXPECT_EQ(db::MaskPassword("postgresql://bank:s3cret@db:5432/bank_events"),
+            "postgresql://bank:****@db:5432/bank_events");
+  EXPECT_EQ(db::MaskPassword("postgresql://db/x?user=u&password=s3cret&sslmode=require"),
+            "postgresql://db/x?user=u&password=****&sslmode=require");
+  EXPECT_EQ(db::MaskPassword("host=db password=s3cret dbname=x"),
+            "host=db password=**** dbname=x");
+  EXPECT_EQ(db::MaskPassword("postgresql:///bank_events"),
+            "postgresql:///bank_events");
+}
+
+TEST(ArrayLiteralTest, QuotesEveryElement) {
+  EXPECT_EQ(eventstore::ToArrayLiteral({}), "{}");
+  EXPECT_EQ(eventstore::ToArrayLiteral({"a", "{\"k\": \"v\\\\\"}"}),
+            "{\"a\",\"{\\\"k\\\": \\\"v\\\\\\\\\\\"}\"}");
+}
+
+}  // namespace
+}  // namespace bank
