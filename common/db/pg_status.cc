@@ -43,6 +43,10 @@ absl::Status StatusFromException(const std::exception& e,
     return absl::UnavailableError(
         absl::StrCat(what, ": database unavailable: ", msg));
   }
+  if (state == "42P01" || state == "3D000") {
+    return absl::UnavailableError(absl::StrCat(
+        what, ": database or schema not ready (is its owner running?): ", msg));
+  }
   if (state == "57014") {
     return absl::DeadlineExceededError(
         absl::StrCat(what, ": statement timed out: ", msg));

@@ -1,0 +1,390 @@
+// bankctl: a command-line client for the bank's CommandService and
+// QueryService. Amounts are typed and shown as decimals of the account's
+// currency ("100.00"); errors print the gRPC status and exit non-zero.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "bank/v1/bank.grpc.pb.h"
+#include "cli/money_format.h"
+#include "common/util/text.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace {
+
+using bank::cli::FormatAmount;
+using bank::cli::ParseAmount;
+
+struct Options {
+  std::string command_host = "localhost:50051";
+  std::string query_host = "localhost:50052";
+  bool json = false;
+  double timeout = 10;
+  bool no_wait = false;
+};
+
+const char* CodeName(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::OK: return "OK";
+    case grpc::CANCELLED: return "CANCELLED";
+    case grpc::UNKNOWN: return "UNKNOWN";
+    case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::NOT_FOUND: return "NOT_FOUND";
+    case grpc::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::ABORTED: return "ABORTED";
+    case grpc::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::INTERNAL: return "INTERNAL";
+    case grpc::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::DATA_LOSS: return "DATA_LOSS";
+    case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "UNKNOWN";
+  }
+}
+
+// An error for the user: what failed and the status, on stderr.
+struct Failure {
+  std::string text;
+};
+
+void Check(const grpc::Status& s, const std::string& what) {
+  if (!s.ok()) {
+    throw Failure{absl::StrCat(what, ": ", CodeName(s.error_code()), ": ",
+                               s.error_message())};
+  }
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  o.always_print_primitive_fields = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+class Client {
+ public:
+  explicit Client(const Options& o) : o_(o) {}
+
+  bank::v1::CommandService::Stub& commands() {
+    if (!commands_) {
+      commands_ = bank::v1::CommandService::NewStub(grpc::CreateChannel(
+          o_.command_host, grpc::InsecureChannelCredentials()));
+    }
+    return *commands_;
+  }
+  bank::v1::QueryService::Stub& queries() {
+    if (!queries_) {
+      queries_ = bank::v1::QueryService::NewStub(grpc::CreateChannel(
+          o_.query_host, grpc::InsecureChannelCredentials()));
+    }
+    return *queries_;
+  }
+  std::unique_ptr<grpc::ClientContext> Context() const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(
+                          static_cast<int64_t>(o_.timeout * 1000)));
+    return ctx;
+  }
+  bank::v1::AccountBalance Balance(const std::string& id, int64_t min_version,
+                                   const std::optional<absl::Time>& as_of) {
+    bank::v1::GetBalanceRequest req;
+    req.set_account_id(id);
+    req.set_min_version(min_version);
+    if (as_of) {
+      req.mutable_as_of()->set_seconds(absl::ToUnixSeconds(*as_of));
+      req.mutable_as_of()->set_nanos(static_cast<int32_t>(
+          absl::ToInt64Nanoseconds(*as_of - absl::FromUnixSeconds(
+                                                absl::ToUnixSeconds(*as_of)))));
+    }
+    bank::v1::AccountBalance b;
+    auto ctx = Context();
+    Check(queries().GetBalance(ctx.get(), req, &b), "balance");
+    return b;
+  }
+  // The currency of an account (waits until its opening is projected).
+  std::string CurrencyOf(const std::string& id) {
+    return Balance(id, 1, std::nullopt).currency();
+  }
+
+  const Options& options() const { return o_; }
+
+ private:
+  const Options& o_;
+  std::unique_ptr<bank::v1::CommandService::Stub> commands_;
+  std::unique_ptr<bank::v1::QueryService::Stub> queries_;
+};
+
+const char* StatusName(bank::v1::AccountStatus s) {
+  return s == bank::v1::ACCOUNT_STATUS_CLOSED ? "closed" : "open";
+}
+
+void PrintBalance(const bank::v1::AccountBalance& b) {
+  std::cout << "account  " << b.account_id() << "\n"
+            << "owner    " << b.owner() << "\n"
+            << "balance  " << FormatAmount(b.balance(), b.currency()) << " "
+            << b.currency() << "\n"
+            << "status   " << StatusName(b.status()) << "\n"
+            << "version  " << b.version() << "\n"
+            << "updated  "
+            << google::protobuf::util::TimeUtil::ToString(b.updated_at())
+            << "\n";
+}
+
+// After a command: the result, then (unless --no-wait) the balance that
+// includes it, read with min_version so the user sees their own write.
+void Report(Client& c, const char* what, const bank::v1::CommandResult& r) {
+  std::optional<bank::v1::AccountBalance> b;
+  if (!c.options().no_wait) b = c.Balance(r.account_id(), r.version(), std::nullopt);
+  if (c.options().json) {
+    std::cout << "{\"result\":" << ToJson(r);
+    if (b) std::cout << ",\"balance\":" << ToJson(*b);
+    std::cout << "}\n";
+    return;
+  }
+  std::cout << what << " " << r.account_id() << " (version " << r.version()
+            << ", position " << r.position()
+            << (r.replayed() ? ", replayed earlier result" : "") << ")\n";
+  if (b) {
+    std::cout << "balance  " << FormatAmount(b->balance(), b->currency()) << " "
+              << b->currency() << "\n";
+  }
+}
+
+absl::Time ParseTime(const std::string& text) {
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
+    throw Failure{absl::StrCat("--as-of \"", text,
+                               "\" is not an RFC 3339 time like "
+                               "2026-01-31T12:00:00Z: ", err)};
+  }
+  return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"bankctl: talk to the bank's command and query services"};
+  app.require_subcommand(1);
+  app.add_option("--command-host", o.command_host, "CommandService address")
+      ->envname("BANK_COMMAND_HOST")
+      ->capture_default_str();
+  app.add_option("--query-host", o.query_host, "QueryService address")
+      ->envname("BANK_QUERY_HOST")
+      ->capture_default_str();
+  app.add_flag("--json", o.json, "print JSON (protobuf JSON mapping)");
+  app.add_option("--timeout", o.timeout, "seconds per call")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  app.add_flag("--no-wait", o.no_wait,
+               "after a command, do not wait for and show the new balance");
+
+  std::string owner, currency, initial = "0", id, command_id, from, to, amount,
+                                   as_of;
+  std::optional<int64_t> expected;
+  int64_t wait_version = 0;
+  bool wait = false, all = false;
+  int page_size = 0;
+  std::string page_token;
+
+  auto* open = app.add_subcommand("open", "open an account");
+  open->add_option("--owner", owner, "account holder")->required();
+  open->add_option("--currency", currency, "three upper-case letters")->required();
+  open->add_option("--initial", initial, "initial deposit, e.g. 100.00")
+      ->capture_default_str();
+  open->add_option("--id", id, "account id (UUID); generated when absent");
+  open->add_option("--command-id", command_id, "idempotency key");
+
+  auto add_money = [&](CLI::App* sub, bool with_expected) {
+    sub->add_option("account", id, "account id")->required();
+    sub->add_option("amount", amount, "amount, e.g. 12.50")->required();
+    sub->add_option("--command-id", command_id, "idempotency key");
+    if (with_expected) {
+      sub->add_option("--expected-version", expected,
+                      "apply only if the account is at this version");
+    }
+  };
+  auto* deposit = app.add_subcommand("deposit", "deposit money");
+  add_money(deposit, true);
+  auto* withdraw = app.add_subcommand("withdraw", "withdraw money");
+  add_money(withdraw, true);
+  auto* transfer = app.add_subcommand("transfer", "move money between accounts");
+  transfer->add_option("from", from, "account to take from")->required();
+  transfer->add_option("to", to, "account to pay into")->required();
+  transfer->add_option("amount", amount, "amount, e.g. 12.50")->required();
+  transfer->add_option("--command-id", command_id, "idempotency key");
+  auto* close = app.add_subcommand("close", "close an account (zero balance)");
+  close->add_option("account", id, "account id")->required();
+  close->add_option("--command-id", command_id, "idempotency key");
+  close->add_option("--expected-version", expected,
+                    "apply only if the account is at this version");
+  auto* balance = app.add_subcommand("balance", "show an account's balance");
+  balance->add_option("account", id, "account id")->required();
+  balance->add_flag("--wait", wait, "wait until the read model has version --version");
+  balance->add_option("--version", wait_version,
+                      "with --wait: the version to wait for (default 1)");
+  balance->add_option("--as-of", as_of, "RFC 3339 time: the balance back then");
+  auto* accounts = app.add_subcommand("accounts", "list accounts");
+  accounts->add_option("--page-size", page_size, "accounts per page");
+  accounts->add_option("--page-token", page_token, "continue a listing");
+  accounts->add_flag("--all", all, "follow every page");
+  auto* history = app.add_subcommand("history", "show an account's history");
+  history->add_option("account", id, "account id")->required();
+  history->add_option("--page-size", page_size, "entries per page");
+  history->add_option("--page-token", page_token, "continue a listing");
+  history->add_flag("--all", all, "follow every page");
+
+  CLI11_PARSE(app, argc, argv);
+  Client c(o);
+  try {
+    auto cmd_id = [&] {
+      return command_id.empty() ? bank::util::NewUuid() : command_id;
+    };
+    if (open->parsed()) {
+      bank::v1::OpenAccountRequest req;
+      req.set_command_id(cmd_id());
+      req.set_account_id(id);
+      req.set_owner(owner);
+      req.set_currency(currency);
+      auto minor = ParseAmount(initial, currency);
+      if (!minor.ok()) throw Failure{std::string(minor.status().message())};
+      req.set_initial_deposit(*minor);
+      bank::v1::CommandResult r;
+      auto ctx = c.Context();
+      Check(c.commands().OpenAccount(ctx.get(), req, &r), "open");
+      Report(c, "opened", r);
+    } else if (deposit->parsed() || withdraw->parsed()) {
+      auto minor = ParseAmount(amount, c.CurrencyOf(id));
+      if (!minor.ok()) throw Failure{std::string(minor.status().message())};
+      bank::v1::CommandResult r;
+      auto ctx = c.Context();
+      if (deposit->parsed()) {
+        bank::v1::DepositRequest req;
+        req.set_command_id(cmd_id());
+        req.set_account_id(id);
+        req.set_amount(*minor);
+        if (expected) req.set_expected_version(*expected);
+        Check(c.commands().Deposit(ctx.get(), req, &r), "deposit");
+        Report(c, "deposited to", r);
+      } else {
+        bank::v1::WithdrawRequest req;
+        req.set_command_id(cmd_id());
+        req.set_account_id(id);
+        req.set_amount(*minor);
+        if (expected) req.set_expected_version(*expected);
+        Check(c.commands().Withdraw(ctx.get(), req, &r), "withdraw");
+        Report(c, "withdrew from", r);
+      }
+    } else if (transfer->parsed()) {
+      auto minor = ParseAmount(amount, c.CurrencyOf(from));
+      if (!minor.ok()) throw Failure{std::string(minor.status().message())};
+      bank::v1::TransferRequest req;
+      req.set_command_id(cmd_id());
+      req.set_from_account_id(from);
+      req.set_to_account_id(to);
+      req.set_amount(*minor);
+      bank::v1::TransferResult r;
+      auto ctx = c.Context();
+      Check(c.commands().Transfer(ctx.get(), req, &r), "transfer");
+      if (o.json) {
+        std::cout << ToJson(r) << "\n";
+      } else {
+        Report(c, "transferred from", r.from());
+        Report(c, "transferred to", r.to());
+      }
+    } else if (close->parsed()) {
+      bank::v1::CloseAccountRequest req;
+      req.set_command_id(cmd_id());
+      req.set_account_id(id);
+      if (expected) req.set_expected_version(*expected);
+      bank::v1::CommandResult r;
+      auto ctx = c.Context();
+      Check(c.commands().CloseAccount(ctx.get(), req, &r), "close");
+      Report(c, "closed", r);
+    } else if (balance->parsed()) {
+      std::optional<absl::Time> t;
+      if (!as_of.empty()) t = ParseTime(as_of);
+      int64_t v = wait ? std::max<int64_t>(1, wait_version) : 0;
+      bank::v1::AccountBalance b = c.Balance(id, v, t);
+      if (o.json) {
+        std::cout << ToJson(b) << "\n";
+      } else {
+        PrintBalance(b);
+      }
+    } else if (accounts->parsed()) {
+      do {
+        bank::v1::ListAccountsRequest req;
+        req.set_page_size(page_size);
+        req.set_page_token(page_token);
+        bank::v1::ListAccountsResponse resp;
+        auto ctx = c.Context();
+        Check(c.queries().ListAccounts(ctx.get(), req, &resp), "accounts");
+        if (o.json) {
+          std::cout << ToJson(resp) << "\n";
+        } else {
+          for (const auto& a : resp.accounts()) {
+            std::cout << a.account_id() << "  " << StatusName(a.status()) << "  "
+                      << FormatAmount(a.balance(), a.currency()) << " "
+                      << a.currency() << "  " << a.owner() << "\n";
+          }
+          if (!all && !resp.next_page_token().empty()) {
+            std::cout << "more: --page-token " << resp.next_page_token() << "\n";
+          }
+        }
+        page_token = resp.next_page_token();
+      } while (all && !page_token.empty());
+    } else if (history->parsed()) {
+      std::string cur;
+      do {
+        bank::v1::GetHistoryRequest req;
+        req.set_account_id(id);
+        req.set_page_size(page_size);
+        req.set_page_token(page_token);
+        bank::v1::GetHistoryResponse resp;
+        auto ctx = c.Context();
+        Check(c.queries().GetHistory(ctx.get(), req, &resp), "history");
+        if (o.json) {
+          std::cout << ToJson(resp) << "\n";
+        } else {
+          if (cur.empty()) cur = c.Balance(id, 0, std::nullopt).currency();
+          for (const auto& h : resp.entries()) {
+            std::string kind = bank::v1::EntryKind_Name(h.kind()).substr(11);
+            std::cout << google::protobuf::util::TimeUtil::ToString(h.occurred_at())
+                      << "  v" << h.version() << "  " << kind << "  "
+                      << FormatAmount(h.amount(), cur) << "  -> "
+                      << FormatAmount(h.balance_after(), cur) << " " << cur;
+            if (!h.counterparty_account_id().empty()) {
+              std::cout << "  (" << h.counterparty_account_id() << ")";
+            }
+            std::cout << "\n";
+          }
+          if (!all && !resp.next_page_token().empty()) {
+            std::cout << "more: --page-token " << resp.next_page_token() << "\n";
+          }
+        }
+        page_token = resp.next_page_token();
+      } while (all && !page_token.empty());
+    }
+  } catch (const Failure& f) {
+    std::cerr << "bankctl: " << f.text << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,54 @@
+#ifndef BANK_PROJECTOR_EVENT_READER_H_
+#define BANK_PROJECTOR_EVENT_READER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/eventstore/event_store.h"
+
+namespace bank::projector {
+
+// How far a projection has read the event store, in tailing order.
+struct Checkpoint {
+  int64_t transaction_id = 0;
+  int64_t position = 0;
+  friend bool operator==(const Checkpoint& a, const Checkpoint& b) {
+    return a.transaction_id == b.transaction_id && a.position == b.position;
+  }
+};
+
+struct HeadInfo {
+  int64_t head_position = 0;                  // Highest position written.
+  std::optional<absl::Time> oldest_pending;   // Oldest event not yet read.
+};
+
+// Reads committed events gap-free (see sql/events/001_events.sql): only
+// events of transactions older than every running one, in (transaction_id,
+// position) order. Reconnects on the next call after a failure. Not
+// thread-safe.
+class EventReader {
+ public:
+  explicit EventReader(std::string uri) : uri_(std::move(uri)) {}
+
+  // Up to `limit` events after `after`; UNAVAILABLE when unreachable.
+  absl::StatusOr<std::vector<eventstore::RecordedEvent>> ReadAfter(
+      const Checkpoint& after, int limit);
+  absl::StatusOr<HeadInfo> Head(const Checkpoint& after);
+  void Disconnect() { conn_.reset(); }
+
+ private:
+  absl::Status Connect();
+  const std::string uri_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+}  // namespace bank::projector
+
+#endif  // BANK_PROJECTOR_EVENT_READER_H_

@@ -1,0 +1,52 @@
+// projector: tails the events database and keeps the read database equal to
+// what the events say.
+#include <csignal>
+
+#include "CLI/CLI.hpp"
+#include "common/log/log.h"
+#include "common/util/signals.h"
+#include "projector/app.h"
+
+int main(int argc, char** argv) {
+  bank::util::BlockTerminationSignals();
+  bank::projector::ProjectorOptions options;
+  options.events_db = "postgresql:///bank_events";
+  options.read_db = "postgresql:///bank_read";
+  std::string log_level = "info";
+  double poll_seconds = 1.0;
+  bool rebuild = false;
+  CLI::App app{"bank projector: keeps the read model up to date"};
+  app.add_option("--events-db", options.events_db, "events database")
+      ->envname("BANK_EVENTS_DB")
+      ->capture_default_str();
+  app.add_option("--read-db", options.read_db, "read database")
+      ->envname("BANK_READ_DB")
+      ->capture_default_str();
+  app.add_option("--batch-size", options.batch_size, "events per transaction")
+      ->envname("BANK_BATCH_SIZE")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--poll-interval", poll_seconds,
+                 "seconds between safety polls when no notification arrives")
+      ->envname("BANK_POLL_INTERVAL")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  app.add_flag("--skip-poison", options.skip_poison,
+               "record events that cannot be projected in poison_events and "
+               "go on, instead of stopping")
+      ->envname("BANK_SKIP_POISON");
+  app.add_flag("--rebuild", rebuild,
+               "rebuild the read model from the first event into fresh "
+               "tables, swap them in, and exit");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->envname("BANK_LOG_LEVEL")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  options.poll_interval = absl::Seconds(poll_seconds);
+  options.standby_retry = std::min(absl::Seconds(1), options.poll_interval * 2);
+  if (absl::Status s = bank::log::Init("projector", log_level); !s.ok()) {
+    fprintf(stderr, "projector: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  return bank::projector::RunProjector(options, rebuild);
+}

@@ -1,0 +1,219 @@
+#include "projector/projector.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "common/db/pg_status.h"
+#include "common/log/log.h"
+
+namespace bank::projector {
+namespace {
+
+constexpr char kTryLockSql[] =
+    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))";
+constexpr char kEventsChannel[] = "bank_events";
+
+// Counts wake-ups; the projector drains them all before each catch-up, so a
+// burst of notifications costs one more read, not one per notification.
+class WakeUps : public pqxx::notification_receiver {
+ public:
+  WakeUps(pqxx::connection_base& c) : pqxx::notification_receiver(c, kEventsChannel) {}
+  void operator()(const std::string&, int) override { ++count; }
+  int64_t count = 0;
+};
+
+void SleepUnlessStopped(absl::Duration d, const std::atomic<bool>& stop) {
+  absl::Time end = absl::Now() + d;
+  while (!stop.load() && absl::Now() < end) {
+    absl::SleepFor(std::min(absl::Milliseconds(50), end - absl::Now()));
+  }
+}
+
+}  // namespace
+
+Projector::Projector(ProjectorOptions options)
+    : options_(std::move(options)), reader_(options_.events_db) {}
+
+bool Projector::TryLead() {
+  try {
+    if (lock_conn_ == nullptr || !lock_conn_->is_open()) {
+      lock_conn_ = std::make_unique<pqxx::connection>(options_.read_db);
+      lock_conn_->set_variable("application_name", "'bank-projector-lock'");
+    }
+    pqxx::nontransaction tx(*lock_conn_);
+    pqxx::result r = tx.exec_params(
+        kTryLockSql, absl::StrCat("bank-projector:", options_.projection));
+    return r[0][0].as<bool>();
+  } catch (const std::exception& e) {
+    lock_conn_.reset();
+    spdlog::warn("cannot reach the read database for the projector lock: {}",
+                 db::StatusFromException(e, "locking").message());
+    return false;
+  }
+}
+
+void Projector::ReportLag(const Checkpoint& checkpoint) {
+  absl::StatusOr<HeadInfo> head = reader_.Head(checkpoint);
+  if (!head.ok()) return;
+  int64_t lag_events = std::max<int64_t>(0, head->head_position - checkpoint.position);
+  int64_t lag_us = head->oldest_pending.has_value()
+                       ? std::max<int64_t>(0, absl::ToInt64Microseconds(
+                                                  absl::Now() - *head->oldest_pending))
+                       : 0;
+  if (!head->oldest_pending.has_value()) lag_events = 0;
+  stats_.lag_events = lag_events;
+  stats_.lag_micros = lag_us;
+  if (lag_events > 0 && absl::Now() - last_lag_log_ > absl::Seconds(10)) {
+    last_lag_log_ = absl::Now();
+    spdlog::info("lag: about {} events, {:.3f} s behind the head (position {})",
+                 lag_events, lag_us / 1e6, head->head_position);
+  }
+}
+
+absl::Status Projector::CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
+                                const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    absl::StatusOr<std::vector<eventstore::RecordedEvent>> events =
+        reader_.ReadAfter(checkpoint, options_.batch_size);
+    if (!events.ok()) return events.status();
+    if (events->empty()) break;
+    absl::StatusOr<BatchResult> r =
+        writer.ApplyBatch(checkpoint, *events, options_.skip_poison);
+    if (!r.ok()) {
+      if (r.status().code() == absl::StatusCode::kAborted) {
+        spdlog::warn("{}; reloading the checkpoint", r.status().message());
+        absl::StatusOr<Checkpoint> c = writer.LoadCheckpoint();
+        if (!c.ok()) return c.status();
+        checkpoint = *c;
+        continue;
+      }
+      return r.status();
+    }
+    checkpoint = r->checkpoint;
+    stats_.events_applied += r->applied;
+    stats_.batches += 1;
+    stats_.checkpoint_position = checkpoint.position;
+    if (r->poison > 0) {
+      spdlog::error("skipped {} poison event(s) up to position {}; see the "
+                    "poison_events table", r->poison, checkpoint.position);
+    }
+    spdlog::debug("applied {} events ({} duplicates) up to position {}",
+                  r->applied, r->duplicates, checkpoint.position);
+    if (static_cast<int>(events->size()) < options_.batch_size) break;
+  }
+  ReportLag(checkpoint);
+  return absl::OkStatus();
+}
+
+absl::Status Projector::Run(const std::atomic<bool>& stop) {
+  ReadModelWriter writer(options_.read_db, options_.projection, "");
+  absl::Duration backoff = absl::Milliseconds(100);
+  bool said_standby = false;
+  std::unique_ptr<pqxx::connection> listen_conn;
+  std::unique_ptr<WakeUps> wakeups;
+  absl::Time last_lock_check = absl::Now();
+  std::optional<Checkpoint> checkpoint;  // Reloaded after any failure.
+  while (!stop.load()) {
+    if (!stats_.active.load()) {
+      if (!TryLead()) {
+        if (!said_standby) {
+          spdlog::info("another projector is active; waiting as a standby");
+          said_standby = true;
+        }
+        SleepUnlessStopped(options_.standby_retry, stop);
+        continue;
+      }
+      stats_.active = true;
+      spdlog::info("active: this projector applies events");
+    }
+    absl::Status s;
+    try {
+      if (listen_conn == nullptr || !listen_conn->is_open()) {
+        wakeups.reset();
+        listen_conn = std::make_unique<pqxx::connection>(options_.events_db);
+        listen_conn->set_variable("application_name", "'bank-projector-listen'");
+        // LISTEN first, then catch up: nothing committed in between is missed.
+        wakeups = std::make_unique<WakeUps>(*listen_conn);
+        listen_conn->get_notifs();
+        stats_.reconnects += 1;
+      }
+      if (!checkpoint.has_value()) {
+        absl::StatusOr<Checkpoint> loaded = writer.LoadCheckpoint();
+        s = loaded.status();
+        if (s.ok()) checkpoint = *loaded;
+      }
+      if (s.ok()) s = CatchUp(writer, *checkpoint, stop);
+      if (s.code() == absl::StatusCode::kFailedPrecondition) {
+        spdlog::error("projection stopped: {}", s.message());
+        return s;
+      }
+      if (s.ok()) {
+        backoff = absl::Milliseconds(100);
+        // Sleep until a notification or the safety poll; drain every pending
+        // notification so a burst costs one catch-up.
+        absl::Duration wait = options_.poll_interval;
+        int64_t us = absl::ToInt64Microseconds(wait);
+        listen_conn->await_notification(us / 1000000, us % 1000000);
+        listen_conn->get_notifs();
+      }
+    } catch (const std::exception& e) {
+      s = db::StatusFromException(e, "listening for events");
+      listen_conn.reset();
+      wakeups.reset();
+    }
+    if (!s.ok()) {
+      checkpoint.reset();
+      spdlog::warn("{}; retrying in {}", s.message(), absl::FormatDuration(backoff));
+      reader_.Disconnect();
+      writer.Disconnect();
+      SleepUnlessStopped(backoff, stop);
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+    // Leadership: if the lock's connection died, the lock is gone.
+    if (absl::Now() - last_lock_check >= options_.poll_interval) {
+      last_lock_check = absl::Now();
+      try {
+        pqxx::nontransaction tx(*lock_conn_);
+        tx.exec("SELECT 1");
+      } catch (const std::exception&) {
+        spdlog::warn("lost the projector lock's connection; standing by");
+        lock_conn_.reset();
+        stats_.active = false;
+        said_standby = false;
+        checkpoint.reset();
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> Projector::Rebuild(const std::atomic<bool>& stop) {
+  const std::string shadow = options_.projection + "_rebuild";
+  ReadModelWriter writer(options_.read_db, shadow, "_rebuild");
+  if (absl::Status s = writer.ResetShadow(); !s.ok()) return s;
+  Checkpoint c;
+  int64_t projected = 0;
+  absl::Time start = absl::Now();
+  while (!stop.load()) {
+    absl::StatusOr<std::vector<eventstore::RecordedEvent>> events =
+        reader_.ReadAfter(c, options_.batch_size);
+    if (!events.ok()) return events.status();
+    if (events->empty()) break;
+    absl::StatusOr<BatchResult> r = writer.ApplyBatch(c, *events, options_.skip_poison);
+    if (!r.ok()) return r.status();
+    c = r->checkpoint;
+    projected += static_cast<int64_t>(events->size());
+  }
+  if (stop.load()) return absl::CancelledError("rebuild interrupted");
+  absl::StatusOr<Checkpoint> final_c =
+      writer.SwapIn(options_.projection, reader_, options_.batch_size);
+  if (!final_c.ok()) return final_c.status();
+  double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  spdlog::info("rebuild done: {} events in {:.2f} s ({:.0f} events/s), "
+               "swapped in at position {}", projected, secs,
+               secs > 0 ? projected / secs : 0.0, final_c->position);
+  return projected;
+}
+
+}  // namespace bank::projector

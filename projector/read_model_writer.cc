@@ -1,0 +1,310 @@
+#include "projector/read_model_writer.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/db/pg_status.h"
+#include "common/eventstore/pg_event_store.h"
+
+namespace bank::projector {
+namespace {
+
+using eventstore::ToArrayLiteral;
+
+// {S} is the table-set suffix ("" or "_rebuild").
+constexpr char kLoadRowsSql[] = R"sql(
+SELECT account_id::text, owner, currency, balance, version, status,
+       (extract(epoch FROM opened_at) * 1000000)::bigint,
+       (extract(epoch FROM updated_at) * 1000000)::bigint, last_position
+FROM account_balances{S}
+WHERE account_id = ANY($1::uuid[])
+)sql";
+
+constexpr char kUpsertBalancesSql[] = R"sql(
+INSERT INTO account_balances{S} AS b
+  (account_id, owner, currency, balance, version, status, opened_at,
+   updated_at, last_position)
+SELECT id, owner, currency, balance, version, status,
+       'epoch'::timestamptz + opened_us * interval '1 microsecond',
+       'epoch'::timestamptz + updated_us * interval '1 microsecond',
+       last_position
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+            $6::smallint[], $7::bigint[], $8::bigint[], $9::bigint[])
+     AS t(id, owner, currency, balance, version, status, opened_us,
+          updated_us, last_position)
+ON CONFLICT (account_id) DO UPDATE
+  SET owner = EXCLUDED.owner, currency = EXCLUDED.currency,
+      balance = EXCLUDED.balance, version = EXCLUDED.version,
+      status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
+      last_position = EXCLUDED.last_position
+  WHERE b.version < EXCLUDED.version
+)sql";
+
+constexpr char kInsertHistorySql[] = R"sql(
+INSERT INTO account_history{S}
+  (account_id, version, kind, amount, balance_after, occurred_at,
+   counterparty_account_id, position)
+SELECT id, version, kind, amount, balance_after,
+       'epoch'::timestamptz + occurred_us * interval '1 microsecond',
+       NULLIF(counterparty, '')::uuid, position
+FROM unnest($1::uuid[], $2::bigint[], $3::smallint[], $4::bigint[],
+            $5::bigint[], $6::bigint[], $7::text[], $8::bigint[])
+     AS t(id, version, kind, amount, balance_after, occurred_us,
+          counterparty, position)
+ON CONFLICT (account_id, version) DO NOTHING
+)sql";
+
+constexpr char kInsertPoisonSql[] = R"sql(
+INSERT INTO poison_events (position, stream_id, event_type, error)
+SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[])
+ON CONFLICT (position) DO NOTHING
+)sql";
+
+constexpr char kEnsureCheckpointSql[] = R"sql(
+INSERT INTO projection_checkpoints (projection, transaction_id, position)
+VALUES ($1, 0, 0) ON CONFLICT (projection) DO NOTHING
+)sql";
+
+constexpr char kLockCheckpointSql[] = R"sql(
+SELECT transaction_id, position FROM projection_checkpoints
+WHERE projection = $1 FOR UPDATE
+)sql";
+
+constexpr char kUpdateCheckpointSql[] = R"sql(
+UPDATE projection_checkpoints
+SET transaction_id = $2, position = $3,
+    events_applied = events_applied + $4, updated_at = now()
+WHERE projection = $1
+)sql";
+
+constexpr char kNotifySql[] = "SELECT pg_notify($1, $2)";
+
+constexpr char kResetShadowSql[] = R"sql(
+DROP TABLE IF EXISTS account_balances_rebuild;
+DROP TABLE IF EXISTS account_history_rebuild;
+CREATE TABLE account_balances_rebuild (LIKE account_balances INCLUDING ALL);
+CREATE TABLE account_history_rebuild (LIKE account_history INCLUDING ALL);
+)sql";
+
+constexpr char kSwapTablesSql[] = R"sql(
+ALTER TABLE account_balances RENAME TO account_balances_old;
+ALTER TABLE account_history RENAME TO account_history_old;
+ALTER TABLE account_balances_rebuild RENAME TO account_balances;
+ALTER TABLE account_history_rebuild RENAME TO account_history;
+DROP TABLE account_balances_old;
+DROP TABLE account_history_old;
+)sql";
+
+constexpr char kDeleteCheckpointSql[] =
+    "DELETE FROM projection_checkpoints WHERE projection = $1";
+
+std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
+
+}  // namespace
+
+ReadModelWriter::ReadModelWriter(std::string uri, std::string projection,
+                                 std::string suffix)
+    : uri_(std::move(uri)), projection_(std::move(projection)),
+      suffix_(std::move(suffix)) {}
+
+absl::Status ReadModelWriter::Connect() {
+  if (conn_ != nullptr && conn_->is_open()) return absl::OkStatus();
+  try {
+    conn_ = std::make_unique<pqxx::connection>(uri_);
+    conn_->set_variable("application_name", "'bank-projector-writer'");
+    auto with = [this](const char* sql) {
+      return absl::StrReplaceAll(sql, {{"{S}", suffix_}});
+    };
+    conn_->prepare("load_rows", with(kLoadRowsSql));
+    conn_->prepare("upsert_balances", with(kUpsertBalancesSql));
+    conn_->prepare("insert_history", with(kInsertHistorySql));
+    conn_->prepare("insert_poison", kInsertPoisonSql);
+    conn_->prepare("ensure_checkpoint", kEnsureCheckpointSql);
+    conn_->prepare("lock_checkpoint", kLockCheckpointSql);
+    conn_->prepare("update_checkpoint", kUpdateCheckpointSql);
+    conn_->prepare("notify", kNotifySql);
+  } catch (const std::exception& e) {
+    conn_.reset();
+    return db::StatusFromException(e, "connecting to the read database");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Checkpoint> ReadModelWriter::LoadCheckpoint() {
+  if (absl::Status s = Connect(); !s.ok()) return s;
+  try {
+    pqxx::work tx(*conn_);
+    tx.exec_prepared("ensure_checkpoint", projection_);
+    pqxx::result r = tx.exec_prepared("lock_checkpoint", projection_);
+    Checkpoint c{r[0][0].as<int64_t>(), r[0][1].as<int64_t>()};
+    tx.commit();
+    return c;
+  } catch (const std::exception& e) {
+    if (db::IsConnectionLost(e)) conn_.reset();
+    return db::StatusFromException(e, "loading the checkpoint");
+  }
+}
+
+absl::StatusOr<BatchResult> ReadModelWriter::ApplyInTx(
+    pqxx::work& tx, const std::vector<eventstore::RecordedEvent>& events,
+    bool skip_poison) {
+  std::vector<std::string> ids;
+  for (const auto& e : events) ids.push_back(e.stream_id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  absl::flat_hash_map<std::string, BalanceRow> current;
+  for (const auto& row : tx.exec_prepared("load_rows", ToArrayLiteral(ids))) {
+    BalanceRow b;
+    b.account_id = row[0].as<std::string>();
+    b.owner = row[1].as<std::string>();
+    b.currency = row[2].as<std::string>();
+    b.balance = row[3].as<int64_t>();
+    b.version = row[4].as<int64_t>();
+    b.status = row[5].as<int>();
+    b.opened_at = absl::FromUnixMicros(row[6].as<int64_t>());
+    b.updated_at = absl::FromUnixMicros(row[7].as<int64_t>());
+    b.last_position = row[8].as<int64_t>();
+    current.emplace(b.account_id, std::move(b));
+  }
+  absl::StatusOr<BatchChanges> changes =
+      ProjectBatch(current, events, skip_poison);
+  if (!changes.ok()) return changes.status();
+  if (!changes->balances.empty()) {
+    std::vector<std::string> id, owner, cur, bal, ver, st, opened, updated, pos;
+    for (const BalanceRow& b : changes->balances) {
+      id.push_back(b.account_id);
+      owner.push_back(b.owner);
+      cur.push_back(b.currency);
+      bal.push_back(std::to_string(b.balance));
+      ver.push_back(std::to_string(b.version));
+      st.push_back(std::to_string(b.status));
+      opened.push_back(Micros(b.opened_at));
+      updated.push_back(Micros(b.updated_at));
+      pos.push_back(std::to_string(b.last_position));
+    }
+    tx.exec_prepared("upsert_balances", ToArrayLiteral(id), ToArrayLiteral(owner),
+                     ToArrayLiteral(cur), ToArrayLiteral(bal), ToArrayLiteral(ver),
+                     ToArrayLiteral(st), ToArrayLiteral(opened),
+                     ToArrayLiteral(updated), ToArrayLiteral(pos));
+  }
+  if (!changes->history.empty()) {
+    std::vector<std::string> id, ver, kind, amount, after, at, cp, pos;
+    for (const HistoryRow& h : changes->history) {
+      id.push_back(h.account_id);
+      ver.push_back(std::to_string(h.version));
+      kind.push_back(std::to_string(h.kind));
+      amount.push_back(std::to_string(h.amount));
+      after.push_back(std::to_string(h.balance_after));
+      at.push_back(Micros(h.occurred_at));
+      cp.push_back(h.counterparty_account_id);
+      pos.push_back(std::to_string(h.position));
+    }
+    tx.exec_prepared("insert_history", ToArrayLiteral(id), ToArrayLiteral(ver),
+                     ToArrayLiteral(kind), ToArrayLiteral(amount),
+                     ToArrayLiteral(after), ToArrayLiteral(at), ToArrayLiteral(cp),
+                     ToArrayLiteral(pos));
+  }
+  if (!changes->poison.empty()) {
+    std::vector<std::string> pos, stream, type, error;
+    for (const PoisonEvent& p : changes->poison) {
+      pos.push_back(std::to_string(p.position));
+      stream.push_back(p.stream_id);
+      type.push_back(p.event_type);
+      error.push_back(p.error);
+    }
+    tx.exec_prepared("insert_poison", ToArrayLiteral(pos), ToArrayLiteral(stream),
+                     ToArrayLiteral(type), ToArrayLiteral(error));
+  }
+  BatchResult out;
+  out.applied = changes->applied;
+  out.duplicates = changes->duplicates;
+  out.poison = static_cast<int64_t>(changes->poison.size());
+  if (!events.empty()) {
+    out.checkpoint = {events.back().transaction_id, events.back().position};
+  }
+  return out;
+}
+
+absl::StatusOr<BatchResult> ReadModelWriter::ApplyBatch(
+    const Checkpoint& expected,
+    const std::vector<eventstore::RecordedEvent>& events, bool skip_poison) {
+  if (events.empty()) return BatchResult{expected};
+  if (absl::Status s = Connect(); !s.ok()) return s;
+  try {
+    pqxx::work tx(*conn_);
+    pqxx::result r = tx.exec_prepared("lock_checkpoint", projection_);
+    if (r.empty()) return absl::AbortedError("checkpoint row is missing");
+    Checkpoint stored{r[0][0].as<int64_t>(), r[0][1].as<int64_t>()};
+    if (!(stored == expected)) {
+      return absl::AbortedError(absl::StrCat(
+          "checkpoint of ", projection_, " moved to ", stored.transaction_id,
+          "/", stored.position, " (expected ", expected.transaction_id, "/",
+          expected.position, ")"));
+    }
+    absl::StatusOr<BatchResult> out = ApplyInTx(tx, events, skip_poison);
+    if (!out.ok()) return out.status();
+    tx.exec_prepared("update_checkpoint", projection_,
+                     out->checkpoint.transaction_id, out->checkpoint.position,
+                     out->applied);
+    if (suffix_.empty()) {
+      tx.exec_prepared("notify", kProgressChannel,
+                       std::to_string(out->checkpoint.position));
+    }
+    tx.commit();
+    return out;
+  } catch (const std::exception& e) {
+    if (db::IsConnectionLost(e)) conn_.reset();
+    return db::StatusFromException(e, "applying a batch to the read model");
+  }
+}
+
+absl::Status ReadModelWriter::ResetShadow() {
+  if (absl::Status s = Connect(); !s.ok()) return s;
+  try {
+    pqxx::work tx(*conn_);
+    tx.exec(kResetShadowSql);
+    tx.exec_params(kDeleteCheckpointSql, projection_);
+    tx.exec_prepared("ensure_checkpoint", projection_);
+    tx.commit();
+  } catch (const std::exception& e) {
+    if (db::IsConnectionLost(e)) conn_.reset();
+    return db::StatusFromException(e, "creating the rebuild tables");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Checkpoint> ReadModelWriter::SwapIn(
+    const std::string& live_projection, EventReader& reader, int batch_size) {
+  if (absl::Status s = Connect(); !s.ok()) return s;
+  try {
+    pqxx::work tx(*conn_);
+    // Holding the live checkpoint's row lock stops the live projector
+    // between batches; its next batch sees the moved checkpoint and reloads.
+    tx.exec_prepared("ensure_checkpoint", live_projection);
+    tx.exec_prepared("lock_checkpoint", live_projection);
+    pqxx::result r = tx.exec_prepared("lock_checkpoint", projection_);
+    Checkpoint ckpt{r[0][0].as<int64_t>(), r[0][1].as<int64_t>()};
+    while (true) {
+      absl::StatusOr<std::vector<eventstore::RecordedEvent>> events =
+          reader.ReadAfter(ckpt, batch_size);
+      if (!events.ok()) return events.status();
+      if (events->empty()) break;
+      absl::StatusOr<BatchResult> applied = ApplyInTx(tx, *events, false);
+      if (!applied.ok()) return applied.status();
+      ckpt = applied->checkpoint;
+    }
+    tx.exec(kSwapTablesSql);
+    tx.exec_prepared("update_checkpoint", live_projection, ckpt.transaction_id,
+                     ckpt.position, 0);
+    tx.exec_prepared("notify", kProgressChannel, std::to_string(ckpt.position));
+    tx.exec_params(kDeleteCheckpointSql, projection_);
+    tx.commit();
+    return ckpt;
+  } catch (const std::exception& e) {
+    if (db::IsConnectionLost(e)) conn_.reset();
+    return db::StatusFromException(e, "swapping in the rebuilt read model");
+  }
+}
+
+}  // namespace bank::projector

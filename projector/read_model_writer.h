@@ -1,0 +1,74 @@
+#ifndef BANK_PROJECTOR_READ_MODEL_WRITER_H_
+#define BANK_PROJECTOR_READ_MODEL_WRITER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "absl/status/statusor.h"
+#include "projector/event_reader.h"
+#include "projector/projection.h"
+
+namespace bank::projector {
+
+// Notification channel on the read database; payload "<position>", the
+// checkpoint's position after a batch.
+inline constexpr char kProgressChannel[] = "bank_projection";
+
+struct BatchResult {
+  Checkpoint checkpoint;  // After the batch.
+  int64_t applied = 0;
+  int64_t duplicates = 0;
+  int64_t poison = 0;
+};
+
+// Writes batches of events into the read model (schema: sql/read/) with the
+// checkpoint, in one read-database transaction, so a crash at any point
+// neither loses nor repeats an effect. `suffix` selects the table set ("" for
+// the live tables, "_rebuild" for a rebuild's shadow tables). Not
+// thread-safe; reconnects on the next call after a failure.
+class ReadModelWriter {
+ public:
+  ReadModelWriter(std::string uri, std::string projection, std::string suffix);
+
+  // The stored checkpoint (created at (0, 0) when missing).
+  absl::StatusOr<Checkpoint> LoadCheckpoint();
+
+  // Applies events read after `expected`, advancing the checkpoint to the
+  // last event's place. ABORTED when the stored checkpoint is no longer
+  // `expected` (another projector or a rebuild moved it: reload and go on);
+  // FAILED_PRECONDITION for a poison event unless skip_poison; UNAVAILABLE
+  // when the database cannot be reached.
+  absl::StatusOr<BatchResult> ApplyBatch(
+      const Checkpoint& expected,
+      const std::vector<eventstore::RecordedEvent>& events, bool skip_poison);
+
+  // Rebuild support: recreates empty shadow tables "_rebuild" and their
+  // checkpoint at (0, 0). REQUIRES: suffix == "_rebuild".
+  absl::Status ResetShadow();
+  // Rebuild support: under the live checkpoint's row lock, catches the shadow
+  // tables up to the head with `reader` and swaps them in for the live ones,
+  // all in one transaction; the live checkpoint takes the shadow's.
+  absl::StatusOr<Checkpoint> SwapIn(const std::string& live_projection,
+                                    EventReader& reader, int batch_size);
+
+  void Disconnect() { conn_.reset(); }
+
+ private:
+  absl::Status Connect();
+  // The batch's writes inside tx; returns counts.
+  absl::StatusOr<BatchResult> ApplyInTx(
+      pqxx::work& tx, const std::vector<eventstore::RecordedEvent>& events,
+      bool skip_poison);
+
+  const std::string uri_;
+  const std::string projection_;
+  const std::string suffix_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+}  // namespace bank::projector
+
+#endif  // BANK_PROJECTOR_READ_MODEL_WRITER_H_

@@ -1,0 +1,48 @@
+#include "query-service/app.h"
+
+#include <pqxx/pqxx>
+
+#include "common/db/pg_status.h"
+#include "common/db/uri.h"
+#include "common/grpc/server.h"
+#include "common/log/log.h"
+#include "common/util/signals.h"
+#include "query-service/query_service.h"
+
+namespace bank::query {
+
+int RunQueryService(const Config& config) {
+  spdlog::info("read database: {}", db::MaskPassword(config.read_db));
+  try {
+    pqxx::connection probe(config.read_db);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot start: {}",
+                  db::StatusFromException(e, "connecting to the read database")
+                      .message());
+    return 1;
+  }
+  ReadModelReader reader(config.read_db, config.db_pool_size);
+  WorkerPool pool(config.workers, config.max_queue);
+  auto waiter = std::make_unique<VersionWaiter>(config.read_db, reader);
+  QueryServiceImpl service(reader, *waiter, pool,
+                           {.max_wait = config.max_wait});
+  auto server = grpcutil::Server::Start(
+      {.listen = config.listen,
+       .health_service_names = {v1::QueryService::service_full_name()}},
+      {&service});
+  if (!server.ok()) {
+    spdlog::error("cannot start: {}", server.status().message());
+    return 1;
+  }
+  spdlog::info("query-service listening on {} (port {})", config.listen,
+               (*server)->port());
+  int sig = util::WaitForTerminationSignal();
+  spdlog::info("signal {}: shutting down", sig);
+  (*server)->Shutdown(config.shutdown_grace);
+  (*server)->Wait();
+  waiter.reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace bank::query

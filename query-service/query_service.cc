@@ -1,0 +1,238 @@
+#include "query-service/query_service.h"
+
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpc/status.h"
+#include "common/log/log.h"
+#include "common/util/text.h"
+#include "query-service/page_token.h"
+
+namespace bank::query {
+namespace {
+
+absl::Status ValidateId(const std::string& id) {
+  if (!util::IsUuid(id)) {
+    return absl::InvalidArgumentError(
+        "account_id must be a UUID like 123e4567-e89b-12d3-a456-426614174000");
+  }
+  return absl::OkStatus();
+}
+
+absl::Time DeadlineOf(grpc::CallbackServerContext* ctx) {
+  absl::Time cap = absl::Now() + absl::Seconds(30);
+  absl::Time d = absl::FromChrono(ctx->deadline());
+  return d < cap ? d : cap;
+}
+
+absl::StatusOr<absl::Time> AsOf(const google::protobuf::Timestamp& ts) {
+  // The range google.protobuf.Timestamp allows: 0001-01-01 to 9999-12-31.
+  if (ts.seconds() < -62135596800 || ts.seconds() > 253402300799 ||
+      ts.nanos() < 0 || ts.nanos() > 999999999) {
+    return absl::InvalidArgumentError("as_of is not a valid timestamp");
+  }
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+}  // namespace
+
+QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader,
+                                   VersionWaiter& waiter, WorkerPool& pool,
+                                   Options options)
+    : reader_(reader), waiter_(waiter), pool_(pool), options_(options) {}
+
+template <typename Fn>
+grpc::ServerUnaryReactor* QueryServiceImpl::Submit(
+    grpc::CallbackServerContext* ctx, Fn fn) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Time deadline = DeadlineOf(ctx);
+  bool queued = pool_.TrySubmit([reactor, deadline, fn = std::move(fn)]() mutable {
+    if (absl::Now() >= deadline) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                   "deadline passed while queued"));
+      return;
+    }
+    std::optional<absl::Status> s = fn(reactor, deadline);
+    if (s.has_value()) reactor->Finish(grpcutil::ToGrpcStatus(*s));
+  });
+  if (!queued) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "query service overloaded; retry with backoff"));
+  }
+  return reactor;
+}
+
+absl::StatusOr<int> QueryServiceImpl::PageSize(int requested) const {
+  if (requested < 0) {
+    return absl::InvalidArgumentError("page_size must not be negative");
+  }
+  if (requested == 0) return options_.default_page_size;
+  return std::min(requested, options_.max_page_size);
+}
+
+absl::Status QueryServiceImpl::AnswerBalance(const v1::GetBalanceRequest& req,
+                                             const std::string& id,
+                                             absl::Time deadline,
+                                             v1::AccountBalance* resp) {
+  absl::StatusOr<std::optional<v1::AccountBalance>> b;
+  if (req.has_as_of()) {
+    absl::Time as_of = *AsOf(req.as_of());  // Validated before.
+    b = reader_.GetBalanceAsOf(id, as_of, deadline);
+    if (b.ok() && !b->has_value()) {
+      return absl::NotFoundError(absl::StrCat(
+          "account ", id, " did not exist at ", absl::FormatTime(as_of)));
+    }
+  } else {
+    b = reader_.GetBalance(id, deadline);
+    if (b.ok() && !b->has_value()) {
+      return absl::NotFoundError(absl::StrCat("account ", id, " does not exist"));
+    }
+  }
+  if (!b.ok()) return b.status();
+  *resp = **b;
+  return absl::OkStatus();
+}
+
+void QueryServiceImpl::WaitThenAnswer(grpc::ServerUnaryReactor* reactor,
+                                      const v1::GetBalanceRequest* req,
+                                      std::string id, absl::Time deadline,
+                                      v1::AccountBalance* resp) {
+  const absl::Time wait_until =
+      std::min(deadline, absl::Now() + options_.max_wait);
+  const int64_t min_version = req->min_version();
+  uint64_t wid = waiter_.Add(
+      id, min_version, wait_until,
+      [this, reactor, req, id, deadline, resp,
+       min_version](VersionWaiter::Outcome outcome) {
+        if (outcome == VersionWaiter::Outcome::kShutdown) {
+          reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                       "query service shutting down"));
+          return;
+        }
+        if (outcome == VersionWaiter::Outcome::kDeadline) {
+          reactor->Finish(grpc::Status(
+              grpc::StatusCode::DEADLINE_EXCEEDED,
+              absl::StrCat("account ", id, " did not reach version ",
+                           min_version, " in the read model in time")));
+          return;
+        }
+        bool queued = pool_.TrySubmit([this, reactor, req, id, deadline, resp] {
+          reactor->Finish(
+              grpcutil::ToGrpcStatus(AnswerBalance(*req, id, deadline, resp)));
+        });
+        if (!queued) {
+          reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                       "query service overloaded"));
+        }
+      });
+  // The projector may have got there between the first read and Add.
+  absl::StatusOr<std::optional<v1::AccountBalance>> now =
+      reader_.GetBalance(id, deadline);
+  if (now.ok() && now->has_value()) waiter_.Offer(wid, (*now)->version());
+}
+
+grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
+    grpc::CallbackServerContext* ctx, const v1::GetBalanceRequest* req,
+    v1::AccountBalance* resp) {
+  return Submit(ctx, [this, req, resp](grpc::ServerUnaryReactor* reactor,
+                                       absl::Time deadline)
+                         -> std::optional<absl::Status> {
+    if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;
+    if (req->min_version() < 0) {
+      return absl::InvalidArgumentError("min_version must not be negative");
+    }
+    if (req->has_as_of()) {
+      if (absl::Status s = AsOf(req->as_of()).status(); !s.ok()) return s;
+    }
+    const std::string id = util::CanonicalUuid(req->account_id());
+    if (req->min_version() > 0) {
+      absl::StatusOr<std::optional<v1::AccountBalance>> b =
+          reader_.GetBalance(id, deadline);
+      if (!b.ok()) return b.status();
+      if (!b->has_value() || (*b)->version() < req->min_version()) {
+        WaitThenAnswer(reactor, req, id, deadline, resp);
+        return std::nullopt;  // Finished by the waiter.
+      }
+      if (!req->has_as_of()) {
+        *resp = **b;
+        return absl::OkStatus();
+      }
+    }
+    return AnswerBalance(*req, id, deadline, resp);
+  });
+}
+
+grpc::ServerUnaryReactor* QueryServiceImpl::ListAccounts(
+    grpc::CallbackServerContext* ctx, const v1::ListAccountsRequest* req,
+    v1::ListAccountsResponse* resp) {
+  return Submit(ctx, [this, req, resp](grpc::ServerUnaryReactor*,
+                                       absl::Time deadline)
+                         -> std::optional<absl::Status> {
+    absl::StatusOr<int> size = PageSize(req->page_size());
+    if (!size.ok()) return size.status();
+    std::string after;
+    if (!req->page_token().empty()) {
+      absl::StatusOr<std::string> key = DecodePageToken("accounts", req->page_token());
+      if (!key.ok()) return key.status();
+      if (!util::IsUuid(*key)) {
+        return absl::InvalidArgumentError("page_token is malformed");
+      }
+      after = *key;
+    }
+    absl::StatusOr<std::vector<v1::AccountBalance>> rows =
+        reader_.ListAccounts(after, *size + 1, deadline);
+    if (!rows.ok()) return rows.status();
+    bool more = static_cast<int>(rows->size()) > *size;
+    if (more) rows->pop_back();
+    for (auto& a : *rows) *resp->add_accounts() = std::move(a);
+    if (more) {
+      resp->set_next_page_token(EncodePageToken(
+          "accounts", resp->accounts(resp->accounts_size() - 1).account_id()));
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* QueryServiceImpl::GetHistory(
+    grpc::CallbackServerContext* ctx, const v1::GetHistoryRequest* req,
+    v1::GetHistoryResponse* resp) {
+  return Submit(ctx, [this, req, resp](grpc::ServerUnaryReactor*,
+                                       absl::Time deadline)
+                         -> std::optional<absl::Status> {
+    if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;
+    const std::string id = util::CanonicalUuid(req->account_id());
+    absl::StatusOr<int> size = PageSize(req->page_size());
+    if (!size.ok()) return size.status();
+    const std::string scope = absl::StrCat("history:", id);
+    int64_t after = 0;
+    if (!req->page_token().empty()) {
+      absl::StatusOr<std::string> key = DecodePageToken(scope, req->page_token());
+      if (!key.ok()) return key.status();
+      if (!absl::SimpleAtoi(*key, &after) || after < 1) {
+        return absl::InvalidArgumentError("page_token is malformed");
+      }
+    }
+    absl::StatusOr<std::vector<v1::HistoryEntry>> rows =
+        reader_.GetHistory(id, after, *size + 1, deadline);
+    if (!rows.ok()) return rows.status();
+    if (rows->empty() && after == 0) {
+      absl::StatusOr<std::optional<v1::AccountBalance>> b =
+          reader_.GetBalance(id, deadline);
+      if (!b.ok()) return b.status();
+      if (!b->has_value()) {
+        return absl::NotFoundError(absl::StrCat("account ", id, " does not exist"));
+      }
+    }
+    bool more = static_cast<int>(rows->size()) > *size;
+    if (more) rows->pop_back();
+    for (auto& h : *rows) *resp->add_entries() = std::move(h);
+    if (more) {
+      resp->set_next_page_token(EncodePageToken(
+          scope, std::to_string(resp->entries(resp->entries_size() - 1).version())));
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace bank::query

@@ -1,0 +1,57 @@
+#ifndef BANK_QUERY_SERVICE_QUERY_SERVICE_H_
+#define BANK_QUERY_SERVICE_QUERY_SERVICE_H_
+
+#include "absl/time/time.h"
+#include "bank/v1/bank.grpc.pb.h"
+#include "query-service/read_model_reader.h"
+#include "query-service/version_waiter.h"
+#include "query-service/worker_pool.h"
+
+namespace bank::query {
+
+// bank.v1.QueryService on gRPC's callback API: handlers never block; the
+// database work runs on a WorkerPool (a full queue answers
+// RESOURCE_EXHAUSTED at once), and GetBalance.min_version waits in a
+// VersionWaiter without holding a thread. Thread-safe.
+class QueryServiceImpl final : public v1::QueryService::CallbackService {
+ public:
+  struct Options {
+    absl::Duration max_wait = absl::Seconds(5);  // Cap on min_version waits.
+    int default_page_size = 50;
+    int max_page_size = 1000;
+  };
+
+  QueryServiceImpl(ReadModelReader& reader, VersionWaiter& waiter,
+                   WorkerPool& pool, Options options);
+
+  grpc::ServerUnaryReactor* GetBalance(grpc::CallbackServerContext* ctx,
+                                       const v1::GetBalanceRequest* req,
+                                       v1::AccountBalance* resp) override;
+  grpc::ServerUnaryReactor* ListAccounts(grpc::CallbackServerContext* ctx,
+                                         const v1::ListAccountsRequest* req,
+                                         v1::ListAccountsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx,
+                                       const v1::GetHistoryRequest* req,
+                                       v1::GetHistoryResponse* resp) override;
+
+ private:
+  // Runs fn on the pool and finishes the call with its status.
+  template <typename Fn>
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, Fn fn);
+  absl::Status AnswerBalance(const v1::GetBalanceRequest& req,
+                             const std::string& id, absl::Time deadline,
+                             v1::AccountBalance* resp);
+  void WaitThenAnswer(grpc::ServerUnaryReactor* reactor,
+                      const v1::GetBalanceRequest* req, std::string id,
+                      absl::Time deadline, v1::AccountBalance* resp);
+  absl::StatusOr<int> PageSize(int requested) const;
+
+  ReadModelReader& reader_;
+  VersionWaiter& waiter_;
+  WorkerPool& pool_;
+  const Options options_;
+};
+
+}  // namespace bank::query
+
+#endif  // BANK_QUERY_SERVICE_QUERY_SERVICE_H_

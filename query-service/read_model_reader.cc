@@ -1,0 +1,189 @@
+#include "query-service/read_model_reader.h"
+
+#include <algorithm>
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "common/db/pg_status.h"
+#include "common/eventstore/pg_event_store.h"
+
+namespace bank::query {
+namespace {
+
+constexpr char kBalanceSql[] = R"sql(
+SELECT account_id::text, owner, currency, balance, version, status,
+       (extract(epoch FROM updated_at) * 1000000)::bigint
+FROM account_balances WHERE account_id = $1::uuid
+)sql";
+
+constexpr char kBalanceAsOfSql[] = R"sql(
+SELECT b.account_id::text, b.owner, b.currency, h.balance_after, h.version,
+       CASE WHEN h.kind = 6 THEN 2 ELSE 1 END,
+       (extract(epoch FROM h.occurred_at) * 1000000)::bigint
+FROM account_history h JOIN account_balances b USING (account_id)
+WHERE h.account_id = $1::uuid
+  AND h.occurred_at <= 'epoch'::timestamptz + $2::bigint * interval '1 microsecond'
+ORDER BY h.occurred_at DESC, h.version DESC
+LIMIT 1
+)sql";
+
+constexpr char kListAccountsSql[] = R"sql(
+SELECT account_id::text, owner, currency, balance, version, status,
+       (extract(epoch FROM updated_at) * 1000000)::bigint
+FROM account_balances
+WHERE account_id > $1::uuid
+ORDER BY account_id
+LIMIT $2
+)sql";
+
+constexpr char kHistorySql[] = R"sql(
+SELECT version, kind, amount, balance_after,
+       (extract(epoch FROM occurred_at) * 1000000)::bigint,
+       coalesce(counterparty_account_id::text, ''), position
+FROM account_history
+WHERE account_id = $1::uuid AND version > $2
+ORDER BY version
+LIMIT $3
+)sql";
+
+constexpr char kVersionsSql[] = R"sql(
+SELECT account_id::text, version FROM account_balances
+WHERE account_id = ANY($1::uuid[])
+)sql";
+
+void Prepare(pqxx::connection& c) {
+  c.prepare("balance", kBalanceSql);
+  c.prepare("balance_as_of", kBalanceAsOfSql);
+  c.prepare("list_accounts", kListAccountsSql);
+  c.prepare("history", kHistorySql);
+  c.prepare("versions", kVersionsSql);
+}
+
+void SetTime(google::protobuf::Timestamp* ts, int64_t micros) {
+  ts->set_seconds(micros >= 0 ? micros / 1000000 : -((-micros + 999999) / 1000000));
+  ts->set_nanos(static_cast<int32_t>((micros - ts->seconds() * 1000000) * 1000));
+}
+
+v1::AccountBalance ToBalance(const pqxx::row& row) {
+  v1::AccountBalance b;
+  b.set_account_id(row[0].as<std::string>());
+  b.set_owner(row[1].as<std::string>());
+  b.set_currency(row[2].as<std::string>());
+  b.set_balance(row[3].as<int64_t>());
+  b.set_version(row[4].as<int64_t>());
+  b.set_status(static_cast<v1::AccountStatus>(row[5].as<int>()));
+  SetTime(b.mutable_updated_at(), row[6].as<int64_t>());
+  return b;
+}
+
+}  // namespace
+
+ReadModelReader::ReadModelReader(const std::string& uri, int pool_size)
+    : pool_({.uri = uri, .size = pool_size, .on_connect = Prepare,
+             .application_name = "bank-query-service"}) {}
+
+template <typename Fn>
+auto ReadModelReader::With(absl::Time deadline, const char* what, Fn fn)
+    -> decltype(fn(std::declval<db::ConnectionPool::Lease&>())) {
+  absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError(absl::StrCat(what, ": deadline passed"));
+  }
+  auto lease = pool_.Acquire(deadline);
+  if (!lease.ok()) return lease.status();
+  try {
+    lease->SetStatementTimeout(std::min(left, absl::Seconds(10)));
+    return fn(*lease);
+  } catch (const std::exception& e) {
+    if (db::IsConnectionLost(e)) lease->Discard();
+    return db::StatusFromException(e, what);
+  }
+}
+
+absl::StatusOr<std::optional<v1::AccountBalance>> ReadModelReader::GetBalance(
+    const std::string& account_id, absl::Time deadline) {
+  return With(deadline, "reading a balance",
+              [&](db::ConnectionPool::Lease& c)
+                  -> absl::StatusOr<std::optional<v1::AccountBalance>> {
+                pqxx::nontransaction tx(*c);
+                pqxx::result r = tx.exec_prepared("balance", account_id);
+                if (r.empty()) return std::optional<v1::AccountBalance>();
+                return std::optional<v1::AccountBalance>(ToBalance(r[0]));
+              });
+}
+
+absl::StatusOr<std::optional<v1::AccountBalance>>
+ReadModelReader::GetBalanceAsOf(const std::string& account_id, absl::Time as_of,
+                                absl::Time deadline) {
+  return With(deadline, "reading a past balance",
+              [&](db::ConnectionPool::Lease& c)
+                  -> absl::StatusOr<std::optional<v1::AccountBalance>> {
+                pqxx::nontransaction tx(*c);
+                pqxx::result r = tx.exec_prepared("balance_as_of", account_id,
+                                                  absl::ToUnixMicros(as_of));
+                if (r.empty()) return std::optional<v1::AccountBalance>();
+                return std::optional<v1::AccountBalance>(ToBalance(r[0]));
+              });
+}
+
+absl::StatusOr<std::vector<v1::AccountBalance>> ReadModelReader::ListAccounts(
+    const std::string& after_id, int limit, absl::Time deadline) {
+  return With(deadline, "listing accounts",
+              [&](db::ConnectionPool::Lease& c)
+                  -> absl::StatusOr<std::vector<v1::AccountBalance>> {
+                pqxx::nontransaction tx(*c);
+                pqxx::result r = tx.exec_prepared(
+                    "list_accounts",
+                    after_id.empty() ? "00000000-0000-0000-0000-000000000000"
+                                     : after_id,
+                    limit);
+                std::vector<v1::AccountBalance> out;
+                for (const auto& row : r) out.push_back(ToBalance(row));
+                return out;
+              });
+}
+
+absl::StatusOr<std::vector<v1::HistoryEntry>> ReadModelReader::GetHistory(
+    const std::string& account_id, int64_t after_version, int limit,
+    absl::Time deadline) {
+  return With(deadline, "reading history",
+              [&](db::ConnectionPool::Lease& c)
+                  -> absl::StatusOr<std::vector<v1::HistoryEntry>> {
+                pqxx::nontransaction tx(*c);
+                pqxx::result r =
+                    tx.exec_prepared("history", account_id, after_version, limit);
+                std::vector<v1::HistoryEntry> out;
+                for (const auto& row : r) {
+                  v1::HistoryEntry h;
+                  h.set_version(row[0].as<int64_t>());
+                  h.set_kind(static_cast<v1::EntryKind>(row[1].as<int>()));
+                  h.set_amount(row[2].as<int64_t>());
+                  h.set_balance_after(row[3].as<int64_t>());
+                  SetTime(h.mutable_occurred_at(), row[4].as<int64_t>());
+                  h.set_counterparty_account_id(row[5].as<std::string>());
+                  h.set_position(row[6].as<int64_t>());
+                  out.push_back(std::move(h));
+                }
+                return out;
+              });
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, int64_t>>>
+ReadModelReader::Versions(const std::vector<std::string>& account_ids,
+                          absl::Time deadline) {
+  return With(deadline, "reading versions",
+              [&](db::ConnectionPool::Lease& c)
+                  -> absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> {
+                pqxx::nontransaction tx(*c);
+                pqxx::result r = tx.exec_prepared(
+                    "versions", eventstore::ToArrayLiteral(account_ids));
+                std::vector<std::pair<std::string, int64_t>> out;
+                for (const auto& row : r) {
+                  out.emplace_back(row[0].as<std::string>(), row[1].as<int64_t>());
+                }
+                return out;
+              });
+}
+
+}  // namespace bank::query

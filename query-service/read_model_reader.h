@@ -1,0 +1,51 @@
+#ifndef BANK_QUERY_SERVICE_READ_MODEL_READER_H_
+#define BANK_QUERY_SERVICE_READ_MODEL_READER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "bank/v1/bank.pb.h"
+#include "common/db/connection_pool.h"
+
+namespace bank::query {
+
+// Reads the read model (schema: sql/read/) with prepared statements through
+// a bounded connection pool. Thread-safe. Every call answers UNAVAILABLE
+// when the database cannot be reached and gives up at `deadline`.
+class ReadModelReader {
+ public:
+  ReadModelReader(const std::string& uri, int pool_size);
+
+  // nullopt when the account is not (yet) in the read model.
+  absl::StatusOr<std::optional<v1::AccountBalance>> GetBalance(
+      const std::string& account_id, absl::Time deadline);
+  // The balance as it stood at `as_of`; nullopt when the account did not
+  // exist then (or is unknown).
+  absl::StatusOr<std::optional<v1::AccountBalance>> GetBalanceAsOf(
+      const std::string& account_id, absl::Time as_of, absl::Time deadline);
+  // Up to `limit` accounts with ids after `after_id` ("" for the first), in
+  // id order.
+  absl::StatusOr<std::vector<v1::AccountBalance>> ListAccounts(
+      const std::string& after_id, int limit, absl::Time deadline);
+  // Up to `limit` history entries of an account after `after_version`.
+  absl::StatusOr<std::vector<v1::HistoryEntry>> GetHistory(
+      const std::string& account_id, int64_t after_version, int limit,
+      absl::Time deadline);
+  // The projected version of each given account that has a row.
+  absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> Versions(
+      const std::vector<std::string>& account_ids, absl::Time deadline);
+
+ private:
+  template <typename Fn>
+  auto With(absl::Time deadline, const char* what, Fn fn)
+      -> decltype(fn(std::declval<db::ConnectionPool::Lease&>()));
+  db::ConnectionPool pool_;
+};
+
+}  // namespace bank::query
+
+#endif  // BANK_QUERY_SERVICE_READ_MODEL_READER_H_

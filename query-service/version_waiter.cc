@@ -1,0 +1,145 @@
+#include "query-service/version_waiter.h"
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "common/db/pg_status.h"
+#include "common/log/log.h"
+
+namespace bank::query {
+namespace {
+
+constexpr char kProgressChannel[] = "bank_projection";
+
+class Progress : public pqxx::notification_receiver {
+ public:
+  explicit Progress(pqxx::connection_base& c)
+      : pqxx::notification_receiver(c, kProgressChannel) {}
+  void operator()(const std::string&, int) override {}
+};
+
+}  // namespace
+
+VersionWaiter::VersionWaiter(std::string uri, ReadModelReader& reader,
+                             absl::Duration safety_poll)
+    : uri_(std::move(uri)), reader_(reader), safety_poll_(safety_poll) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+VersionWaiter::~VersionWaiter() {
+  stopping_ = true;
+  thread_.join();
+  absl::flat_hash_map<uint64_t, Waiter> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(waiters_);
+  }
+  for (auto& [id, w] : left) w.done(Outcome::kShutdown);
+}
+
+uint64_t VersionWaiter::Add(const std::string& account_id, int64_t min_version,
+                            absl::Time deadline, Done done) {
+  absl::MutexLock lock(&mu_);
+  uint64_t id = next_id_++;
+  waiters_.emplace(id, Waiter{account_id, min_version, deadline, std::move(done)});
+  return id;
+}
+
+void VersionWaiter::Offer(uint64_t id, int64_t version) {
+  Done done;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = waiters_.find(id);
+    if (it == waiters_.end() || version < it->second.min_version) return;
+    done = std::move(it->second.done);
+    waiters_.erase(it);
+  }
+  done(Outcome::kReached);
+}
+
+size_t VersionWaiter::waiting() const {
+  absl::MutexLock lock(&mu_);
+  return waiters_.size();
+}
+
+void VersionWaiter::Check() {
+  std::vector<std::pair<Done, Outcome>> finished;
+  std::vector<std::string> accounts;
+  absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->second.deadline <= now) {
+        finished.emplace_back(std::move(it->second.done), Outcome::kDeadline);
+        waiters_.erase(it++);
+      } else {
+        accounts.push_back(it->second.account_id);
+        ++it;
+      }
+    }
+  }
+  if (!accounts.empty()) {
+    std::sort(accounts.begin(), accounts.end());
+    accounts.erase(std::unique(accounts.begin(), accounts.end()), accounts.end());
+    auto versions = reader_.Versions(accounts, absl::Now() + absl::Seconds(2));
+    if (versions.ok()) {
+      absl::flat_hash_map<std::string, int64_t> by_id(versions->begin(),
+                                                      versions->end());
+      absl::MutexLock lock(&mu_);
+      for (auto it = waiters_.begin(); it != waiters_.end();) {
+        auto v = by_id.find(it->second.account_id);
+        if (v != by_id.end() && v->second >= it->second.min_version) {
+          finished.emplace_back(std::move(it->second.done), Outcome::kReached);
+          waiters_.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+    } else {
+      spdlog::warn("reading versions for waiters: {}", versions.status().message());
+    }
+  }
+  for (auto& [done, outcome] : finished) done(outcome);
+}
+
+void VersionWaiter::Loop() {
+  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<Progress> progress;
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (!stopping_.load()) {
+    absl::Duration wait = safety_poll_;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [id, w] : waiters_) {
+        wait = std::min(wait, w.deadline - absl::Now());
+      }
+    }
+    wait = std::max(wait, absl::Milliseconds(1));
+    try {
+      if (conn == nullptr || !conn->is_open()) {
+        progress.reset();
+        conn = std::make_unique<pqxx::connection>(uri_);
+        conn->set_variable("application_name", "'bank-query-listen'");
+        progress = std::make_unique<Progress>(*conn);
+        conn->get_notifs();
+        backoff = absl::Milliseconds(100);
+      }
+      int64_t us = absl::ToInt64Microseconds(wait);
+      conn->await_notification(us / 1000000, us % 1000000);
+      conn->get_notifs();  // Drain a burst: one check covers it.
+    } catch (const std::exception& e) {
+      spdlog::warn("progress listener: {}",
+                   db::StatusFromException(e, "listening").message());
+      progress.reset();
+      conn.reset();
+      absl::SleepFor(std::min(backoff, safety_poll_));
+      backoff = std::min(backoff * 2, absl::Seconds(5));
+    }
+    Check();
+  }
+}
+
+}  // namespace bank::query

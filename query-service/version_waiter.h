@@ -1,0 +1,65 @@
+#ifndef BANK_QUERY_SERVICE_VERSION_WAITER_H_
+#define BANK_QUERY_SERVICE_VERSION_WAITER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "query-service/read_model_reader.h"
+
+namespace bank::query {
+
+// Waits for accounts to reach versions in the read model, for read-your-writes
+// (GetBalance.min_version). One thread LISTENs on the projector's progress
+// channel for all waiters; on each notification (and on a short safety poll
+// while anyone waits, since notifications can be lost) it reads the versions
+// of the waited-for accounts in one query and completes the waiters that got
+// there. Waiters cost no thread. Thread-safe.
+class VersionWaiter {
+ public:
+  enum class Outcome { kReached, kDeadline, kShutdown };
+  using Done = std::function<void(Outcome)>;
+
+  VersionWaiter(std::string uri, ReadModelReader& reader,
+                absl::Duration safety_poll = absl::Milliseconds(100));
+  // Completes every remaining waiter with kShutdown.
+  ~VersionWaiter();
+
+  // Registers a waiter; `done` is called exactly once, from the waiter's
+  // thread or from Offer. Returns its id.
+  uint64_t Add(const std::string& account_id, int64_t min_version,
+               absl::Time deadline, Done done);
+  // Completes waiter `id` if `version` satisfies it (the caller read the
+  // account after Add: closes the race with a notification sent before).
+  void Offer(uint64_t id, int64_t version);
+  size_t waiting() const;
+
+ private:
+  struct Waiter {
+    std::string account_id;
+    int64_t min_version;
+    absl::Time deadline;
+    Done done;
+  };
+  void Loop();
+  void Check();
+
+  const std::string uri_;
+  ReadModelReader& reader_;
+  const absl::Duration safety_poll_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace bank::query
+
+#endif  // BANK_QUERY_SERVICE_VERSION_WAITER_H_
