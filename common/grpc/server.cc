@@ -3,9 +3,41 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <grpcpp/support/server_interceptor.h>
+
 #include "absl/strings/str_cat.h"
 
 namespace bank::grpcutil {
+namespace {
+
+// Counts the calls in progress: one interceptor lives exactly as long as
+// its call.
+class CallCounter final : public grpc::experimental::Interceptor {
+ public:
+  explicit CallCounter(std::atomic<int>* n) : n_(n) { n_->fetch_add(1); }
+  ~CallCounter() override { n_->fetch_sub(1); }
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    methods->Proceed();
+  }
+
+ private:
+  std::atomic<int>* n_;
+};
+
+class CallCounterFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit CallCounterFactory(std::atomic<int>* n) : n_(n) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo*) override {
+    return new CallCounter(n_);
+  }
+
+ private:
+  std::atomic<int>* n_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     const ServerOptions& options, const std::vector<grpc::Service*>& services) {
@@ -26,6 +58,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                              10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   for (grpc::Service* s : services) builder.RegisterService(s);
+  std::vector<std::unique_ptr<
+      grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<CallCounterFactory>(&out->in_flight_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   out->server_ = builder.BuildAndStart();
   if (out->server_ == nullptr || out->port_ == 0) {
     return absl::UnavailableError(
@@ -47,7 +83,14 @@ void Server::SetServing(bool serving) {
 
 void Server::Shutdown(absl::Duration grace) {
   SetServing(false);
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  // Drain: let the calls in progress finish (up to the grace period), then
+  // stop at once. (gRPC's own Shutdown(deadline) also waits for idle client
+  // connections to go away, which can take the whole grace period.)
+  const absl::Time deadline = absl::Now() + grace;
+  while (in_flight_.load() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  server_->Shutdown(absl::ToChronoTime(absl::Now()));
 }
 
 void Server::Wait() { server_->Wait(); }

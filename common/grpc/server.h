@@ -1,6 +1,7 @@
 #ifndef BANK_COMMON_GRPC_SERVER_H_
 #define BANK_COMMON_GRPC_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@ class Server {
       const ServerOptions& options, const std::vector<grpc::Service*>& services);
 
   int port() const { return port_; }
+  // Calls in progress (all services, health included).
+  int in_flight() const { return in_flight_.load(); }
   void SetServing(bool serving);
   // Health goes NOT_SERVING, new calls are refused, in-flight calls get
   // until `grace` to finish, then are cancelled.
@@ -45,6 +48,7 @@ class Server {
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> service_names_;
   int port_ = 0;
+  std::atomic<int> in_flight_{0};
 };
 
 }  // namespace bank::grpcutil

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The run command: installs what is missing, builds, starts a private local
+# PostgreSQL (under .local/ of the checkout, on its own port) holding the
+# databases bank_events and bank_read, then the three services. Ctrl-C stops
+# everything cleanly.
+#
+# Settings (environment):
+#   BANK_PG_PORT          local PostgreSQL port (default 55432)
+#   BANK_COMMAND_LISTEN   command-service address (default 127.0.0.1:50051)
+#   BANK_QUERY_LISTEN     query-service address   (default 127.0.0.1:50052)
+#   BANK_EVENTS_DB, BANK_READ_DB   use an existing PostgreSQL instead of the
+#                         local one (then no local server is started)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+./scripts/install-deps.sh
+./scripts/build.sh
+BIN="$ROOT/${BANK_BUILD_DIR:-build}/bin"
+
+PG_PORT="${BANK_PG_PORT:-55432}"
+export BANK_COMMAND_LISTEN="${BANK_COMMAND_LISTEN:-127.0.0.1:50051}"
+export BANK_QUERY_LISTEN="${BANK_QUERY_LISTEN:-127.0.0.1:50052}"
+PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+PIDS=()
+PG_DATA=""
+
+as_pg() {
+  # initdb and postgres refuse to run as root: use the postgres user then.
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+STOPPING=0
+stop_all() {
+  trap "" INT TERM
+  trap - EXIT
+  STOPPING=1
+  echo
+  echo "Stopping..."
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "$PG_DATA" ]; then
+    as_pg "$PGBIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null || true
+  fi
+  echo "Stopped."
+}
+
+if [ -z "${BANK_EVENTS_DB:-}" ] || [ -z "${BANK_READ_DB:-}" ]; then
+  LOCAL="$ROOT/.local"
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$ROOT"; then
+    # The postgres user cannot enter the checkout (e.g. under /root): keep
+    # the cluster in a folder it can reach, named after the checkout.
+    LOCAL="/var/tmp/bank-local-$(echo "$ROOT" | md5sum | cut -c1-12)"
+  fi
+  PG_DATA="$LOCAL/pg"
+  SOCK="$LOCAL/sock"
+  mkdir -p "$LOCAL" "$SOCK"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$LOCAL" "$SOCK"; fi
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    echo "Creating a local PostgreSQL cluster in $PG_DATA"
+    as_pg "$PGBIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+  fi
+  trap stop_all INT TERM EXIT
+  as_pg "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$LOCAL/postgres.log" -w \
+    -o "-p $PG_PORT -k $SOCK -c listen_addresses=127.0.0.1" start >/dev/null
+  for db in bank_events bank_read; do
+    as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
+      "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
+      as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db"
+  done
+  export BANK_EVENTS_DB="postgresql://postgres@127.0.0.1:$PG_PORT/bank_events"
+  export BANK_READ_DB="postgresql://postgres@127.0.0.1:$PG_PORT/bank_read"
+else
+  trap stop_all INT TERM EXIT
+fi
+
+"$BIN/command-service" & PIDS+=($!)
+"$BIN/projector" & PIDS+=($!)
+"$BIN/query-service" & PIDS+=($!)
+
+cat <<INFO
+
+The bank is running.
+  CommandService  $BANK_COMMAND_LISTEN
+  QueryService    $BANK_QUERY_LISTEN
+  events database $BANK_EVENTS_DB
+  read database   $BANK_READ_DB
+Try: $BIN/bankctl open --owner Alice --currency EUR --initial 100.00
+Press Ctrl-C to stop.
+
+INFO
+# Exit when any service dies, or on Ctrl-C.
+wait -n "${PIDS[@]}" || true
+if [ "$STOPPING" -eq 0 ]; then
+  echo "A service exited; stopping the rest."
+  exit 1
+fi

@@ -1,0 +1,199 @@
+// The three real executables against a real PostgreSQL: startup on empty
+// databases, health and reflection, configuration by flag and environment,
+// startup failures, graceful shutdown, and a first scenario end to end.
+#include <signal.h>
+
+#include "gtest/gtest.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "tests/support/system.h"
+#include <pqxx/pqxx>
+
+namespace bank {
+namespace {
+
+using testing::Ctx;
+using testing::PgCluster;
+using testing::Process;
+using testing::System;
+
+PgCluster* pg = nullptr;
+
+class Env : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto c = PgCluster::Start();
+    ASSERT_TRUE(c.ok()) << c.status();
+    pg = c->release();
+  }
+  void TearDown() override { delete pg; }
+};
+
+std::vector<std::string> ListServices(int port) {
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                          grpc::InsecureChannelCredentials()));
+  auto ctx = Ctx(5);
+  auto stream = stub->ServerReflectionInfo(ctx.get());
+  grpc::reflection::v1alpha::ServerReflectionRequest req;
+  req.set_list_services("");
+  stream->Write(req);
+  stream->WritesDone();
+  grpc::reflection::v1alpha::ServerReflectionResponse resp;
+  std::vector<std::string> out;
+  while (stream->Read(&resp)) {
+    for (const auto& s : resp.list_services_response().service()) {
+      out.push_back(s.name());
+    }
+  }
+  stream->Finish();
+  return out;
+}
+
+int CountLines(const std::string& s, const std::string& needle) {
+  int n = 0;
+  size_t at = 0;
+  while ((at = s.find(needle, at)) != std::string::npos) {
+    ++n;
+    ++at;
+  }
+  return n;
+}
+
+TEST(SystemTest, StartsOnEmptyDatabasesWithHealthAndReflection) {
+  System sys(*pg, "boot");
+  sys.StartAll();
+  EXPECT_TRUE(System::WaitServing(sys.command_port, "", absl::Seconds(5)));
+  EXPECT_TRUE(System::WaitServing(sys.query_port, "", absl::Seconds(5)));
+  auto cmd = ListServices(sys.command_port);
+  EXPECT_NE(std::find(cmd.begin(), cmd.end(), "bank.v1.CommandService"), cmd.end());
+  EXPECT_NE(std::find(cmd.begin(), cmd.end(), "grpc.health.v1.Health"), cmd.end());
+  auto qry = ListServices(sys.query_port);
+  EXPECT_NE(std::find(qry.begin(), qry.end(), "bank.v1.QueryService"), qry.end());
+  // Migrations were applied by their owners.
+  pqxx::connection e(sys.events_uri), r(sys.read_uri);
+  pqxx::work te(e);
+  EXPECT_EQ(te.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>(), 1);
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        pqxx::work t(r);
+        return t.exec("SELECT count(*) FROM pg_tables WHERE tablename = "
+                      "'account_balances'")[0][0].as<int>() == 1;
+      },
+      absl::Seconds(10)));
+}
+
+TEST(SystemTest, OpenDepositTransferAndReadYourWrites) {
+  System sys(*pg, "flow");
+  sys.StartAll();
+  std::string a = testing::OpenAccount(sys.commands(), 10000);
+  std::string b = testing::OpenAccount(sys.commands(), 0);
+  v1::TransferRequest t;
+  t.set_from_account_id(a);
+  t.set_to_account_id(b);
+  t.set_amount(2500);
+  v1::TransferResult tr;
+  auto ctx = Ctx();
+  ASSERT_TRUE(sys.commands().Transfer(ctx.get(), t, &tr).ok());
+  v1::GetBalanceRequest q;
+  q.set_account_id(b);
+  q.set_min_version(tr.to().version());
+  v1::AccountBalance bal;
+  auto qctx = Ctx();
+  grpc::Status s = sys.queries().GetBalance(qctx.get(), q, &bal);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(bal.balance(), 2500);
+  EXPECT_EQ(bal.version(), 2);
+  EXPECT_EQ(bal.currency(), "EUR");
+}
+
+TEST(SystemTest, FlagsWinOverEnvironmentVariables) {
+  System sys(*pg, "env");
+  // The environment points at a port nobody listens on; the flag wins.
+  auto cmd = std::make_unique<Process>(
+      testing::BinDir() + "/command-service",
+      std::vector<std::string>{"--listen",
+                               "127.0.0.1:" + std::to_string(sys.command_port)},
+      std::map<std::string, std::string>{
+          {"BANK_COMMAND_LISTEN", "127.0.0.1:1"},
+          {"BANK_EVENTS_DB", sys.events_uri}});
+  ASSERT_TRUE(System::WaitServing(sys.command_port, "bank.v1.CommandService",
+                                  absl::Seconds(30)))
+      << cmd->Log();
+  // Only the environment: the query service listens where it says.
+  auto qry = std::make_unique<Process>(
+      testing::BinDir() + "/query-service", std::vector<std::string>{},
+      std::map<std::string, std::string>{
+          {"BANK_QUERY_LISTEN", "127.0.0.1:" + std::to_string(sys.query_port)},
+          {"BANK_READ_DB", sys.read_uri}});
+  EXPECT_TRUE(System::WaitServing(sys.query_port, "bank.v1.QueryService",
+                                  absl::Seconds(30)))
+      << qry->Log();
+}
+
+TEST(SystemTest, UnreachableDatabaseAtStartupIsOneLineErrorAndNonZeroExit) {
+  int port = testing::PickFreePort();
+  std::string uri = "postgresql://bank:s3cret@127.0.0.1:" + std::to_string(port) +
+                    "/x?connect_timeout=2";
+  for (const auto& [bin, args] :
+       std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"command-service", {"--events-db", uri, "--listen", "127.0.0.1:0"}},
+           {"projector", {"--events-db", uri, "--read-db", uri}},
+           {"query-service", {"--read-db", uri, "--listen", "127.0.0.1:0"}}}) {
+    Process p(testing::BinDir() + "/" + bin, args);
+    int code = p.Wait(absl::Seconds(20));
+    std::string log = p.Log();
+    EXPECT_EQ(code, 1) << bin << ": " << log;
+    EXPECT_EQ(CountLines(log, " error "), 1) << bin << ": " << log;
+    EXPECT_NE(log.find("cannot start"), std::string::npos) << log;
+    EXPECT_EQ(log.find("s3cret"), std::string::npos) << bin << " leaked: " << log;
+  }
+}
+
+TEST(SystemTest, ConcurrentStartsMigrateOnce) {
+  System sys(*pg, "race");
+  int p2 = testing::PickFreePort();
+  auto a = sys.StartCommandService();
+  auto b = std::make_unique<Process>(
+      testing::BinDir() + "/command-service",
+      std::vector<std::string>{"--listen", "127.0.0.1:" + std::to_string(p2),
+                               "--events-db", sys.events_uri});
+  auto p1 = sys.StartProjector();
+  auto p2proc = sys.StartProjector();
+  EXPECT_TRUE(System::WaitServing(sys.command_port, "", absl::Seconds(30))) << a->Log();
+  EXPECT_TRUE(System::WaitServing(p2, "", absl::Seconds(30))) << b->Log();
+  pqxx::connection e(sys.events_uri);
+  pqxx::work te(e);
+  EXPECT_EQ(te.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>(), 1);
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        pqxx::connection r(sys.read_uri);
+        pqxx::work t(r);
+        return t.exec("SELECT count(*) FROM pg_tables WHERE tablename = "
+                      "'schema_migrations'")[0][0].as<int>() == 1 &&
+               t.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>() == 1;
+      },
+      absl::Seconds(10)));
+  EXPECT_TRUE(p1->Running()) << p1->Log();
+  EXPECT_TRUE(p2proc->Running()) << p2proc->Log();
+}
+
+TEST(SystemTest, SigtermStopsEachProcessCleanly) {
+  System sys(*pg, "term");
+  sys.StartAll();
+  testing::OpenAccount(sys.commands(), 1);
+  for (Process* p : {sys.command.get(), sys.projector.get(), sys.query.get()}) {
+    p->Signal(SIGTERM);
+    EXPECT_EQ(p->Wait(absl::Seconds(20)), 0) << p->Log();
+    EXPECT_NE(p->Log().find("stopped"), std::string::npos) << p->Log();
+  }
+}
+
+}  // namespace
+}  // namespace bank
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new bank::Env());
+  return RUN_ALL_TESTS();
+}

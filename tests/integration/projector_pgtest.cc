@@ -1,0 +1,293 @@
+// The real projector executable against a real PostgreSQL: late commits,
+// kill -9 under a backlog, database restarts, rebuild, standby takeover and
+// poison events. After each, the oracle folds the event store from scratch
+// and compares it with the read model.
+#include <signal.h>
+
+#include <random>
+#include <thread>
+
+#include <pqxx/pqxx>
+
+#include "gtest/gtest.h"
+#include "tests/support/oracle.h"
+#include "tests/support/system.h"
+
+namespace bank {
+namespace {
+
+using testing::PgCluster;
+using testing::Process;
+using testing::System;
+using testing::WaitFor;
+
+PgCluster* pg = nullptr;
+
+class Env : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto c = PgCluster::Start();
+    ASSERT_TRUE(c.ok()) << c.status();
+    pg = c->release();
+  }
+  void TearDown() override { delete pg; }
+};
+
+int64_t Query(const std::string& uri, const std::string& sql) {
+  try {
+    pqxx::connection c(uri);
+    pqxx::work tx(c);
+    pqxx::result r = tx.exec(sql);
+    tx.commit();
+    if (r.empty() || r[0][0].is_null()) return -1;
+    return r[0][0].as<int64_t>();
+  } catch (const std::exception&) {
+    return -2;
+  }
+}
+
+// Inserts `accounts` accounts with `deposits` deposits each straight into the
+// event store, in one transaction (a backlog the projector has not seen).
+void InsertBacklog(const std::string& events_uri, int accounts, int deposits) {
+  pqxx::connection c(events_uri);
+  pqxx::work tx(c);
+  tx.exec_params(R"sql(
+    WITH ids AS (SELECT gen_random_uuid() AS id FROM generate_series(1, $1))
+    INSERT INTO events (event_id, stream_id, stream_version, event_type,
+                        schema_version, data)
+    SELECT gen_random_uuid(), id, v,
+           CASE WHEN v = 1 THEN 'AccountOpened' ELSE 'MoneyDeposited' END,
+           CASE WHEN v = 1 THEN 2 ELSE 1 END,
+           CASE WHEN v = 1 THEN jsonb_build_object('account_id', id::text,
+                  'owner', 'Backlog', 'currency', 'EUR', 'initial_deposit', '100')
+                ELSE jsonb_build_object('amount', (v * 3)::text) END
+    FROM ids, generate_series(1, $2 + 1) AS v
+    ORDER BY id, v)sql",
+                 accounts, deposits);
+  tx.commit();
+}
+
+int64_t EventCount(const System& s) {
+  return Query(s.events_uri, "SELECT count(*) FROM events");
+}
+
+// Waits until the read model holds as many history rows as there are events.
+bool CaughtUp(const System& s, absl::Duration timeout) {
+  return WaitFor(
+      [&] {
+        return Query(s.read_uri, "SELECT count(*) FROM account_history") ==
+               EventCount(s);
+      },
+      timeout);
+}
+
+void ExpectModelMatchesEvents(const System& s) {
+  long n = 0;
+  auto diffs = testing::CompareReadModel(s.events_uri, s.read_uri, &n);
+  EXPECT_GT(n, 0);
+  for (size_t i = 0; i < diffs.size() && i < 10; ++i) ADD_FAILURE() << diffs[i];
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences";
+}
+
+class ProjectorTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& name) {
+    sys_ = std::make_unique<System>(*pg, name);
+    sys_->command = sys_->StartCommandService();
+    ASSERT_TRUE(System::WaitServing(sys_->command_port, "", absl::Seconds(30)))
+        << sys_->command->Log();
+  }
+  std::unique_ptr<System> sys_;
+};
+
+TEST_F(ProjectorTest, NeverSkipsAnEventThatCommitsLate) {
+  Start("late");
+  std::string a = testing::OpenAccount(sys_->commands(), 100);
+  sys_->projector = sys_->StartProjector();
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(20))) << sys_->projector->Log();
+  // A writer takes a position and holds its transaction open...
+  pqxx::connection held_conn(sys_->events_uri);
+  pqxx::work held(held_conn);
+  int64_t held_position =
+      held.exec_params(
+              "INSERT INTO events (event_id, stream_id, stream_version, "
+              "event_type, schema_version, data) VALUES (gen_random_uuid(), "
+              "$1::uuid, 2, 'MoneyDeposited', 1, '{\"amount\":\"7\"}') "
+              "RETURNING position",
+              a)[0][0]
+          .as<int64_t>();
+  // ...while other events commit past it with higher positions.
+  std::string b = testing::OpenAccount(sys_->commands(), 5);
+  std::string c = testing::OpenAccount(sys_->commands(), 6);
+  int64_t later = Query(sys_->events_uri, "SELECT max(position) FROM events");
+  ASSERT_GT(later, held_position);
+  // The projector runs (several polls) but its mark stays behind the held
+  // event: nothing after it is taken as read.
+  absl::SleepFor(absl::Milliseconds(800));
+  EXPECT_LT(Query(sys_->read_uri, "SELECT position FROM projection_checkpoints "
+                                  "WHERE projection = 'accounts'"),
+            held_position);
+  EXPECT_EQ(Query(sys_->read_uri, "SELECT version FROM account_balances WHERE "
+                                  "account_id = '" + a + "'"), 1);
+  held.commit();
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(20)));
+  EXPECT_EQ(Query(sys_->read_uri, "SELECT balance FROM account_balances WHERE "
+                                  "account_id = '" + a + "'"), 107);
+  EXPECT_EQ(Query(sys_->read_uri, "SELECT balance FROM account_balances WHERE "
+                                  "account_id = '" + c + "'"), 6);
+  ExpectModelMatchesEvents(*sys_);
+}
+
+TEST_F(ProjectorTest, KillNineDuringBacklogLosesAndRepeatsNothing) {
+  Start("kill");
+  InsertBacklog(sys_->events_uri, 2000, 49);  // 100,000 events
+  std::mt19937 rng(42);
+  int interrupted = 0;
+  for (int round = 0; round < 8; ++round) {
+    auto p = sys_->StartProjector({"--batch-size", "250"});
+    absl::SleepFor(absl::Milliseconds(40 + rng() % 120));
+    p->Signal(SIGKILL);
+    p->Wait(absl::Seconds(10));
+    int64_t projected = Query(sys_->read_uri, "SELECT count(*) FROM account_history");
+    if (projected >= 0 && projected < EventCount(*sys_)) ++interrupted;
+  }
+  EXPECT_GT(interrupted, 0) << "the backlog was too small to interrupt";
+  sys_->projector = sys_->StartProjector({"--batch-size", "250"});
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(60))) << sys_->projector->Log();
+  ExpectModelMatchesEvents(*sys_);
+  EXPECT_EQ(Query(sys_->read_uri, "SELECT events_applied FROM projection_checkpoints "
+                                  "WHERE projection = 'accounts'"),
+            EventCount(*sys_));
+}
+
+TEST_F(ProjectorTest, ReconnectsAndCatchesUpAfterPostgresRestarts) {
+  Start("restart");
+  sys_->projector = sys_->StartProjector();
+  std::string a = testing::OpenAccount(sys_->commands(), 1);
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(20)));
+  ASSERT_TRUE(pg->Stop(/*immediate=*/true).ok());
+  absl::SleepFor(absl::Seconds(1));
+  ASSERT_TRUE(pg->Restart().ok());
+  // The command service recovers by itself too.
+  ASSERT_TRUE(WaitFor([&] {
+    v1::DepositRequest d;
+    d.set_account_id(a);
+    d.set_amount(5);
+    v1::CommandResult r;
+    auto ctx = testing::Ctx(2);
+    return sys_->commands().Deposit(ctx.get(), d, &r).ok();
+  }, absl::Seconds(30)));
+  InsertBacklog(sys_->events_uri, 10, 5);
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(30))) << sys_->projector->Log();
+  EXPECT_TRUE(sys_->projector->Running());
+  ExpectModelMatchesEvents(*sys_);
+}
+
+TEST_F(ProjectorTest, RebuildEqualsTheLiveModelWithoutStoppingIt) {
+  Start("rebuild");
+  sys_->projector = sys_->StartProjector();
+  InsertBacklog(sys_->events_uri, 200, 9);
+  std::string a = testing::OpenAccount(sys_->commands(), 1);
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(30)));
+  Process rebuild(testing::BinDir() + "/projector",
+                  {"--events-db", sys_->events_uri, "--read-db", sys_->read_uri,
+                   "--rebuild"});
+  // Writes go on during the rebuild.
+  for (int i = 0; i < 20; ++i) testing::OpenAccount(sys_->commands(), i);
+  EXPECT_EQ(rebuild.Wait(absl::Seconds(60)), 0) << rebuild.Log();
+  EXPECT_NE(rebuild.Log().find("rebuild done"), std::string::npos) << rebuild.Log();
+  for (int i = 0; i < 5; ++i) testing::OpenAccount(sys_->commands(), i);
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(30))) << sys_->projector->Log();
+  ExpectModelMatchesEvents(*sys_);
+  EXPECT_EQ(Query(sys_->read_uri, "SELECT count(*) FROM pg_tables WHERE tablename "
+                                  "LIKE '%rebuild%' OR tablename LIKE '%_old'"), 0);
+}
+
+TEST_F(ProjectorTest, StandbyTakesOverWhenTheActiveProjectorDies) {
+  Start("standby");
+  auto first = sys_->StartProjector();
+  ASSERT_TRUE(WaitFor([&] { return first->Log().find("active") != std::string::npos; },
+                      absl::Seconds(20)));
+  auto second = sys_->StartProjector();
+  ASSERT_TRUE(WaitFor([&] { return second->Log().find("standby") != std::string::npos; },
+                      absl::Seconds(20)))
+      << second->Log();
+  testing::OpenAccount(sys_->commands(), 3);
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(20)));
+  EXPECT_EQ(second->Log().find("applied"), std::string::npos);
+  first->Signal(SIGKILL);
+  first->Wait(absl::Seconds(10));
+  absl::Time killed = absl::Now();
+  testing::OpenAccount(sys_->commands(), 4);
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(20))) << second->Log();
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(10));
+  EXPECT_NE(second->Log().find("active: this projector applies events"),
+            std::string::npos);
+  ExpectModelMatchesEvents(*sys_);
+}
+
+TEST_F(ProjectorTest, PoisonEventStopsTheProjectionOrIsRecordedWhenAllowed) {
+  Start("poison");
+  std::string a = testing::OpenAccount(sys_->commands(), 1);
+  int64_t poison_position = Query(
+      sys_->events_uri,
+      "INSERT INTO events (event_id, stream_id, stream_version, event_type, "
+      "schema_version, data) VALUES (gen_random_uuid(), gen_random_uuid(), 1, "
+      "'MoneyTeleported', 1, '{}') RETURNING position");
+  std::string b = testing::OpenAccount(sys_->commands(), 2);
+  auto strict = sys_->StartProjector();
+  EXPECT_EQ(strict->Wait(absl::Seconds(20)), 3) << strict->Log();
+  EXPECT_NE(strict->Log().find("position " + std::to_string(poison_position)),
+            std::string::npos) << strict->Log();
+  EXPECT_NE(strict->Log().find("MoneyTeleported"), std::string::npos);
+  // Stopped before the poison: b (after it) is not projected.
+  EXPECT_EQ(Query(sys_->read_uri, "SELECT count(*) FROM account_balances WHERE "
+                                  "account_id = '" + b + "'"), 0);
+  // Restarted with --skip-poison: recorded, and everything after it applied.
+  sys_->projector = sys_->StartProjector({"--skip-poison"});
+  ASSERT_TRUE(WaitFor([&] {
+    return Query(sys_->read_uri, "SELECT count(*) FROM account_balances WHERE "
+                                 "account_id = '" + b + "'") == 1;
+  }, absl::Seconds(20))) << sys_->projector->Log();
+  EXPECT_EQ(Query(sys_->read_uri, "SELECT position FROM poison_events"),
+            poison_position);
+  EXPECT_NE(sys_->projector->Log().find("poison"), std::string::npos);
+}
+
+TEST_F(ProjectorTest, BurstOfNotificationsIsCoalesced) {
+  Start("burst");
+  sys_->projector = sys_->StartProjector({"--log-level", "debug"});
+  testing::OpenAccount(sys_->commands(), 1);
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(20)));
+  // 200 appends notify while the projector is frozen...
+  sys_->projector->Signal(SIGSTOP);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) testing::OpenAccount(sys_->commands(), 1);
+    });
+  }
+  for (auto& th : threads) th.join();
+  size_t before = sys_->projector->Log().size();
+  sys_->projector->Signal(SIGCONT);
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(20)));
+  absl::SleepFor(absl::Milliseconds(500));
+  // ...and cost one catch-up, not 200.
+  std::string log = sys_->projector->Log().substr(before);
+  int batches = 0;
+  for (size_t at = 0; (at = log.find("applied ", at)) != std::string::npos; ++at) {
+    ++batches;
+  }
+  EXPECT_GE(batches, 1);
+  EXPECT_LE(batches, 2) << log;
+  ExpectModelMatchesEvents(*sys_);
+}
+
+}  // namespace
+}  // namespace bank
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new bank::Env());
+  return RUN_ALL_TESTS();
+}

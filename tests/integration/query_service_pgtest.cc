@@ -1,0 +1,406 @@
+// QueryService, bankctl and the Python example against the real executables
+// and a real PostgreSQL.
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <pqxx/pqxx>
+
+#include "gtest/gtest.h"
+#include "tests/support/system.h"
+
+namespace bank {
+namespace {
+
+using grpc::StatusCode;
+using testing::Ctx;
+using testing::PgCluster;
+using testing::Process;
+using testing::System;
+
+PgCluster* pg = nullptr;
+System* sys = nullptr;
+
+class Env : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto c = PgCluster::Start();
+    ASSERT_TRUE(c.ok()) << c.status();
+    pg = c->release();
+    sys = new System(*pg, "query");
+    sys->StartAll();
+  }
+  void TearDown() override {
+    delete sys;
+    delete pg;
+  }
+};
+
+v1::CommandResult Deposit(const std::string& id, int64_t amount) {
+  v1::DepositRequest req;
+  req.set_account_id(id);
+  req.set_amount(amount);
+  v1::CommandResult r;
+  auto ctx = Ctx();
+  grpc::Status s = sys->commands().Deposit(ctx.get(), req, &r);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return r;
+}
+
+grpc::Status Balance(const std::string& id, int64_t min_version,
+                     v1::AccountBalance* out, double deadline = 10,
+                     const google::protobuf::Timestamp* as_of = nullptr) {
+  v1::GetBalanceRequest req;
+  req.set_account_id(id);
+  req.set_min_version(min_version);
+  if (as_of) *req.mutable_as_of() = *as_of;
+  auto ctx = Ctx(deadline);
+  return sys->queries().GetBalance(ctx.get(), req, out);
+}
+
+google::protobuf::Timestamp Ts(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(absl::ToUnixSeconds(t));
+  ts.set_nanos(static_cast<int>(
+      absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(ts.seconds()))));
+  return ts;
+}
+
+TEST(QueryServiceTest, StatusCodesForBadAndUnknownInput) {
+  v1::AccountBalance b;
+  EXPECT_EQ(Balance("nope", 0, &b).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Balance("", 0, &b).error_code(), StatusCode::INVALID_ARGUMENT);
+  grpc::Status nf = Balance("123e4567-e89b-12d3-a456-426614174000", 0, &b);
+  EXPECT_EQ(nf.error_code(), StatusCode::NOT_FOUND);
+  EXPECT_FALSE(nf.error_message().empty());
+  std::string a = testing::OpenAccount(sys->commands(), 1);
+  EXPECT_EQ(Balance(a, -1, &b).error_code(), StatusCode::INVALID_ARGUMENT);
+  google::protobuf::Timestamp bad;
+  bad.set_nanos(-5);
+  EXPECT_EQ(Balance(a, 0, &b, 10, &bad).error_code(), StatusCode::INVALID_ARGUMENT);
+  for (const std::string& token : std::vector<std::string>{"garbage", "cDF8YWNjb3VudHN8eHh4fDEyMw",
+                                   std::string(600, 'A')}) {
+    v1::ListAccountsRequest req;
+    req.set_page_token(token);
+    v1::ListAccountsResponse resp;
+    auto ctx = Ctx();
+    EXPECT_EQ(sys->queries().ListAccounts(ctx.get(), req, &resp).error_code(),
+              StatusCode::INVALID_ARGUMENT) << token;
+  }
+  {
+    v1::ListAccountsRequest req;
+    req.set_page_size(-1);
+    v1::ListAccountsResponse resp;
+    auto ctx = Ctx();
+    EXPECT_EQ(sys->queries().ListAccounts(ctx.get(), req, &resp).error_code(),
+              StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    v1::GetHistoryRequest req;
+    req.set_account_id("123e4567-e89b-12d3-a456-426614174000");
+    v1::GetHistoryResponse resp;
+    auto ctx = Ctx();
+    EXPECT_EQ(sys->queries().GetHistory(ctx.get(), req, &resp).error_code(),
+              StatusCode::NOT_FOUND);
+    req.set_account_id("zzz");
+    auto ctx2 = Ctx();
+    EXPECT_EQ(sys->queries().GetHistory(ctx2.get(), req, &resp).error_code(),
+              StatusCode::INVALID_ARGUMENT);
+  }
+}
+
+TEST(QueryServiceTest, ReadYourWritesAfterEachOfAThousandCommands) {
+  std::string a = testing::OpenAccount(sys->commands(), 0);
+  std::string b = testing::OpenAccount(sys->commands(), 0);
+  int64_t expected_a = 0, expected_b = 0;
+  for (int i = 0; i < 1000; ++i) {
+    v1::CommandResult r;
+    int64_t want;
+    if (i % 3 == 2 && expected_a >= 5) {
+      v1::TransferRequest t;
+      t.set_from_account_id(a);
+      t.set_to_account_id(b);
+      t.set_amount(5);
+      v1::TransferResult tr;
+      auto ctx = Ctx();
+      ASSERT_TRUE(sys->commands().Transfer(ctx.get(), t, &tr).ok());
+      expected_a -= 5;
+      expected_b += 5;
+      r = tr.from();
+      want = expected_a;
+    } else {
+      r = Deposit(a, i + 1);
+      expected_a += i + 1;
+      want = expected_a;
+    }
+    v1::AccountBalance bal;
+    grpc::Status s = Balance(a, r.version(), &bal);
+    ASSERT_TRUE(s.ok()) << i << ": " << s.error_message();
+    ASSERT_EQ(bal.version(), r.version()) << i;
+    ASSERT_EQ(bal.balance(), want) << i;
+  }
+  v1::AccountBalance bb;
+  ASSERT_TRUE(Balance(b, 1, &bb).ok());
+  EXPECT_TRUE(testing::WaitFor([&] {
+    return Balance(b, 0, &bb).ok() && bb.balance() == expected_b;
+  }, absl::Seconds(10)));
+}
+
+TEST(QueryServiceTest, UnreachedMinVersionIsDeadlineExceeded) {
+  std::string a = testing::OpenAccount(sys->commands(), 0);
+  v1::AccountBalance b;
+  absl::Time start = absl::Now();
+  grpc::Status s = Balance(a, 99, &b, 0.4);
+  EXPECT_EQ(s.error_code(), StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+TEST(QueryServiceTest, ServerCapsTheWait) {
+  int port = testing::PickFreePort();
+  Process capped(testing::BinDir() + "/query-service",
+                 {"--listen", "127.0.0.1:" + std::to_string(port), "--read-db",
+                  sys->read_uri, "--max-wait", "0.3"});
+  ASSERT_TRUE(System::WaitServing(port, "", absl::Seconds(20))) << capped.Log();
+  auto stub = v1::QueryService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  std::string a = testing::OpenAccount(sys->commands(), 0);
+  v1::GetBalanceRequest req;
+  req.set_account_id(a);
+  req.set_min_version(50);
+  v1::AccountBalance b;
+  absl::Time start = absl::Now();
+  auto ctx = Ctx(20);
+  grpc::Status s = stub->GetBalance(ctx.get(), req, &b);
+  EXPECT_EQ(s.error_code(), StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+TEST(QueryServiceTest, ManyWaitersDoNotTakeAThreadEach) {
+  // Two worker threads, 200 waiting calls: they all complete once the write
+  // they wait for lands.
+  int port = testing::PickFreePort();
+  Process small(testing::BinDir() + "/query-service",
+                {"--listen", "127.0.0.1:" + std::to_string(port), "--read-db",
+                 sys->read_uri, "--workers", "2"});
+  ASSERT_TRUE(System::WaitServing(port, "", absl::Seconds(20))) << small.Log();
+  auto stub = v1::QueryService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  std::string a = testing::OpenAccount(sys->commands(), 0);
+  std::atomic<int> ok{0}, started{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 200; ++i) {
+    threads.emplace_back([&] {
+      v1::GetBalanceRequest req;
+      req.set_account_id(a);
+      req.set_min_version(2);
+      v1::AccountBalance b;
+      auto ctx = Ctx(15);
+      ++started;
+      grpc::Status s = stub->GetBalance(ctx.get(), req, &b);
+      if (s.ok() && b.balance() == 77) ++ok;
+    });
+  }
+  testing::WaitFor([&] { return started.load() == 200; }, absl::Seconds(10));
+  absl::SleepFor(absl::Milliseconds(500));
+  // With 200 calls waiting, the two workers are still free for other work:
+  // a plain read answers at once.
+  {
+    v1::GetBalanceRequest req;
+    req.set_account_id(a);
+    v1::AccountBalance b;
+    auto ctx = Ctx(1);
+    grpc::Status s = stub->GetBalance(ctx.get(), req, &b);
+    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+    EXPECT_EQ(ok.load(), 0);
+  }
+  Deposit(a, 77);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 200);
+}
+
+TEST(QueryServiceTest, AsOfBeforeBetweenAndAfterEvents) {
+  std::string a = testing::OpenAccount(sys->commands(), 100);
+  v1::AccountBalance b;
+  ASSERT_TRUE(Balance(a, 1, &b).ok());
+  absl::Time t1 = absl::FromUnixMicros(
+      b.updated_at().seconds() * 1000000 + b.updated_at().nanos() / 1000);
+  v1::CommandResult r2 = Deposit(a, 50);
+  ASSERT_TRUE(Balance(a, r2.version(), &b).ok());
+  absl::Time t2 = absl::FromUnixMicros(
+      b.updated_at().seconds() * 1000000 + b.updated_at().nanos() / 1000);
+  ASSERT_GT(t2, t1);
+  auto before = Ts(t1 - absl::Seconds(1));
+  EXPECT_EQ(Balance(a, 0, &b, 10, &before).error_code(), StatusCode::NOT_FOUND);
+  auto at_open = Ts(t1);
+  ASSERT_TRUE(Balance(a, 0, &b, 10, &at_open).ok());
+  EXPECT_EQ(b.balance(), 100);
+  EXPECT_EQ(b.version(), 1);
+  auto between = Ts(t1 + (t2 - t1) / 2);
+  ASSERT_TRUE(Balance(a, 0, &b, 10, &between).ok());
+  EXPECT_EQ(b.balance(), 100);
+  auto after = Ts(t2 + absl::Seconds(5));
+  ASSERT_TRUE(Balance(a, 0, &b, 10, &after).ok());
+  EXPECT_EQ(b.balance(), 150);
+  EXPECT_EQ(b.version(), 2);
+}
+
+TEST(QueryServiceTest, PagingReturnsEachItemExactlyOnce) {
+  // 1,000 accounts straight from one transfer-heavy history: use the command
+  // service for a 1,000-event history and the event store for many accounts.
+  std::string hot = testing::OpenAccount(sys->commands(), 0);
+  {
+    pqxx::connection c(sys->events_uri);
+    pqxx::work tx(c);
+    tx.exec(R"sql(
+      INSERT INTO events (event_id, stream_id, stream_version, event_type,
+                          schema_version, data)
+      SELECT gen_random_uuid(), id, 1, 'AccountOpened', 2,
+             jsonb_build_object('account_id', id::text, 'owner', 'Paged',
+                                'currency', 'EUR', 'initial_deposit', '1')
+      FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, 1000)) ids)sql");
+    tx.exec_params(R"sql(
+      INSERT INTO events (event_id, stream_id, stream_version, event_type,
+                          schema_version, data)
+      SELECT gen_random_uuid(), $1::uuid, v, 'MoneyDeposited', 1,
+             jsonb_build_object('amount', v::text)
+      FROM generate_series(2, 1000) AS v)sql", hot);
+    tx.commit();
+  }
+  v1::AccountBalance b;
+  ASSERT_TRUE(Balance(hot, 1000, &b).ok());
+  std::set<std::string> seen;
+  int total = 0, pages = 0;
+  std::string token;
+  do {
+    v1::ListAccountsRequest req;
+    req.set_page_size(70);
+    req.set_page_token(token);
+    v1::ListAccountsResponse resp;
+    auto ctx = Ctx();
+    ASSERT_TRUE(sys->queries().ListAccounts(ctx.get(), req, &resp).ok());
+    ASSERT_LE(resp.accounts_size(), 70);
+    for (const auto& a : resp.accounts()) {
+      seen.insert(a.account_id());
+      ++total;
+    }
+    token = resp.next_page_token();
+    ++pages;
+  } while (!token.empty());
+  EXPECT_EQ(total, static_cast<int>(seen.size()));
+  EXPECT_GE(total, 1001);
+  EXPECT_GE(pages, 15);
+  std::vector<int64_t> versions;
+  token.clear();
+  do {
+    v1::GetHistoryRequest req;
+    req.set_account_id(hot);
+    req.set_page_size(0);  // The default.
+    req.set_page_token(token);
+    v1::GetHistoryResponse resp;
+    auto ctx = Ctx();
+    grpc::Status s = sys->queries().GetHistory(ctx.get(), req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    for (const auto& h : resp.entries()) versions.push_back(h.version());
+    token = resp.next_page_token();
+  } while (!token.empty());
+  ASSERT_EQ(versions.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(versions[i], i + 1);
+  // A token from one account's history does not page another's.
+  v1::GetHistoryRequest first;
+  first.set_account_id(hot);
+  first.set_page_size(10);
+  v1::GetHistoryResponse page;
+  auto ctx = Ctx();
+  ASSERT_TRUE(sys->queries().GetHistory(ctx.get(), first, &page).ok());
+  v1::GetHistoryRequest other;
+  other.set_account_id(testing::OpenAccount(sys->commands(), 1));
+  other.set_page_token(page.next_page_token());
+  v1::GetHistoryResponse out;
+  auto ctx2 = Ctx();
+  EXPECT_EQ(sys->queries().GetHistory(ctx2.get(), other, &out).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+}
+
+std::string RunBankctl(const std::vector<std::string>& args, int* code) {
+  std::vector<std::string> all = {
+      "--command-host", "127.0.0.1:" + std::to_string(sys->command_port),
+      "--query-host", "127.0.0.1:" + std::to_string(sys->query_port)};
+  all.insert(all.end(), args.begin(), args.end());
+  Process p(testing::BinDir() + "/bankctl", all);
+  *code = p.Wait(absl::Seconds(30));
+  return p.Log();
+}
+
+TEST(BankctlTest, EverySubcommandEndToEnd) {
+  int code = 0;
+  std::string out = RunBankctl({"open", "--owner", "Alice", "--currency", "EUR",
+                                "--initial", "100.00"}, &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("balance  100.00 EUR"), std::string::npos) << out;
+  std::string alice = out.substr(out.find("opened ") + 7, 36);
+  out = RunBankctl({"--json", "open", "--owner", "Bob", "--currency", "EUR"}, &code);
+  ASSERT_EQ(code, 0) << out;
+  std::string bob = out.substr(out.find("\"account_id\":\"") + 14, 36);
+  out = RunBankctl({"deposit", alice, "0.05"}, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("balance  100.05 EUR"), std::string::npos) << out;
+  out = RunBankctl({"transfer", alice, bob, "40.5"}, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("balance  59.55 EUR"), std::string::npos) << out;
+  EXPECT_NE(out.find("balance  40.50 EUR"), std::string::npos) << out;
+  absl::Time before_withdraw = absl::Now();
+  absl::SleepFor(absl::Milliseconds(20));
+  out = RunBankctl({"withdraw", bob, "40.50"}, &code);
+  EXPECT_EQ(code, 0) << out;
+  out = RunBankctl({"--json", "balance", bob}, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"balance\":\"0\""), std::string::npos) << out;
+  out = RunBankctl({"balance", bob, "--as-of",
+                    absl::FormatTime(absl::RFC3339_full, before_withdraw,
+                                     absl::UTCTimeZone())}, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("40.50 EUR"), std::string::npos) << out;
+  out = RunBankctl({"history", alice}, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("TRANSFER_OUT"), std::string::npos) << out;
+  EXPECT_NE(out.find(bob), std::string::npos) << out;
+  out = RunBankctl({"close", bob}, &code);
+  EXPECT_EQ(code, 0) << out;
+  out = RunBankctl({"accounts", "--all"}, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find(alice), std::string::npos);
+  EXPECT_NE(out.find("closed"), std::string::npos);
+  // Errors: the status code and message, and a non-zero exit.
+  out = RunBankctl({"withdraw", alice, "1000"}, &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("FAILED_PRECONDITION"), std::string::npos) << out;
+  out = RunBankctl({"deposit", alice, "1.001"}, &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("decimals"), std::string::npos) << out;
+  out = RunBankctl({"balance", "not-a-uuid"}, &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("INVALID_ARGUMENT"), std::string::npos) << out;
+}
+
+TEST(PythonClientTest, ExampleRunsAgainstTheSystem) {
+  Process p("/usr/bin/python3",
+            {std::string(BANK_SOURCE_DIR) + "/clients/python/example.py",
+             "--command-host", "127.0.0.1:" + std::to_string(sys->command_port),
+             "--query-host", "127.0.0.1:" + std::to_string(sys->query_port)},
+            {{"PYTHONPATH", std::string(BANK_BUILD_DIR) + "/python"}});
+  int code = p.Wait(absl::Seconds(60));
+  std::string out = p.Log();
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("Alice: 74.50 EUR (version 2)"), std::string::npos) << out;
+  EXPECT_NE(out.find("Bob: 25.50 EUR (version 2)"), std::string::npos) << out;
+  EXPECT_NE(out.find("FAILED_PRECONDITION"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace bank
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new bank::Env());
+  return RUN_ALL_TESTS();
+}

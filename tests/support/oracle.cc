@@ -1,0 +1,93 @@
+#include "tests/support/oracle.h"
+
+#include <map>
+#include <tuple>
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "common/domain/bank_account.h"
+#include "common/domain/event_codec.h"
+
+namespace bank::testing {
+
+std::vector<std::string> CompareReadModel(const std::string& events_uri,
+                                          const std::string& read_uri,
+                                          long* events_seen) {
+  std::vector<std::string> diffs;
+  std::map<std::string, domain::BankAccount> accounts;
+  // (account, version) -> balance after
+  std::map<std::pair<std::string, int64_t>, int64_t> history;
+  long n = 0;
+  {
+    pqxx::connection c(events_uri);
+    pqxx::work tx(c);
+    pqxx::result r = tx.exec(
+        "SELECT stream_id::text, stream_version, event_type, schema_version, "
+        "data::text FROM events ORDER BY stream_id, stream_version");
+    for (const auto& row : r) {
+      ++n;
+      std::string id = row[0].as<std::string>();
+      auto decoded = domain::DecodeEvent(row[2].as<std::string>(), row[3].as<int>(),
+                                         row[4].as<std::string>());
+      if (!decoded.ok()) continue;  // Poison is not part of the model.
+      auto it = accounts.try_emplace(id, domain::BankAccount(id)).first;
+      if (row[1].as<int64_t>() != it->second.state().version + 1) continue;
+      it->second.Apply(*decoded);
+      history[{id, row[1].as<int64_t>()}] = it->second.state().balance;
+    }
+  }
+  if (events_seen) *events_seen = n;
+  pqxx::connection c(read_uri);
+  pqxx::work tx(c);
+  pqxx::result balances = tx.exec(
+      "SELECT account_id::text, balance, version, status FROM account_balances");
+  std::map<std::string, std::tuple<int64_t, int64_t, int>> model;
+  for (const auto& row : balances) {
+    model[row[0].as<std::string>()] = {row[1].as<int64_t>(), row[2].as<int64_t>(),
+                                       row[3].as<int>()};
+  }
+  for (const auto& [id, account] : accounts) {
+    const auto& s = account.state();
+    auto it = model.find(id);
+    if (it == model.end()) {
+      diffs.push_back(absl::StrCat("account ", id, " missing from the read model"));
+      continue;
+    }
+    auto [balance, version, status] = it->second;
+    int want_status = s.status == domain::AccountStatus::kClosed ? 2 : 1;
+    if (balance != s.balance || version != s.version || status != want_status) {
+      diffs.push_back(absl::StrCat("account ", id, ": read model has balance ",
+                                   balance, " version ", version, " status ",
+                                   status, "; events say ", s.balance, ", ",
+                                   s.version, ", ", want_status));
+    }
+    model.erase(it);
+  }
+  for (const auto& [id, row] : model) {
+    diffs.push_back(absl::StrCat("account ", id, " in the read model has no events"));
+  }
+  pqxx::result hist = tx.exec(
+      "SELECT account_id::text, version, balance_after FROM account_history");
+  size_t rows = 0;
+  for (const auto& row : hist) {
+    ++rows;
+    auto key = std::make_pair(row[0].as<std::string>(), row[1].as<int64_t>());
+    auto it = history.find(key);
+    if (it == history.end()) {
+      diffs.push_back(absl::StrCat("history row ", key.first, " v", key.second,
+                                   " has no event"));
+    } else if (it->second != row[2].as<int64_t>()) {
+      diffs.push_back(absl::StrCat("history row ", key.first, " v", key.second,
+                                   ": balance_after ", row[2].as<int64_t>(),
+                                   ", events say ", it->second));
+    }
+  }
+  if (rows != history.size()) {
+    diffs.push_back(absl::StrCat("read model has ", rows, " history rows; events ",
+                                 history.size()));
+  }
+  return diffs;
+}
+
+}  // namespace bank::testing

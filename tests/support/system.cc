@@ -1,0 +1,118 @@
+#include "tests/support/system.h"
+
+#include <chrono>
+
+#include "gtest/gtest.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace bank::testing {
+
+System::System(PgCluster& pg, const std::string& name) : pg(pg) {
+  EXPECT_TRUE(pg.CreateDatabase(name + "_events").ok());
+  EXPECT_TRUE(pg.CreateDatabase(name + "_read").ok());
+  events_uri = pg.Uri(name + "_events");
+  read_uri = pg.Uri(name + "_read");
+  command_port = PickFreePort();
+  query_port = PickFreePort();
+}
+
+System::~System() = default;
+
+std::unique_ptr<Process> System::StartCommandService(
+    const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {
+      "--listen", "127.0.0.1:" + std::to_string(command_port), "--events-db",
+      events_uri, "--shutdown-grace", "5"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return std::make_unique<Process>(BinDir() + "/command-service", args);
+}
+
+std::unique_ptr<Process> System::StartProjector(
+    const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"--events-db", events_uri, "--read-db",
+                                   read_uri, "--poll-interval", "0.2"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return std::make_unique<Process>(BinDir() + "/projector", args);
+}
+
+std::unique_ptr<Process> System::StartQueryService(
+    const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {
+      "--listen", "127.0.0.1:" + std::to_string(query_port), "--read-db",
+      read_uri, "--shutdown-grace", "5"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return std::make_unique<Process>(BinDir() + "/query-service", args);
+}
+
+void System::StartAll() {
+  command = StartCommandService();
+  ASSERT_TRUE(WaitServing(command_port, "bank.v1.CommandService", absl::Seconds(30)))
+      << command->Log();
+  projector = StartProjector();
+  query = StartQueryService();
+  ASSERT_TRUE(WaitServing(query_port, "bank.v1.QueryService", absl::Seconds(30)))
+      << query->Log();
+}
+
+bool System::WaitServing(int port, const std::string& service,
+                         absl::Duration timeout) {
+  return WaitFor(
+      [&] {
+        // A fresh channel with its own subchannel each time: no reconnect
+        // backoff carried over from attempts made before the server was up.
+        grpc::ChannelArguments args;
+        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        auto stub = grpc::health::v1::Health::NewStub(grpc::CreateCustomChannel(
+            "127.0.0.1:" + std::to_string(port),
+            grpc::InsecureChannelCredentials(), args));
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(500));
+        grpc::health::v1::HealthCheckRequest req;
+        req.set_service(service);
+        grpc::health::v1::HealthCheckResponse resp;
+        return stub->Check(&ctx, req, &resp).ok() &&
+               resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+      },
+      timeout);
+}
+
+v1::CommandService::Stub& System::commands() {
+  if (!commands_) {
+    commands_ = v1::CommandService::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(command_port),
+        grpc::InsecureChannelCredentials()));
+  }
+  return *commands_;
+}
+
+v1::QueryService::Stub& System::queries() {
+  if (!queries_) {
+    queries_ = v1::QueryService::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(query_port),
+        grpc::InsecureChannelCredentials()));
+  }
+  return *queries_;
+}
+
+std::unique_ptr<grpc::ClientContext> Ctx(double seconds) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+  return ctx;
+}
+
+std::string OpenAccount(v1::CommandService::Stub& stub, int64_t initial,
+                        const std::string& currency) {
+  v1::OpenAccountRequest req;
+  req.set_owner("Owner");
+  req.set_currency(currency);
+  req.set_initial_deposit(initial);
+  v1::CommandResult res;
+  auto ctx = Ctx();
+  grpc::Status s = stub.OpenAccount(ctx.get(), req, &res);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return res.account_id();
+}
+
+}  // namespace bank::testing

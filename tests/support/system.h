@@ -1,0 +1,60 @@
+#ifndef BANK_TESTS_SUPPORT_SYSTEM_H_
+#define BANK_TESTS_SUPPORT_SYSTEM_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "bank/v1/bank.grpc.pb.h"
+#include "tests/support/pg_cluster.h"
+#include "tests/support/process.h"
+
+namespace bank::testing {
+
+// The real system for end-to-end tests: fresh events and read databases in a
+// test's PostgreSQL cluster, and the real command-service, projector and
+// query-service executables on free ports, with clients for them.
+class System {
+ public:
+  // Creates databases <name>_events and <name>_read.
+  System(PgCluster& pg, const std::string& name);
+  ~System();
+
+  std::unique_ptr<Process> StartCommandService(
+      const std::vector<std::string>& extra = {});
+  std::unique_ptr<Process> StartProjector(const std::vector<std::string>& extra = {});
+  std::unique_ptr<Process> StartQueryService(
+      const std::vector<std::string>& extra = {});
+  // Starts all three (kept in command, projector, query) and waits for health.
+  void StartAll();
+
+  // True once the server's health service answers SERVING for `service`.
+  static bool WaitServing(int port, const std::string& service,
+                          absl::Duration timeout);
+
+  v1::CommandService::Stub& commands();
+  v1::QueryService::Stub& queries();
+
+  PgCluster& pg;
+  std::string events_uri, read_uri;
+  int command_port = 0, query_port = 0;
+  std::unique_ptr<Process> command, projector, query;
+
+ private:
+  std::unique_ptr<v1::CommandService::Stub> commands_;
+  std::unique_ptr<v1::QueryService::Stub> queries_;
+};
+
+// Opens an account; returns its id (fails the test on error).
+std::string OpenAccount(v1::CommandService::Stub& stub, int64_t initial,
+                        const std::string& currency = "EUR");
+
+// A client context with a deadline `seconds` from now.
+std::unique_ptr<grpc::ClientContext> Ctx(double seconds = 10);
+
+}  // namespace bank::testing
+
+#endif  // BANK_TESTS_SUPPORT_SYSTEM_H_
