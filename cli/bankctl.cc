@@ -1,14 +1,14 @@
 // bankctl: a command-line client for the bank's CommandService and
 // QueryService. Amounts are typed and shown as decimals of the account's
 // currency ("100.00"); errors print the gRPC status and exit non-zero.
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -34,24 +34,42 @@ struct Options {
 
 const char* CodeName(grpc::StatusCode c) {
   switch (c) {
-    case grpc::OK: return "OK";
-    case grpc::CANCELLED: return "CANCELLED";
-    case grpc::UNKNOWN: return "UNKNOWN";
-    case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::NOT_FOUND: return "NOT_FOUND";
-    case grpc::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::ABORTED: return "ABORTED";
-    case grpc::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::INTERNAL: return "INTERNAL";
-    case grpc::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::DATA_LOSS: return "DATA_LOSS";
-    case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "UNKNOWN";
+    case grpc::OK:
+      return "OK";
+    case grpc::CANCELLED:
+      return "CANCELLED";
+    case grpc::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::ABORTED:
+      return "ABORTED";
+    case grpc::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::INTERNAL:
+      return "INTERNAL";
+    case grpc::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -96,9 +114,9 @@ class Client {
   }
   std::unique_ptr<grpc::ClientContext> Context() const {
     auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(
-                          static_cast<int64_t>(o_.timeout * 1000)));
+    ctx->set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::milliseconds(static_cast<int64_t>(o_.timeout * 1000)));
     return ctx;
   }
   bank::v1::AccountBalance Balance(const std::string& id, int64_t min_version,
@@ -108,9 +126,9 @@ class Client {
     req.set_min_version(min_version);
     if (as_of) {
       req.mutable_as_of()->set_seconds(absl::ToUnixSeconds(*as_of));
-      req.mutable_as_of()->set_nanos(static_cast<int32_t>(
-          absl::ToInt64Nanoseconds(*as_of - absl::FromUnixSeconds(
-                                                absl::ToUnixSeconds(*as_of)))));
+      req.mutable_as_of()->set_nanos(
+          static_cast<int32_t>(absl::ToInt64Nanoseconds(
+              *as_of - absl::FromUnixSeconds(absl::ToUnixSeconds(*as_of)))));
     }
     bank::v1::AccountBalance b;
     auto ctx = Context();
@@ -150,7 +168,8 @@ void PrintBalance(const bank::v1::AccountBalance& b) {
 // includes it, read with min_version so the user sees their own write.
 void Report(Client& c, const char* what, const bank::v1::CommandResult& r) {
   std::optional<bank::v1::AccountBalance> b;
-  if (!c.options().no_wait) b = c.Balance(r.account_id(), r.version(), std::nullopt);
+  if (!c.options().no_wait)
+    b = c.Balance(r.account_id(), r.version(), std::nullopt);
   if (c.options().json) {
     std::cout << "{\"result\":" << ToJson(r);
     if (b) std::cout << ",\"balance\":" << ToJson(*b);
@@ -172,7 +191,8 @@ absl::Time ParseTime(const std::string& text) {
   if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
     throw Failure{absl::StrCat("--as-of \"", text,
                                "\" is not an RFC 3339 time like "
-                               "2026-01-31T12:00:00Z: ", err)};
+                               "2026-01-31T12:00:00Z: ",
+                               err)};
   }
   return t;
 }
@@ -197,7 +217,7 @@ int main(int argc, char** argv) {
                "after a command, do not wait for and show the new balance");
 
   std::string owner, currency, initial = "0", id, command_id, from, to, amount,
-                                   as_of;
+                               as_of;
   std::optional<int64_t> expected;
   int64_t wait_version = 0;
   bool wait = false, all = false;
@@ -206,7 +226,8 @@ int main(int argc, char** argv) {
 
   auto* open = app.add_subcommand("open", "open an account");
   open->add_option("--owner", owner, "account holder")->required();
-  open->add_option("--currency", currency, "three upper-case letters")->required();
+  open->add_option("--currency", currency, "three upper-case letters")
+      ->required();
   open->add_option("--initial", initial, "initial deposit, e.g. 100.00")
       ->capture_default_str();
   open->add_option("--id", id, "account id (UUID); generated when absent");
@@ -225,7 +246,8 @@ int main(int argc, char** argv) {
   add_money(deposit, true);
   auto* withdraw = app.add_subcommand("withdraw", "withdraw money");
   add_money(withdraw, true);
-  auto* transfer = app.add_subcommand("transfer", "move money between accounts");
+  auto* transfer =
+      app.add_subcommand("transfer", "move money between accounts");
   transfer->add_option("from", from, "account to take from")->required();
   transfer->add_option("to", to, "account to pay into")->required();
   transfer->add_option("amount", amount, "amount, e.g. 12.50")->required();
@@ -237,7 +259,8 @@ int main(int argc, char** argv) {
                     "apply only if the account is at this version");
   auto* balance = app.add_subcommand("balance", "show an account's balance");
   balance->add_option("account", id, "account id")->required();
-  balance->add_flag("--wait", wait, "wait until the read model has version --version");
+  balance->add_flag("--wait", wait,
+                    "wait until the read model has version --version");
   balance->add_option("--version", wait_version,
                       "with --wait: the version to wait for (default 1)");
   balance->add_option("--as-of", as_of, "RFC 3339 time: the balance back then");
@@ -340,12 +363,13 @@ int main(int argc, char** argv) {
           std::cout << ToJson(resp) << "\n";
         } else {
           for (const auto& a : resp.accounts()) {
-            std::cout << a.account_id() << "  " << StatusName(a.status()) << "  "
-                      << FormatAmount(a.balance(), a.currency()) << " "
+            std::cout << a.account_id() << "  " << StatusName(a.status())
+                      << "  " << FormatAmount(a.balance(), a.currency()) << " "
                       << a.currency() << "  " << a.owner() << "\n";
           }
           if (!all && !resp.next_page_token().empty()) {
-            std::cout << "more: --page-token " << resp.next_page_token() << "\n";
+            std::cout << "more: --page-token " << resp.next_page_token()
+                      << "\n";
           }
         }
         page_token = resp.next_page_token();
@@ -366,7 +390,8 @@ int main(int argc, char** argv) {
           if (cur.empty()) cur = c.Balance(id, 0, std::nullopt).currency();
           for (const auto& h : resp.entries()) {
             std::string kind = bank::v1::EntryKind_Name(h.kind()).substr(11);
-            std::cout << google::protobuf::util::TimeUtil::ToString(h.occurred_at())
+            std::cout << google::protobuf::util::TimeUtil::ToString(
+                             h.occurred_at())
                       << "  v" << h.version() << "  " << kind << "  "
                       << FormatAmount(h.amount(), cur) << "  -> "
                       << FormatAmount(h.balance_after(), cur) << " " << cur;
@@ -376,7 +401,8 @@ int main(int argc, char** argv) {
             std::cout << "\n";
           }
           if (!all && !resp.next_page_token().empty()) {
-            std::cout << "more: --page-token " << resp.next_page_token() << "\n";
+            std::cout << "more: --page-token " << resp.next_page_token()
+                      << "\n";
           }
         }
         page_token = resp.next_page_token();

@@ -7,12 +7,13 @@
 namespace bank::cli {
 
 int MinorUnitDigits(absl::string_view currency) {
-  for (absl::string_view c : {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF",
-                              "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
-                              "XAF", "XOF", "XPF"}) {
+  for (absl::string_view c :
+       {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
+        "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"}) {
     if (currency == c) return 0;
   }
-  for (absl::string_view c : {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"}) {
+  for (absl::string_view c :
+       {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"}) {
     if (currency == c) return 3;
   }
   return 2;
@@ -28,11 +29,13 @@ absl::StatusOr<int64_t> ParseAmount(absl::string_view text,
   if (text.empty()) return bad("is empty");
   size_t dot = text.find('.');
   absl::string_view whole = text.substr(0, dot);
-  absl::string_view frac =
-      dot == absl::string_view::npos ? absl::string_view() : text.substr(dot + 1);
+  absl::string_view frac = dot == absl::string_view::npos
+                               ? absl::string_view()
+                               : text.substr(dot + 1);
   if (whole.empty() && frac.empty()) return bad("has no digits");
   if (static_cast<int>(frac.size()) > digits) {
-    return bad(absl::StrCat("has more than ", digits, " decimals for ", currency));
+    return bad(
+        absl::StrCat("has more than ", digits, " decimals for ", currency));
   }
   int64_t out = 0;
   auto push = [&](char c) -> bool {

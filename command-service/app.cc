@@ -9,8 +9,8 @@
 #include "common/db/uri.h"
 #include "common/eventstore/pg_event_store.h"
 #include "common/grpc/server.h"
-#include "common/util/signals.h"
 #include "common/log/log.h"
+#include "common/util/signals.h"
 
 namespace bank::sql {
 const std::vector<bank::db::Migration>& EventsMigrations();
@@ -20,23 +20,22 @@ namespace bank::command {
 
 int RunCommandService(const Config& config) {
   spdlog::info("events database: {}", db::MaskPassword(config.events_db));
-  if (absl::Status s = db::ApplyMigrations(config.events_db,
-                                           sql::EventsMigrations(),
-                                           "bank_events_migrations");
+  if (absl::Status s = db::ApplyMigrations(
+          config.events_db, sql::EventsMigrations(), "bank_events_migrations");
       !s.ok()) {
     spdlog::error("cannot start: {}", s.message());
     return 1;
   }
-  eventstore::PgEventStore store({.uri = config.events_db,
-                                  .pool_size = config.db_pool_size});
+  eventstore::PgEventStore store(
+      {.uri = config.events_db, .pool_size = config.db_pool_size});
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   CommandHandler handler(
-      store, {.max_attempts = config.max_attempts,
-              .snapshot_every = config.snapshot_every,
-              .cache_capacity = static_cast<size_t>(config.cache_size),
-              .instance_id = absl::StrCat("command-service@", host, ":",
-                                          getpid())});
+      store,
+      {.max_attempts = config.max_attempts,
+       .snapshot_every = config.snapshot_every,
+       .cache_capacity = static_cast<size_t>(config.cache_size),
+       .instance_id = absl::StrCat("command-service@", host, ":", getpid())});
   CommandServiceImpl service(handler);
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,

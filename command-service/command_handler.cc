@@ -7,9 +7,9 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "common/domain/event_codec.h"
+#include "common/log/log.h"
 #include "common/util/text.h"
 #include "nlohmann/json.hpp"
-#include "common/log/log.h"
 
 namespace bank::command {
 namespace {
@@ -55,9 +55,9 @@ absl::Status ValidateAccountId(const std::string& id, const char* field) {
 
 absl::Status ValidateCommandId(const std::string& id) {
   if (id.size() > kMaxCommandIdBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "command_id is ", id.size(), " bytes long; at most ",
-        kMaxCommandIdBytes, " are allowed"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("command_id is ", id.size(), " bytes long; at most ",
+                     kMaxCommandIdBytes, " are allowed"));
   }
   if (!util::Utf8Length(id).has_value() || util::HasControlCharacter(id)) {
     return absl::InvalidArgumentError(
@@ -76,7 +76,8 @@ absl::Status ValidateExpectedVersion(std::optional<int64_t> v) {
 }
 
 CommandHandler::CommandHandler(eventstore::EventStore& store, Options options)
-    : store_(store), options_(std::move(options)),
+    : store_(store),
+      options_(std::move(options)),
       cache_(options_.cache_capacity) {}
 
 std::string CommandHandler::Metadata(const Command& command) const {
@@ -93,9 +94,10 @@ std::string CommandHandler::Metadata(const Command& command) const {
   return m.dump();
 }
 
-absl::StatusOr<domain::BankAccount> CommandHandler::Load(
-    const std::string& id, bool trust_cache, bool* from_cache,
-    absl::Time deadline) {
+absl::StatusOr<domain::BankAccount> CommandHandler::Load(const std::string& id,
+                                                         bool trust_cache,
+                                                         bool* from_cache,
+                                                         absl::Time deadline) {
   *from_cache = false;
   std::optional<domain::AccountState> state = cache_.Get(id);
   if (state.has_value() && trust_cache) {
@@ -107,9 +109,10 @@ absl::StatusOr<domain::BankAccount> CommandHandler::Load(
         store_.LoadSnapshot(id, deadline);
     if (!snap.ok()) return snap.status();
     if (snap->has_value()) {
-      absl::StatusOr<domain::AccountState> decoded = domain::DecodeSnapshot(
-          (*snap)->schema_version, (*snap)->state);
-      if (decoded.ok() && decoded->id == id && decoded->version == (*snap)->version) {
+      absl::StatusOr<domain::AccountState> decoded =
+          domain::DecodeSnapshot((*snap)->schema_version, (*snap)->state);
+      if (decoded.ok() && decoded->id == id &&
+          decoded->version == (*snap)->version) {
         state = *std::move(decoded);
       } else if (!decoded.ok()) {
         // An old or unreadable snapshot is ignored, never misread.
@@ -118,25 +121,25 @@ absl::StatusOr<domain::BankAccount> CommandHandler::Load(
       }
     }
   }
-  domain::BankAccount account =
-      state.has_value() ? domain::BankAccount(*std::move(state))
-                        : domain::BankAccount(id);
+  domain::BankAccount account = state.has_value()
+                                    ? domain::BankAccount(*std::move(state))
+                                    : domain::BankAccount(id);
   while (true) {
     absl::StatusOr<std::vector<eventstore::RecordedEvent>> events =
         store_.ReadStream(id, account.state().version, kReadBatch, deadline);
     if (!events.ok()) return events.status();
     for (const eventstore::RecordedEvent& e : *events) {
       if (e.stream_version != account.state().version + 1) {
-        return absl::InternalError(absl::StrCat(
-            "stream ", id, " skips from version ", account.state().version,
-            " to ", e.stream_version));
+        return absl::InternalError(
+            absl::StrCat("stream ", id, " skips from version ",
+                         account.state().version, " to ", e.stream_version));
       }
       absl::StatusOr<domain::AccountEvent> decoded =
           domain::DecodeEvent(e.type, e.schema_version, e.data);
       if (!decoded.ok()) {
-        return absl::InternalError(absl::StrCat(
-            "event at position ", e.position, " of account ", id,
-            " cannot be read: ", decoded.status().message()));
+        return absl::InternalError(
+            absl::StrCat("event at position ", e.position, " of account ", id,
+                         " cannot be read: ", decoded.status().message()));
       }
       account.Apply(*decoded);
     }
@@ -155,10 +158,10 @@ CommandHandler::FindReplay(const Command& command, absl::Time deadline) {
   if (!stored->has_value()) return std::optional<Outcome>();
   if ((*stored)->request_type != command.request_type ||
       (*stored)->request != command.request) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "command_id ", command.command_id,
-        " was already used for a different request (",
-        (*stored)->request_type, "); use a new command_id"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("command_id ", command.command_id,
+                     " was already used for a different request (",
+                     (*stored)->request_type, "); use a new command_id"));
   }
   return std::optional<Outcome>(Outcome{(*stored)->results, true});
 }
@@ -233,13 +236,13 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::RunLocked(
       if (expected_version.has_value() &&
           accounts[0].state().version != *expected_version) {
         if (accounts[0].state().version == 0) {
-          return absl::NotFoundError(absl::StrCat(
-              "account ", account_ids[0], " does not exist"));
+          return absl::NotFoundError(
+              absl::StrCat("account ", account_ids[0], " does not exist"));
         }
-        return absl::AbortedError(absl::StrCat(
-            "expected_version ", *expected_version, " but account ",
-            account_ids[0], " is at version ", accounts[0].state().version,
-            "; reload and retry"));
+        return absl::AbortedError(
+            absl::StrCat("expected_version ", *expected_version,
+                         " but account ", account_ids[0], " is at version ",
+                         accounts[0].state().version, "; reload and retry"));
       }
       return decide(accounts);
     };
@@ -270,8 +273,9 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::RunLocked(
     // A fixed order of rows keeps two opposite transfers from deadlocking
     // on each other's unique-index entries.
     std::vector<eventstore::StreamAppend> ordered = appends;
-    std::sort(ordered.begin(), ordered.end(),
-              [](const auto& a, const auto& b) { return a.stream_id < b.stream_id; });
+    std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+      return a.stream_id < b.stream_id;
+    });
     absl::StatusOr<std::vector<eventstore::StreamResult>> appended =
         store_.Append(ordered, command.command_id.empty() ? nullptr : &record,
                       deadline);
@@ -415,7 +419,8 @@ absl::StatusOr<v1::TransferResult> CommandHandler::Transfer(
     const v1::TransferRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
   if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
-  if (absl::Status s = ValidateAccountId(req.from_account_id(), "from_account_id");
+  if (absl::Status s =
+          ValidateAccountId(req.from_account_id(), "from_account_id");
       !s.ok()) {
     return s;
   }
@@ -441,7 +446,8 @@ absl::StatusOr<v1::TransferResult> CommandHandler::Transfer(
   if (!out.ok()) return out.status();
   v1::TransferResult result;
   for (const eventstore::StreamResult& r : out->results) {
-    if (r.stream_id == from) *result.mutable_from() = ToResult(r, out->replayed);
+    if (r.stream_id == from)
+      *result.mutable_from() = ToResult(r, out->replayed);
     if (r.stream_id == to) *result.mutable_to() = ToResult(r, out->replayed);
   }
   return result;

@@ -38,9 +38,9 @@ class CommandHandler {
 
   // Each returns the contract's status codes (see proto/bank/v1/bank.proto and
   // the README). correlation_id is recorded in the events' metadata.
-  absl::StatusOr<v1::CommandResult> OpenAccount(const v1::OpenAccountRequest& req,
-                                                const std::string& correlation_id,
-                                                absl::Time deadline);
+  absl::StatusOr<v1::CommandResult> OpenAccount(
+      const v1::OpenAccountRequest& req, const std::string& correlation_id,
+      absl::Time deadline);
   absl::StatusOr<v1::CommandResult> Deposit(const v1::DepositRequest& req,
                                             const std::string& correlation_id,
                                             absl::Time deadline);

@@ -2,8 +2,8 @@
 
 #include <string>
 
-#include "common/grpc/status.h"
 #include "common/grpc/context.h"
+#include "common/grpc/status.h"
 #include "common/log/log.h"
 
 namespace bank::command {

@@ -4,9 +4,8 @@
 
 #include <atomic>
 #include <csignal>
-#include <thread>
-
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "common/db/migrations.h"
 #include "common/db/pg_status.h"
@@ -23,8 +22,8 @@ namespace bank::projector {
 int RunProjector(const ProjectorOptions& options, bool rebuild) {
   spdlog::info("events database: {}", db::MaskPassword(options.events_db));
   spdlog::info("read database: {}", db::MaskPassword(options.read_db));
-  if (absl::Status s = db::ApplyMigrations(options.read_db, sql::ReadMigrations(),
-                                           "bank_read_migrations");
+  if (absl::Status s = db::ApplyMigrations(
+          options.read_db, sql::ReadMigrations(), "bank_read_migrations");
       !s.ok()) {
     spdlog::error("cannot start: {}", s.message());
     return 1;
@@ -32,9 +31,10 @@ int RunProjector(const ProjectorOptions& options, bool rebuild) {
   try {
     pqxx::connection probe(options.events_db);
   } catch (const std::exception& e) {
-    spdlog::error("cannot start: {}",
-                  db::StatusFromException(e, "connecting to the events database")
-                      .message());
+    spdlog::error(
+        "cannot start: {}",
+        db::StatusFromException(e, "connecting to the events database")
+            .message());
     return 1;
   }
   std::atomic<bool> stop{false};

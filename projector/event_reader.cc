@@ -47,9 +47,9 @@ absl::StatusOr<std::vector<eventstore::RecordedEvent>> EventReader::ReadAfter(
   if (absl::Status s = Connect(); !s.ok()) return s;
   try {
     pqxx::nontransaction tx(*conn_);
-    pqxx::result r = tx.exec_prepared("read_after",
-                                      std::to_string(after.transaction_id),
-                                      after.position, limit);
+    pqxx::result r =
+        tx.exec_prepared("read_after", std::to_string(after.transaction_id),
+                         after.position, limit);
     std::vector<eventstore::RecordedEvent> out;
     out.reserve(r.size());
     for (const auto& row : r) {

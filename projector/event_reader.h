@@ -4,10 +4,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -25,8 +24,8 @@ struct Checkpoint {
 };
 
 struct HeadInfo {
-  int64_t head_position = 0;                  // Highest position written.
-  std::optional<absl::Time> oldest_pending;   // Oldest event not yet read.
+  int64_t head_position = 0;                 // Highest position written.
+  std::optional<absl::Time> oldest_pending;  // Oldest event not yet read.
 };
 
 // Reads committed events gap-free (see sql/events/001_events.sql): only

@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   app.add_flag("--rebuild", rebuild,
                "rebuild the read model from the first event into fresh "
                "tables, swap them in, and exit");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn, error or off")
       ->envname("BANK_LOG_LEVEL")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);

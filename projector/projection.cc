@@ -27,7 +27,8 @@ domain::AccountState ToState(const BalanceRow& row) {
   s.currency = row.currency;
   s.balance = row.balance;
   s.version = row.version;
-  s.status = row.status == v1::ACCOUNT_STATUS_CLOSED ? domain::AccountStatus::kClosed
+  s.status = row.status == v1::ACCOUNT_STATUS_CLOSED
+                 ? domain::AccountStatus::kClosed
              : row.version > 0 ? domain::AccountStatus::kOpen
                                : domain::AccountStatus::kNotOpened;
   return s;
@@ -91,37 +92,36 @@ absl::StatusOr<BatchChanges> ProjectBatch(
     h.version = e.stream_version;
     h.occurred_at = e.recorded_at;
     h.position = e.position;
-    std::visit(
-        Overloaded{
-            [&](const ev::AccountOpened& o) {
-              h.kind = v1::ENTRY_KIND_OPENED;
-              h.amount = o.initial_deposit();
-              row.opened_at = e.recorded_at;
-            },
-            [&](const ev::MoneyDeposited& d) {
-              h.kind = v1::ENTRY_KIND_DEPOSITED;
-              h.amount = d.amount();
-            },
-            [&](const ev::MoneyWithdrawn& w) {
-              h.kind = v1::ENTRY_KIND_WITHDRAWN;
-              h.amount = w.amount();
-            },
-            [&](const ev::TransferSent& t) {
-              h.kind = v1::ENTRY_KIND_TRANSFER_OUT;
-              h.amount = t.amount();
-              h.counterparty_account_id = t.to_account_id();
-            },
-            [&](const ev::TransferReceived& t) {
-              h.kind = v1::ENTRY_KIND_TRANSFER_IN;
-              h.amount = t.amount();
-              h.counterparty_account_id = t.from_account_id();
-            },
-            [&](const ev::AccountClosed&) {
-              h.kind = v1::ENTRY_KIND_CLOSED;
-              h.amount = 0;
-            },
-        },
-        *decoded);
+    std::visit(Overloaded{
+                   [&](const ev::AccountOpened& o) {
+                     h.kind = v1::ENTRY_KIND_OPENED;
+                     h.amount = o.initial_deposit();
+                     row.opened_at = e.recorded_at;
+                   },
+                   [&](const ev::MoneyDeposited& d) {
+                     h.kind = v1::ENTRY_KIND_DEPOSITED;
+                     h.amount = d.amount();
+                   },
+                   [&](const ev::MoneyWithdrawn& w) {
+                     h.kind = v1::ENTRY_KIND_WITHDRAWN;
+                     h.amount = w.amount();
+                   },
+                   [&](const ev::TransferSent& t) {
+                     h.kind = v1::ENTRY_KIND_TRANSFER_OUT;
+                     h.amount = t.amount();
+                     h.counterparty_account_id = t.to_account_id();
+                   },
+                   [&](const ev::TransferReceived& t) {
+                     h.kind = v1::ENTRY_KIND_TRANSFER_IN;
+                     h.amount = t.amount();
+                     h.counterparty_account_id = t.from_account_id();
+                   },
+                   [&](const ev::AccountClosed&) {
+                     h.kind = v1::ENTRY_KIND_CLOSED;
+                     h.amount = 0;
+                   },
+               },
+               *decoded);
     const domain::AccountState& s = account.state();
     h.balance_after = s.balance;
     row.owner = s.owner;

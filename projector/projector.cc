@@ -18,7 +18,8 @@ constexpr char kEventsChannel[] = "bank_events";
 // burst of notifications costs one more read, not one per notification.
 class WakeUps : public pqxx::notification_receiver {
  public:
-  WakeUps(pqxx::connection_base& c) : pqxx::notification_receiver(c, kEventsChannel) {}
+  WakeUps(pqxx::connection_base& c)
+      : pqxx::notification_receiver(c, kEventsChannel) {}
   void operator()(const std::string&, int) override { ++count; }
   int64_t count = 0;
 };
@@ -56,11 +57,13 @@ bool Projector::TryLead() {
 void Projector::ReportLag(const Checkpoint& checkpoint) {
   absl::StatusOr<HeadInfo> head = reader_.Head(checkpoint);
   if (!head.ok()) return;
-  int64_t lag_events = std::max<int64_t>(0, head->head_position - checkpoint.position);
-  int64_t lag_us = head->oldest_pending.has_value()
-                       ? std::max<int64_t>(0, absl::ToInt64Microseconds(
-                                                  absl::Now() - *head->oldest_pending))
-                       : 0;
+  int64_t lag_events =
+      std::max<int64_t>(0, head->head_position - checkpoint.position);
+  int64_t lag_us =
+      head->oldest_pending.has_value()
+          ? std::max<int64_t>(0, absl::ToInt64Microseconds(
+                                     absl::Now() - *head->oldest_pending))
+          : 0;
   if (!head->oldest_pending.has_value()) lag_events = 0;
   stats_.lag_events = lag_events;
   stats_.lag_micros = lag_us;
@@ -95,8 +98,10 @@ absl::Status Projector::CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
     stats_.batches += 1;
     stats_.checkpoint_position = checkpoint.position;
     if (r->poison > 0) {
-      spdlog::error("skipped {} poison event(s) up to position {}; see the "
-                    "poison_events table", r->poison, checkpoint.position);
+      spdlog::error(
+          "skipped {} poison event(s) up to position {}; see the "
+          "poison_events table",
+          r->poison, checkpoint.position);
     }
     spdlog::debug("applied {} events ({} duplicates) up to position {}",
                   r->applied, r->duplicates, checkpoint.position);
@@ -132,7 +137,8 @@ absl::Status Projector::Run(const std::atomic<bool>& stop) {
       if (listen_conn == nullptr || !listen_conn->is_open()) {
         wakeups.reset();
         listen_conn = std::make_unique<pqxx::connection>(options_.events_db);
-        listen_conn->set_variable("application_name", "'bank-projector-listen'");
+        listen_conn->set_variable("application_name",
+                                  "'bank-projector-listen'");
         // LISTEN first, then catch up: nothing committed in between is missed.
         wakeups = std::make_unique<WakeUps>(*listen_conn);
         listen_conn->get_notifs();
@@ -164,7 +170,8 @@ absl::Status Projector::Run(const std::atomic<bool>& stop) {
     }
     if (!s.ok()) {
       checkpoint.reset();
-      spdlog::warn("{}; retrying in {}", s.message(), absl::FormatDuration(backoff));
+      spdlog::warn("{}; retrying in {}", s.message(),
+                   absl::FormatDuration(backoff));
       reader_.Disconnect();
       writer.Disconnect();
       SleepUnlessStopped(backoff, stop);
@@ -200,7 +207,8 @@ absl::StatusOr<int64_t> Projector::Rebuild(const std::atomic<bool>& stop) {
         reader_.ReadAfter(c, options_.batch_size);
     if (!events.ok()) return events.status();
     if (events->empty()) break;
-    absl::StatusOr<BatchResult> r = writer.ApplyBatch(c, *events, options_.skip_poison);
+    absl::StatusOr<BatchResult> r =
+        writer.ApplyBatch(c, *events, options_.skip_poison);
     if (!r.ok()) return r.status();
     c = r->checkpoint;
     projected += static_cast<int64_t>(events->size());
@@ -210,9 +218,10 @@ absl::StatusOr<int64_t> Projector::Rebuild(const std::atomic<bool>& stop) {
       writer.SwapIn(options_.projection, reader_, options_.batch_size);
   if (!final_c.ok()) return final_c.status();
   double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  spdlog::info("rebuild done: {} events in {:.2f} s ({:.0f} events/s), "
-               "swapped in at position {}", projected, secs,
-               secs > 0 ? projected / secs : 0.0, final_c->position);
+  spdlog::info(
+      "rebuild done: {} events in {:.2f} s ({:.0f} events/s), "
+      "swapped in at position {}",
+      projected, secs, secs > 0 ? projected / secs : 0.0, final_c->position);
   return projected;
 }
 

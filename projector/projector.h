@@ -4,9 +4,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <string>
-
 #include <pqxx/pqxx>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"

@@ -99,13 +99,16 @@ DROP TABLE account_history_old;
 constexpr char kDeleteCheckpointSql[] =
     "DELETE FROM projection_checkpoints WHERE projection = $1";
 
-std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
+std::string Micros(absl::Time t) {
+  return std::to_string(absl::ToUnixMicros(t));
+}
 
 }  // namespace
 
 ReadModelWriter::ReadModelWriter(std::string uri, std::string projection,
                                  std::string suffix)
-    : uri_(std::move(uri)), projection_(std::move(projection)),
+    : uri_(std::move(uri)),
+      projection_(std::move(projection)),
       suffix_(std::move(suffix)) {}
 
 absl::Status ReadModelWriter::Connect() {
@@ -183,8 +186,9 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyInTx(
       updated.push_back(Micros(b.updated_at));
       pos.push_back(std::to_string(b.last_position));
     }
-    tx.exec_prepared("upsert_balances", ToArrayLiteral(id), ToArrayLiteral(owner),
-                     ToArrayLiteral(cur), ToArrayLiteral(bal), ToArrayLiteral(ver),
+    tx.exec_prepared("upsert_balances", ToArrayLiteral(id),
+                     ToArrayLiteral(owner), ToArrayLiteral(cur),
+                     ToArrayLiteral(bal), ToArrayLiteral(ver),
                      ToArrayLiteral(st), ToArrayLiteral(opened),
                      ToArrayLiteral(updated), ToArrayLiteral(pos));
   }
@@ -202,8 +206,8 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyInTx(
     }
     tx.exec_prepared("insert_history", ToArrayLiteral(id), ToArrayLiteral(ver),
                      ToArrayLiteral(kind), ToArrayLiteral(amount),
-                     ToArrayLiteral(after), ToArrayLiteral(at), ToArrayLiteral(cp),
-                     ToArrayLiteral(pos));
+                     ToArrayLiteral(after), ToArrayLiteral(at),
+                     ToArrayLiteral(cp), ToArrayLiteral(pos));
   }
   if (!changes->poison.empty()) {
     std::vector<std::string> pos, stream, type, error;
@@ -213,8 +217,9 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyInTx(
       type.push_back(p.event_type);
       error.push_back(p.error);
     }
-    tx.exec_prepared("insert_poison", ToArrayLiteral(pos), ToArrayLiteral(stream),
-                     ToArrayLiteral(type), ToArrayLiteral(error));
+    tx.exec_prepared("insert_poison", ToArrayLiteral(pos),
+                     ToArrayLiteral(stream), ToArrayLiteral(type),
+                     ToArrayLiteral(error));
   }
   BatchResult out;
   out.applied = changes->applied;

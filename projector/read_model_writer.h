@@ -2,10 +2,9 @@
 #define BANK_PROJECTOR_READ_MODEL_WRITER_H_
 
 #include <memory>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 #include "absl/status/statusor.h"
 #include "projector/event_reader.h"

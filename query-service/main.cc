@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
   app.add_option("--read-db", config.read_db, "read database")
       ->envname("BANK_READ_DB")
       ->capture_default_str();
-  app.add_option("--db-pool-size", config.db_pool_size, "database connections at most")
+  app.add_option("--db-pool-size", config.db_pool_size,
+                 "database connections at most")
       ->envname("BANK_DB_POOL_SIZE")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -39,7 +40,8 @@ int main(int argc, char** argv) {
       ->envname("BANK_SHUTDOWN_GRACE")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn, error or off")
       ->envname("BANK_LOG_LEVEL")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);

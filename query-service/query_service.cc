@@ -47,18 +47,20 @@ grpc::ServerUnaryReactor* QueryServiceImpl::Submit(
     grpc::CallbackServerContext* ctx, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   absl::Time deadline = DeadlineOf(ctx);
-  bool queued = pool_.TrySubmit([reactor, deadline, fn = std::move(fn)]() mutable {
-    if (absl::Now() >= deadline) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                   "deadline passed while queued"));
-      return;
-    }
-    std::optional<absl::Status> s = fn(reactor, deadline);
-    if (s.has_value()) reactor->Finish(grpcutil::ToGrpcStatus(*s));
-  });
+  bool queued =
+      pool_.TrySubmit([reactor, deadline, fn = std::move(fn)]() mutable {
+        if (absl::Now() >= deadline) {
+          reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                       "deadline passed while queued"));
+          return;
+        }
+        std::optional<absl::Status> s = fn(reactor, deadline);
+        if (s.has_value()) reactor->Finish(grpcutil::ToGrpcStatus(*s));
+      });
   if (!queued) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 "query service overloaded; retry with backoff"));
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     "query service overloaded; retry with backoff"));
   }
   return reactor;
 }
@@ -86,7 +88,8 @@ absl::Status QueryServiceImpl::AnswerBalance(const v1::GetBalanceRequest& req,
   } else {
     b = reader_.GetBalance(id, deadline);
     if (b.ok() && !b->has_value()) {
-      return absl::NotFoundError(absl::StrCat("account ", id, " does not exist"));
+      return absl::NotFoundError(
+          absl::StrCat("account ", id, " does not exist"));
     }
   }
   if (!b.ok()) return b.status();
@@ -135,104 +138,112 @@ void QueryServiceImpl::WaitThenAnswer(grpc::ServerUnaryReactor* reactor,
 grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
     grpc::CallbackServerContext* ctx, const v1::GetBalanceRequest* req,
     v1::AccountBalance* resp) {
-  return Submit(ctx, [this, req, resp](grpc::ServerUnaryReactor* reactor,
-                                       absl::Time deadline)
-                         -> std::optional<absl::Status> {
-    if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;
-    if (req->min_version() < 0) {
-      return absl::InvalidArgumentError("min_version must not be negative");
-    }
-    if (req->has_as_of()) {
-      if (absl::Status s = AsOf(req->as_of()).status(); !s.ok()) return s;
-    }
-    const std::string id = util::CanonicalUuid(req->account_id());
-    if (req->min_version() > 0) {
-      absl::StatusOr<std::optional<v1::AccountBalance>> b =
-          reader_.GetBalance(id, deadline);
-      if (!b.ok()) return b.status();
-      if (!b->has_value() || (*b)->version() < req->min_version()) {
-        WaitThenAnswer(reactor, req, id, deadline, resp);
-        return std::nullopt;  // Finished by the waiter.
-      }
-      if (!req->has_as_of()) {
-        *resp = **b;
-        return absl::OkStatus();
-      }
-    }
-    return AnswerBalance(*req, id, deadline, resp);
-  });
+  return Submit(
+      ctx,
+      [this, req, resp](grpc::ServerUnaryReactor* reactor,
+                        absl::Time deadline) -> std::optional<absl::Status> {
+        if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;
+        if (req->min_version() < 0) {
+          return absl::InvalidArgumentError("min_version must not be negative");
+        }
+        if (req->has_as_of()) {
+          if (absl::Status s = AsOf(req->as_of()).status(); !s.ok()) return s;
+        }
+        const std::string id = util::CanonicalUuid(req->account_id());
+        if (req->min_version() > 0) {
+          absl::StatusOr<std::optional<v1::AccountBalance>> b =
+              reader_.GetBalance(id, deadline);
+          if (!b.ok()) return b.status();
+          if (!b->has_value() || (*b)->version() < req->min_version()) {
+            WaitThenAnswer(reactor, req, id, deadline, resp);
+            return std::nullopt;  // Finished by the waiter.
+          }
+          if (!req->has_as_of()) {
+            *resp = **b;
+            return absl::OkStatus();
+          }
+        }
+        return AnswerBalance(*req, id, deadline, resp);
+      });
 }
 
 grpc::ServerUnaryReactor* QueryServiceImpl::ListAccounts(
     grpc::CallbackServerContext* ctx, const v1::ListAccountsRequest* req,
     v1::ListAccountsResponse* resp) {
-  return Submit(ctx, [this, req, resp](grpc::ServerUnaryReactor*,
-                                       absl::Time deadline)
-                         -> std::optional<absl::Status> {
-    absl::StatusOr<int> size = PageSize(req->page_size());
-    if (!size.ok()) return size.status();
-    std::string after;
-    if (!req->page_token().empty()) {
-      absl::StatusOr<std::string> key = DecodePageToken("accounts", req->page_token());
-      if (!key.ok()) return key.status();
-      if (!util::IsUuid(*key)) {
-        return absl::InvalidArgumentError("page_token is malformed");
-      }
-      after = *key;
-    }
-    absl::StatusOr<std::vector<v1::AccountBalance>> rows =
-        reader_.ListAccounts(after, *size + 1, deadline);
-    if (!rows.ok()) return rows.status();
-    bool more = static_cast<int>(rows->size()) > *size;
-    if (more) rows->pop_back();
-    for (auto& a : *rows) *resp->add_accounts() = std::move(a);
-    if (more) {
-      resp->set_next_page_token(EncodePageToken(
-          "accounts", resp->accounts(resp->accounts_size() - 1).account_id()));
-    }
-    return absl::OkStatus();
-  });
+  return Submit(
+      ctx,
+      [this, req, resp](grpc::ServerUnaryReactor*,
+                        absl::Time deadline) -> std::optional<absl::Status> {
+        absl::StatusOr<int> size = PageSize(req->page_size());
+        if (!size.ok()) return size.status();
+        std::string after;
+        if (!req->page_token().empty()) {
+          absl::StatusOr<std::string> key =
+              DecodePageToken("accounts", req->page_token());
+          if (!key.ok()) return key.status();
+          if (!util::IsUuid(*key)) {
+            return absl::InvalidArgumentError("page_token is malformed");
+          }
+          after = *key;
+        }
+        absl::StatusOr<std::vector<v1::AccountBalance>> rows =
+            reader_.ListAccounts(after, *size + 1, deadline);
+        if (!rows.ok()) return rows.status();
+        bool more = static_cast<int>(rows->size()) > *size;
+        if (more) rows->pop_back();
+        for (auto& a : *rows) *resp->add_accounts() = std::move(a);
+        if (more) {
+          resp->set_next_page_token(EncodePageToken(
+              "accounts",
+              resp->accounts(resp->accounts_size() - 1).account_id()));
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* QueryServiceImpl::GetHistory(
     grpc::CallbackServerContext* ctx, const v1::GetHistoryRequest* req,
     v1::GetHistoryResponse* resp) {
-  return Submit(ctx, [this, req, resp](grpc::ServerUnaryReactor*,
-                                       absl::Time deadline)
-                         -> std::optional<absl::Status> {
-    if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;
-    const std::string id = util::CanonicalUuid(req->account_id());
-    absl::StatusOr<int> size = PageSize(req->page_size());
-    if (!size.ok()) return size.status();
-    const std::string scope = absl::StrCat("history:", id);
-    int64_t after = 0;
-    if (!req->page_token().empty()) {
-      absl::StatusOr<std::string> key = DecodePageToken(scope, req->page_token());
-      if (!key.ok()) return key.status();
-      if (!absl::SimpleAtoi(*key, &after) || after < 1) {
-        return absl::InvalidArgumentError("page_token is malformed");
-      }
-    }
-    absl::StatusOr<std::vector<v1::HistoryEntry>> rows =
-        reader_.GetHistory(id, after, *size + 1, deadline);
-    if (!rows.ok()) return rows.status();
-    if (rows->empty() && after == 0) {
-      absl::StatusOr<std::optional<v1::AccountBalance>> b =
-          reader_.GetBalance(id, deadline);
-      if (!b.ok()) return b.status();
-      if (!b->has_value()) {
-        return absl::NotFoundError(absl::StrCat("account ", id, " does not exist"));
-      }
-    }
-    bool more = static_cast<int>(rows->size()) > *size;
-    if (more) rows->pop_back();
-    for (auto& h : *rows) *resp->add_entries() = std::move(h);
-    if (more) {
-      resp->set_next_page_token(EncodePageToken(
-          scope, std::to_string(resp->entries(resp->entries_size() - 1).version())));
-    }
-    return absl::OkStatus();
-  });
+  return Submit(
+      ctx,
+      [this, req, resp](grpc::ServerUnaryReactor*,
+                        absl::Time deadline) -> std::optional<absl::Status> {
+        if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;
+        const std::string id = util::CanonicalUuid(req->account_id());
+        absl::StatusOr<int> size = PageSize(req->page_size());
+        if (!size.ok()) return size.status();
+        const std::string scope = absl::StrCat("history:", id);
+        int64_t after = 0;
+        if (!req->page_token().empty()) {
+          absl::StatusOr<std::string> key =
+              DecodePageToken(scope, req->page_token());
+          if (!key.ok()) return key.status();
+          if (!absl::SimpleAtoi(*key, &after) || after < 1) {
+            return absl::InvalidArgumentError("page_token is malformed");
+          }
+        }
+        absl::StatusOr<std::vector<v1::HistoryEntry>> rows =
+            reader_.GetHistory(id, after, *size + 1, deadline);
+        if (!rows.ok()) return rows.status();
+        if (rows->empty() && after == 0) {
+          absl::StatusOr<std::optional<v1::AccountBalance>> b =
+              reader_.GetBalance(id, deadline);
+          if (!b.ok()) return b.status();
+          if (!b->has_value()) {
+            return absl::NotFoundError(
+                absl::StrCat("account ", id, " does not exist"));
+          }
+        }
+        bool more = static_cast<int>(rows->size()) > *size;
+        if (more) rows->pop_back();
+        for (auto& h : *rows) *resp->add_entries() = std::move(h);
+        if (more) {
+          resp->set_next_page_token(EncodePageToken(
+              scope, std::to_string(
+                         resp->entries(resp->entries_size() - 1).version())));
+        }
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace bank::query

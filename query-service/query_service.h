@@ -27,9 +27,9 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
   grpc::ServerUnaryReactor* GetBalance(grpc::CallbackServerContext* ctx,
                                        const v1::GetBalanceRequest* req,
                                        v1::AccountBalance* resp) override;
-  grpc::ServerUnaryReactor* ListAccounts(grpc::CallbackServerContext* ctx,
-                                         const v1::ListAccountsRequest* req,
-                                         v1::ListAccountsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListAccounts(
+      grpc::CallbackServerContext* ctx, const v1::ListAccountsRequest* req,
+      v1::ListAccountsResponse* resp) override;
   grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx,
                                        const v1::GetHistoryRequest* req,
                                        v1::GetHistoryResponse* resp) override;

@@ -1,7 +1,6 @@
 #include "query-service/read_model_reader.h"
 
 #include <algorithm>
-
 #include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
@@ -61,8 +60,10 @@ void Prepare(pqxx::connection& c) {
 }
 
 void SetTime(google::protobuf::Timestamp* ts, int64_t micros) {
-  ts->set_seconds(micros >= 0 ? micros / 1000000 : -((-micros + 999999) / 1000000));
-  ts->set_nanos(static_cast<int32_t>((micros - ts->seconds() * 1000000) * 1000));
+  ts->set_seconds(micros >= 0 ? micros / 1000000
+                              : -((-micros + 999999) / 1000000));
+  ts->set_nanos(
+      static_cast<int32_t>((micros - ts->seconds() * 1000000) * 1000));
 }
 
 v1::AccountBalance ToBalance(const pqxx::row& row) {
@@ -80,7 +81,9 @@ v1::AccountBalance ToBalance(const pqxx::row& row) {
 }  // namespace
 
 ReadModelReader::ReadModelReader(const std::string& uri, int pool_size)
-    : pool_({.uri = uri, .size = pool_size, .on_connect = Prepare,
+    : pool_({.uri = uri,
+             .size = pool_size,
+             .on_connect = Prepare,
              .application_name = "bank-query-service"}) {}
 
 template <typename Fn>
@@ -151,8 +154,8 @@ absl::StatusOr<std::vector<v1::HistoryEntry>> ReadModelReader::GetHistory(
               [&](db::ConnectionPool::Lease& c)
                   -> absl::StatusOr<std::vector<v1::HistoryEntry>> {
                 pqxx::nontransaction tx(*c);
-                pqxx::result r =
-                    tx.exec_prepared("history", account_id, after_version, limit);
+                pqxx::result r = tx.exec_prepared("history", account_id,
+                                                  after_version, limit);
                 std::vector<v1::HistoryEntry> out;
                 for (const auto& row : r) {
                   v1::HistoryEntry h;
@@ -172,18 +175,19 @@ absl::StatusOr<std::vector<v1::HistoryEntry>> ReadModelReader::GetHistory(
 absl::StatusOr<std::vector<std::pair<std::string, int64_t>>>
 ReadModelReader::Versions(const std::vector<std::string>& account_ids,
                           absl::Time deadline) {
-  return With(deadline, "reading versions",
-              [&](db::ConnectionPool::Lease& c)
-                  -> absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> {
-                pqxx::nontransaction tx(*c);
-                pqxx::result r = tx.exec_prepared(
-                    "versions", eventstore::ToArrayLiteral(account_ids));
-                std::vector<std::pair<std::string, int64_t>> out;
-                for (const auto& row : r) {
-                  out.emplace_back(row[0].as<std::string>(), row[1].as<int64_t>());
-                }
-                return out;
-              });
+  return With(
+      deadline, "reading versions",
+      [&](db::ConnectionPool::Lease& c)
+          -> absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> {
+        pqxx::nontransaction tx(*c);
+        pqxx::result r = tx.exec_prepared(
+            "versions", eventstore::ToArrayLiteral(account_ids));
+        std::vector<std::pair<std::string, int64_t>> out;
+        for (const auto& row : r) {
+          out.emplace_back(row[0].as<std::string>(), row[1].as<int64_t>());
+        }
+        return out;
+      });
 }
 
 }  // namespace bank::query

@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <memory>
-#include <vector>
-
 #include <pqxx/pqxx>
+#include <vector>
 
 #include "common/db/pg_status.h"
 #include "common/log/log.h"
@@ -44,7 +43,8 @@ uint64_t VersionWaiter::Add(const std::string& account_id, int64_t min_version,
                             absl::Time deadline, Done done) {
   absl::MutexLock lock(&mu_);
   uint64_t id = next_id_++;
-  waiters_.emplace(id, Waiter{account_id, min_version, deadline, std::move(done)});
+  waiters_.emplace(id,
+                   Waiter{account_id, min_version, deadline, std::move(done)});
   return id;
 }
 
@@ -83,7 +83,8 @@ void VersionWaiter::Check() {
   }
   if (!accounts.empty()) {
     std::sort(accounts.begin(), accounts.end());
-    accounts.erase(std::unique(accounts.begin(), accounts.end()), accounts.end());
+    accounts.erase(std::unique(accounts.begin(), accounts.end()),
+                   accounts.end());
     auto versions = reader_.Versions(accounts, absl::Now() + absl::Seconds(2));
     if (versions.ok()) {
       absl::flat_hash_map<std::string, int64_t> by_id(versions->begin(),
@@ -99,7 +100,8 @@ void VersionWaiter::Check() {
         }
       }
     } else {
-      spdlog::warn("reading versions for waiters: {}", versions.status().message());
+      spdlog::warn("reading versions for waiters: {}",
+                   versions.status().message());
     }
   }
   for (auto& [done, outcome] : finished) done(outcome);

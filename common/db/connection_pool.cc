@@ -21,7 +21,8 @@ void ConnectionPool::Lease::SetStatementTimeout(absl::Duration timeout) {
   slot_->statement_timeout = rounded;
 }
 
-ConnectionPool::ConnectionPool(Options options) : options_(std::move(options)) {}
+ConnectionPool::ConnectionPool(Options options)
+    : options_(std::move(options)) {}
 
 ConnectionPool::~ConnectionPool() = default;
 

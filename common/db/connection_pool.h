@@ -3,10 +3,9 @@
 
 #include <functional>
 #include <memory>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -41,7 +40,8 @@ class ConnectionPool {
   class Lease {
    public:
     Lease(Lease&& other) noexcept
-        : pool_(other.pool_), slot_(std::move(other.slot_)),
+        : pool_(other.pool_),
+          slot_(std::move(other.slot_)),
           discard_(other.discard_) {}
     Lease& operator=(Lease&&) = delete;
     ~Lease();

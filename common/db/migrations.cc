@@ -24,24 +24,27 @@ absl::Status ApplyMigrations(const std::string& uri,
         " version integer PRIMARY KEY,"
         " name text NOT NULL,"
         " applied_at timestamptz NOT NULL DEFAULT now())");
-    pqxx::result r = session.exec("SELECT coalesce(max(version), 0) FROM schema_migrations");
+    pqxx::result r =
+        session.exec("SELECT coalesce(max(version), 0) FROM schema_migrations");
     const int applied = r[0][0].as<int>();
     session.commit();
     int newest_known = 0;
-    for (const Migration& m : migrations) newest_known = std::max(newest_known, m.version);
+    for (const Migration& m : migrations)
+      newest_known = std::max(newest_known, m.version);
     if (applied > newest_known) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "database ", where, " has schema version ", applied,
-          ", newer than this build knows (", newest_known,
-          "): upgrade this binary"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("database ", where, " has schema version ", applied,
+                       ", newer than this build knows (", newest_known,
+                       "): upgrade this binary"));
     }
     for (const Migration& m : migrations) {
       if (m.version <= applied) continue;
       current_step = m.version;
       pqxx::work tx(conn);
       tx.exec(m.sql);
-      tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                     m.version, std::string(m.name));
+      tx.exec_params(
+          "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+          m.version, std::string(m.name));
       tx.commit();
     }
     pqxx::nontransaction unlock(conn);
@@ -49,9 +52,9 @@ absl::Status ApplyMigrations(const std::string& uri,
                        std::string(lock_name));
   } catch (const std::exception& e) {
     absl::Status s = StatusFromException(
-        e, current_step == 0
-               ? absl::StrCat("migrating ", where)
-               : absl::StrCat("applying migration ", current_step, " to ", where));
+        e, current_step == 0 ? absl::StrCat("migrating ", where)
+                             : absl::StrCat("applying migration ", current_step,
+                                            " to ", where));
     if (s.code() == absl::StatusCode::kUnavailable) return s;
     return absl::InternalError(s.message());
   }

@@ -29,8 +29,9 @@ absl::Status StatusFromException(const std::exception& e,
   std::string msg(absl::StripTrailingAsciiWhitespace(e.what()));
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
     return absl::UnavailableError(absl::StrCat(
-        what, ": connection lost during commit, outcome unknown; retry with "
-              "the same command_id: ",
+        what,
+        ": connection lost during commit, outcome unknown; retry with "
+        "the same command_id: ",
         msg));
   }
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {

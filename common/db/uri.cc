@@ -10,8 +10,8 @@ std::string MaskPassword(absl::string_view conninfo) {
   static const std::regex kUserInfo(R"((postgres(?:ql)?://[^:/@?]*:)[^@/?]*@)");
   s = std::regex_replace(s, kUserInfo, "$1****@");
   // password=... as a URI query parameter or a key=value pair.
-  static const std::regex kParam(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*))",
-                                 std::regex::icase);
+  static const std::regex kParam(
+      R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*))", std::regex::icase);
   s = std::regex_replace(s, kParam, "$1****");
   return s;
 }

@@ -36,12 +36,13 @@ absl::Status ValidateOwner(absl::string_view owner) {
     return absl::InvalidArgumentError("owner must not be empty");
   }
   if (*len > kMaxOwnerChars) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "owner is ", *len, " characters long; at most ", kMaxOwnerChars,
-        " are allowed"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("owner is ", *len, " characters long; at most ",
+                     kMaxOwnerChars, " are allowed"));
   }
   if (util::HasControlCharacter(owner)) {
-    return absl::InvalidArgumentError("owner must not contain control characters");
+    return absl::InvalidArgumentError(
+        "owner must not contain control characters");
   }
   return absl::OkStatus();
 }
@@ -108,9 +109,9 @@ absl::Status BankAccount::Deposit(int64_t amount) {
   if (absl::Status s = ValidateAmount(amount); !s.ok()) return s;
   if (absl::Status s = RequireOpen(); !s.ok()) return s;
   if (!CheckedAdd(state_.balance, amount).has_value()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "depositing ", amount, " would overflow the balance of account ",
-        state_.id));
+    return absl::FailedPreconditionError(
+        absl::StrCat("depositing ", amount,
+                     " would overflow the balance of account ", state_.id));
   }
   bank::events::v1::MoneyDeposited e;
   e.set_amount(amount);
@@ -122,9 +123,9 @@ absl::Status BankAccount::Withdraw(int64_t amount) {
   if (absl::Status s = ValidateAmount(amount); !s.ok()) return s;
   if (absl::Status s = RequireOpen(); !s.ok()) return s;
   if (state_.balance < amount) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "insufficient funds: account ", state_.id, " has ", state_.balance,
-        ", ", amount, " requested"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("insufficient funds: account ", state_.id, " has ",
+                     state_.balance, ", ", amount, " requested"));
   }
   bank::events::v1::MoneyWithdrawn e;
   e.set_amount(amount);
@@ -153,20 +154,20 @@ absl::Status Transfer(BankAccount& from, BankAccount& to,
   if (absl::Status s = from.RequireOpen(); !s.ok()) return s;
   if (absl::Status s = to.RequireOpen(); !s.ok()) return s;
   if (from.state_.currency != to.state_.currency) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "currency mismatch: account ", from.state_.id, " holds ",
-        from.state_.currency, ", account ", to.state_.id, " holds ",
-        to.state_.currency));
+    return absl::FailedPreconditionError(
+        absl::StrCat("currency mismatch: account ", from.state_.id, " holds ",
+                     from.state_.currency, ", account ", to.state_.id,
+                     " holds ", to.state_.currency));
   }
   if (from.state_.balance < amount) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "insufficient funds: account ", from.state_.id, " has ",
-        from.state_.balance, ", ", amount, " requested"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("insufficient funds: account ", from.state_.id, " has ",
+                     from.state_.balance, ", ", amount, " requested"));
   }
   if (!CheckedAdd(to.state_.balance, amount).has_value()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "transferring ", amount, " would overflow the balance of account ",
-        to.state_.id));
+    return absl::FailedPreconditionError(
+        absl::StrCat("transferring ", amount,
+                     " would overflow the balance of account ", to.state_.id));
   }
   bank::events::v1::TransferSent sent;
   sent.set_transfer_id(std::string(transfer_id));
@@ -187,31 +188,30 @@ void BankAccount::Record(AccountEvent event) {
 }
 
 void BankAccount::Apply(const AccountEvent& event) {
-  std::visit(
-      Overloaded{
-          [this](const bank::events::v1::AccountOpened& e) {
-            state_.owner = e.owner();
-            state_.currency = e.currency();
-            state_.balance = e.initial_deposit();
-            state_.status = AccountStatus::kOpen;
-          },
-          [this](const bank::events::v1::MoneyDeposited& e) {
-            state_.balance += e.amount();
-          },
-          [this](const bank::events::v1::MoneyWithdrawn& e) {
-            state_.balance -= e.amount();
-          },
-          [this](const bank::events::v1::TransferSent& e) {
-            state_.balance -= e.amount();
-          },
-          [this](const bank::events::v1::TransferReceived& e) {
-            state_.balance += e.amount();
-          },
-          [this](const bank::events::v1::AccountClosed&) {
-            state_.status = AccountStatus::kClosed;
-          },
-      },
-      event);
+  std::visit(Overloaded{
+                 [this](const bank::events::v1::AccountOpened& e) {
+                   state_.owner = e.owner();
+                   state_.currency = e.currency();
+                   state_.balance = e.initial_deposit();
+                   state_.status = AccountStatus::kOpen;
+                 },
+                 [this](const bank::events::v1::MoneyDeposited& e) {
+                   state_.balance += e.amount();
+                 },
+                 [this](const bank::events::v1::MoneyWithdrawn& e) {
+                   state_.balance -= e.amount();
+                 },
+                 [this](const bank::events::v1::TransferSent& e) {
+                   state_.balance -= e.amount();
+                 },
+                 [this](const bank::events::v1::TransferReceived& e) {
+                   state_.balance += e.amount();
+                 },
+                 [this](const bank::events::v1::AccountClosed&) {
+                   state_.status = AccountStatus::kClosed;
+                 },
+             },
+             event);
   ++state_.version;
 }
 

@@ -29,8 +29,8 @@ absl::StatusOr<AccountEvent> Parse(absl::string_view type,
   M m;
   JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
-  auto st = google::protobuf::util::JsonStringToMessage(
-      std::string(json), &m, opts);
+  auto st =
+      google::protobuf::util::JsonStringToMessage(std::string(json), &m, opts);
   if (!st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot parse ", type, " data: ", st.message().as_string()));
@@ -42,7 +42,8 @@ absl::StatusOr<AccountEvent> Parse(absl::string_view type,
 absl::StatusOr<std::string> UpcastAccountOpenedV1(absl::string_view json) {
   nlohmann::json doc = nlohmann::json::parse(json, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) {
-    return absl::InvalidArgumentError("AccountOpened v1 data is not a JSON object");
+    return absl::InvalidArgumentError(
+        "AccountOpened v1 data is not a JSON object");
   }
   if (auto it = doc.find("holder"); it != doc.end()) {
     doc["owner"] = *it;

@@ -10,13 +10,10 @@ namespace bank::domain {
 
 // One event of an account's stream. The payload types are generated from
 // proto/bank/events/v1/events.proto, the single definition of the events.
-using AccountEvent =
-    std::variant<bank::events::v1::AccountOpened,
-                 bank::events::v1::MoneyDeposited,
-                 bank::events::v1::MoneyWithdrawn,
-                 bank::events::v1::TransferSent,
-                 bank::events::v1::TransferReceived,
-                 bank::events::v1::AccountClosed>;
+using AccountEvent = std::variant<
+    bank::events::v1::AccountOpened, bank::events::v1::MoneyDeposited,
+    bank::events::v1::MoneyWithdrawn, bank::events::v1::TransferSent,
+    bank::events::v1::TransferReceived, bank::events::v1::AccountClosed>;
 
 // The stored type name of an event ("AccountOpened", ...).
 std::string EventTypeName(const AccountEvent& event);

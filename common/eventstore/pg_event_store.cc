@@ -1,9 +1,8 @@
 #include "common/eventstore/pg_event_store.h"
 
 #include <algorithm>
-#include <utility>
-
 #include <pqxx/pqxx>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -184,7 +183,8 @@ absl::StatusOr<std::vector<StreamResult>> PgEventStore::Append(
       return absl::AlreadyExistsError(
           absl::StrCat("command ", command_id, " is recorded already"));
     }
-    if (absl::StrContains(out.status().message(), "events_stream_version_key")) {
+    if (absl::StrContains(out.status().message(),
+                          "events_stream_version_key")) {
       return absl::AbortedError(
           "version conflict: another writer appended to the stream first");
     }
@@ -201,8 +201,8 @@ absl::StatusOr<std::vector<RecordedEvent>> PgEventStore::ReadStream(
       [&](db::ConnectionPool::Lease& conn)
           -> absl::StatusOr<std::vector<RecordedEvent>> {
         pqxx::nontransaction tx(*conn);
-        pqxx::result r =
-            tx.exec_prepared("read_stream", stream_id, after_version, max_count);
+        pqxx::result r = tx.exec_prepared("read_stream", stream_id,
+                                          after_version, max_count);
         std::vector<RecordedEvent> events;
         events.reserve(r.size());
         for (const auto& row : r) {
@@ -254,20 +254,20 @@ absl::StatusOr<std::optional<StoredCommand>> PgEventStore::FindCommand(
 
 absl::StatusOr<std::optional<Snapshot>> PgEventStore::LoadSnapshot(
     const std::string& stream_id, absl::Time deadline) {
-  return WithConnection(
-      deadline, "loading a snapshot",
-      [&](db::ConnectionPool::Lease& conn)
-          -> absl::StatusOr<std::optional<Snapshot>> {
-        pqxx::nontransaction tx(*conn);
-        pqxx::result r = tx.exec_prepared("load_snapshot", stream_id);
-        if (r.empty()) return std::optional<Snapshot>();
-        Snapshot s;
-        s.stream_id = stream_id;
-        s.version = r[0][0].as<int64_t>();
-        s.schema_version = r[0][1].as<int>();
-        s.state = r[0][2].as<std::string>();
-        return std::optional<Snapshot>(std::move(s));
-      });
+  return WithConnection(deadline, "loading a snapshot",
+                        [&](db::ConnectionPool::Lease& conn)
+                            -> absl::StatusOr<std::optional<Snapshot>> {
+                          pqxx::nontransaction tx(*conn);
+                          pqxx::result r =
+                              tx.exec_prepared("load_snapshot", stream_id);
+                          if (r.empty()) return std::optional<Snapshot>();
+                          Snapshot s;
+                          s.stream_id = stream_id;
+                          s.version = r[0][0].as<int64_t>();
+                          s.schema_version = r[0][1].as<int>();
+                          s.state = r[0][2].as<std::string>();
+                          return std::optional<Snapshot>(std::move(s));
+                        });
 }
 
 absl::Status PgEventStore::SaveSnapshot(const Snapshot& snapshot,

@@ -1,9 +1,9 @@
 #ifndef BANK_COMMON_GRPC_CONTEXT_H_
 #define BANK_COMMON_GRPC_CONTEXT_H_
 
-#include <string>
-
 #include <grpcpp/server_context.h>
+
+#include <string>
 
 #include "absl/time/time.h"
 

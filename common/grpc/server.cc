@@ -2,7 +2,6 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
-
 #include <grpcpp/support/server_interceptor.h>
 
 #include "absl/strings/str_cat.h"
@@ -16,7 +15,8 @@ class CallCounter final : public grpc::experimental::Interceptor {
  public:
   explicit CallCounter(std::atomic<int>* n) : n_(n) { n_->fetch_add(1); }
   ~CallCounter() override { n_->fetch_sub(1); }
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+  void Intercept(
+      grpc::experimental::InterceptorBatchMethods* methods) override {
     methods->Proceed();
   }
 
@@ -54,13 +54,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   // Keepalive: answer client pings, drop dead peers.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                             10000);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   for (grpc::Service* s : services) builder.RegisterService(s);
-  std::vector<std::unique_ptr<
-      grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<CallCounterFactory>(&out->in_flight_));
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      std::make_unique<CallCounterFactory>(&out->in_flight_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   out->server_ = builder.BuildAndStart();
   if (out->server_ == nullptr || out->port_ == 0) {

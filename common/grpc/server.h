@@ -1,12 +1,12 @@
 #ifndef BANK_COMMON_GRPC_SERVER_H_
 #define BANK_COMMON_GRPC_SERVER_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -32,7 +32,8 @@ class Server {
   // port 0 picks a free port (see port()). UNAVAILABLE when the address
   // cannot be bound.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
-      const ServerOptions& options, const std::vector<grpc::Service*>& services);
+      const ServerOptions& options,
+      const std::vector<grpc::Service*>& services);
 
   int port() const { return port_; }
   // Calls in progress (all services, health included).

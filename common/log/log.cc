@@ -7,8 +7,9 @@ namespace bank::log {
 absl::Status Init(const std::string& process, const std::string& level) {
   spdlog::level::level_enum lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") {
-    return absl::InvalidArgumentError("unknown log level \"" + level +
-                                      "\" (trace, debug, info, warn, error, off)");
+    return absl::InvalidArgumentError(
+        "unknown log level \"" + level +
+        "\" (trace, debug, info, warn, error, off)");
   }
   auto logger = spdlog::stderr_logger_mt(process);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %n[%P] %v",

@@ -2,7 +2,6 @@
 #define BANK_COMMON_LOG_LOG_H_
 
 #include <string>
-
 #include <string_view>
 
 #include "absl/status/status.h"

@@ -3,11 +3,12 @@
 // startup failures, graceful shutdown, and a first scenario end to end.
 #include <signal.h>
 
-#include "gtest/gtest.h"
+#include <pqxx/pqxx>
+
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "gtest/gtest.h"
 #include "tests/support/system.h"
-#include <pqxx/pqxx>
 
 namespace bank {
 namespace {
@@ -66,19 +67,25 @@ TEST(SystemTest, StartsOnEmptyDatabasesWithHealthAndReflection) {
   EXPECT_TRUE(System::WaitServing(sys.command_port, "", absl::Seconds(5)));
   EXPECT_TRUE(System::WaitServing(sys.query_port, "", absl::Seconds(5)));
   auto cmd = ListServices(sys.command_port);
-  EXPECT_NE(std::find(cmd.begin(), cmd.end(), "bank.v1.CommandService"), cmd.end());
-  EXPECT_NE(std::find(cmd.begin(), cmd.end(), "grpc.health.v1.Health"), cmd.end());
+  EXPECT_NE(std::find(cmd.begin(), cmd.end(), "bank.v1.CommandService"),
+            cmd.end());
+  EXPECT_NE(std::find(cmd.begin(), cmd.end(), "grpc.health.v1.Health"),
+            cmd.end());
   auto qry = ListServices(sys.query_port);
-  EXPECT_NE(std::find(qry.begin(), qry.end(), "bank.v1.QueryService"), qry.end());
+  EXPECT_NE(std::find(qry.begin(), qry.end(), "bank.v1.QueryService"),
+            qry.end());
   // Migrations were applied by their owners.
   pqxx::connection e(sys.events_uri), r(sys.read_uri);
   pqxx::work te(e);
-  EXPECT_EQ(te.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>(), 1);
+  EXPECT_EQ(te.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>(),
+            1);
   EXPECT_TRUE(testing::WaitFor(
       [&] {
         pqxx::work t(r);
-        return t.exec("SELECT count(*) FROM pg_tables WHERE tablename = "
-                      "'account_balances'")[0][0].as<int>() == 1;
+        return t.exec(
+                    "SELECT count(*) FROM pg_tables WHERE tablename = "
+                    "'account_balances'")[0][0]
+                   .as<int>() == 1;
       },
       absl::Seconds(10)));
 }
@@ -114,9 +121,8 @@ TEST(SystemTest, FlagsWinOverEnvironmentVariables) {
       testing::BinDir() + "/command-service",
       std::vector<std::string>{"--listen",
                                "127.0.0.1:" + std::to_string(sys.command_port)},
-      std::map<std::string, std::string>{
-          {"BANK_COMMAND_LISTEN", "127.0.0.1:1"},
-          {"BANK_EVENTS_DB", sys.events_uri}});
+      std::map<std::string, std::string>{{"BANK_COMMAND_LISTEN", "127.0.0.1:1"},
+                                         {"BANK_EVENTS_DB", sys.events_uri}});
   ASSERT_TRUE(System::WaitServing(sys.command_port, "bank.v1.CommandService",
                                   absl::Seconds(30)))
       << cmd->Log();
@@ -133,8 +139,9 @@ TEST(SystemTest, FlagsWinOverEnvironmentVariables) {
 
 TEST(SystemTest, UnreachableDatabaseAtStartupIsOneLineErrorAndNonZeroExit) {
   int port = testing::PickFreePort();
-  std::string uri = "postgresql://bank:s3cret@127.0.0.1:" + std::to_string(port) +
-                    "/x?connect_timeout=2";
+  std::string uri =
+      "postgresql://bank:s3cret@127.0.0.1:" + std::to_string(port) +
+      "/x?connect_timeout=2";
   for (const auto& [bin, args] :
        std::vector<std::pair<std::string, std::vector<std::string>>>{
            {"command-service", {"--events-db", uri, "--listen", "127.0.0.1:0"}},
@@ -146,7 +153,8 @@ TEST(SystemTest, UnreachableDatabaseAtStartupIsOneLineErrorAndNonZeroExit) {
     EXPECT_EQ(code, 1) << bin << ": " << log;
     EXPECT_EQ(CountLines(log, " error "), 1) << bin << ": " << log;
     EXPECT_NE(log.find("cannot start"), std::string::npos) << log;
-    EXPECT_EQ(log.find("s3cret"), std::string::npos) << bin << " leaked: " << log;
+    EXPECT_EQ(log.find("s3cret"), std::string::npos)
+        << bin << " leaked: " << log;
   }
 }
 
@@ -160,18 +168,23 @@ TEST(SystemTest, ConcurrentStartsMigrateOnce) {
                                "--events-db", sys.events_uri});
   auto p1 = sys.StartProjector();
   auto p2proc = sys.StartProjector();
-  EXPECT_TRUE(System::WaitServing(sys.command_port, "", absl::Seconds(30))) << a->Log();
+  EXPECT_TRUE(System::WaitServing(sys.command_port, "", absl::Seconds(30)))
+      << a->Log();
   EXPECT_TRUE(System::WaitServing(p2, "", absl::Seconds(30))) << b->Log();
   pqxx::connection e(sys.events_uri);
   pqxx::work te(e);
-  EXPECT_EQ(te.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>(), 1);
+  EXPECT_EQ(te.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>(),
+            1);
   EXPECT_TRUE(testing::WaitFor(
       [&] {
         pqxx::connection r(sys.read_uri);
         pqxx::work t(r);
-        return t.exec("SELECT count(*) FROM pg_tables WHERE tablename = "
-                      "'schema_migrations'")[0][0].as<int>() == 1 &&
-               t.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>() == 1;
+        return t.exec(
+                    "SELECT count(*) FROM pg_tables WHERE tablename = "
+                    "'schema_migrations'")[0][0]
+                       .as<int>() == 1 &&
+               t.exec("SELECT count(*) FROM schema_migrations")[0][0]
+                       .as<int>() == 1;
       },
       absl::Seconds(10)));
   EXPECT_TRUE(p1->Running()) << p1->Log();
@@ -187,6 +200,55 @@ TEST(SystemTest, SigtermStopsEachProcessCleanly) {
     EXPECT_EQ(p->Wait(absl::Seconds(20)), 0) << p->Log();
     EXPECT_NE(p->Log().find("stopped"), std::string::npos) << p->Log();
   }
+}
+
+TEST(SystemTest, OversizedRequestIsRefusedAndChangesNothing) {
+  System sys(*pg, "big");
+  sys.StartAll();
+  v1::OpenAccountRequest req;
+  req.set_owner(std::string(1 << 20, 'a'));
+  req.set_currency("EUR");
+  v1::CommandResult res;
+  auto ctx = Ctx();
+  grpc::Status s = sys.commands().OpenAccount(ctx.get(), req, &res);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << s.error_message();
+  pqxx::connection e(sys.events_uri);
+  pqxx::work te(e);
+  EXPECT_EQ(te.exec("SELECT count(*) FROM events")[0][0].as<int>(), 0);
+}
+
+// Last: it stops the shared cluster.
+TEST(SystemTest, CommandsAreUnavailableWhileTheDatabaseIsDownAndRecover) {
+  System sys(*pg, "outage");
+  sys.StartAll();
+  std::string a = testing::OpenAccount(sys.commands(), 0);
+  auto deposit = [&] {
+    v1::DepositRequest d;
+    d.set_account_id(a);
+    d.set_amount(1);
+    v1::CommandResult r;
+    auto ctx = Ctx(5);
+    return sys.commands().Deposit(ctx.get(), d, &r);
+  };
+  ASSERT_TRUE(pg->Stop(/*immediate=*/false).ok());
+  grpc::Status down = deposit();
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << down.error_message();
+  EXPECT_FALSE(down.error_message().empty());
+  ASSERT_TRUE(pg->Restart().ok());
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return deposit().ok(); }, absl::Seconds(20)));
+  // The process was never restarted.
+  EXPECT_TRUE(sys.command->Running());
+  v1::GetBalanceRequest q;
+  q.set_account_id(a);
+  q.set_min_version(2);
+  v1::AccountBalance b;
+  auto qctx = Ctx(20);
+  grpc::Status s = sys.queries().GetBalance(qctx.get(), q, &b);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(b.balance(), 1);
 }
 
 }  // namespace

@@ -1,10 +1,9 @@
 // CommandService over real gRPC against a real PostgreSQL event store.
 #include <atomic>
 #include <limits>
+#include <pqxx/pqxx>
 #include <thread>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 #include "common/db/migrations.h"
 #include "common/util/text.h"
@@ -82,7 +81,8 @@ class CommandServiceTest : public ::testing::Test {
                         v1::TransferResult* res = nullptr,
                         const std::string& command_id = "") {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
     v1::TransferRequest req;
     req.set_command_id(command_id);
     req.set_from_account_id(from);
@@ -103,11 +103,14 @@ class CommandServiceTest : public ::testing::Test {
     pqxx::connection c(uri);
     pqxx::work tx(c);
     pqxx::result r = tx.exec_params(
-        "SELECT coalesce(sum(CASE WHEN event_type IN ('MoneyDeposited','TransferReceived') "
-        "THEN (data->>'amount')::bigint WHEN event_type IN ('MoneyWithdrawn','TransferSent') "
+        "SELECT coalesce(sum(CASE WHEN event_type IN "
+        "('MoneyDeposited','TransferReceived') "
+        "THEN (data->>'amount')::bigint WHEN event_type IN "
+        "('MoneyWithdrawn','TransferSent') "
         "THEN -(data->>'amount')::bigint WHEN event_type = 'AccountOpened' "
         "THEN (data->>'initial_deposit')::bigint ELSE 0 END), 0) "
-        "FROM events WHERE stream_id = $1::uuid", id);
+        "FROM events WHERE stream_id = $1::uuid",
+        id);
     return r[0][0].as<int64_t>();
   }
   int64_t Count(const std::string& sql) {
@@ -140,7 +143,8 @@ TEST_F(CommandServiceTest, OpenDepositWithdrawCloseReportVersionsAndPositions) {
   ASSERT_TRUE(Withdraw(id, 1250).ok());
   EXPECT_EQ(StoredBalance(id), 0);
   ASSERT_TRUE(Close(id).ok());
-  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE stream_id = '" + id + "'"), 4);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE stream_id = '" + id + "'"),
+            4);
 }
 
 TEST_F(CommandServiceTest, GeneratesAccountIdWhenEmpty) {
@@ -160,7 +164,8 @@ TEST_F(CommandServiceTest, UpperCaseAccountIdIsTheSameAccount) {
 
 TEST_F(CommandServiceTest, InvalidArgumentForMalformedInput) {
   std::string id = Open(10);
-  EXPECT_EQ(Deposit("not-a-uuid", 5).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Deposit("not-a-uuid", 5).error_code(),
+            StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Deposit("", 5).error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Deposit(id, 0).error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Deposit(id, -5).error_code(), StatusCode::INVALID_ARGUMENT);
@@ -172,15 +177,20 @@ TEST_F(CommandServiceTest, InvalidArgumentForMalformedInput) {
             StatusCode::INVALID_ARGUMENT);
   for (const auto& [owner, currency] :
        std::vector<std::pair<std::string, std::string>>{
-           {"", "EUR"}, {std::string(201, 'a'), "EUR"}, {"tab\there", "EUR"},
-           {"Alice", "eur"}, {"Alice", "EU"}, {"Alice", "€UR"}}) {
+           {"", "EUR"},
+           {std::string(201, 'a'), "EUR"},
+           {"tab\there", "EUR"},
+           {"Alice", "eur"},
+           {"Alice", "EU"},
+           {"Alice", "€UR"}}) {
     grpc::ClientContext ctx;
     v1::OpenAccountRequest req;
     req.set_owner(owner);
     req.set_currency(currency);
     v1::CommandResult res;
     grpc::Status s = stub().OpenAccount(&ctx, req, &res);
-    EXPECT_EQ(s.error_code(), StatusCode::INVALID_ARGUMENT) << owner << currency;
+    EXPECT_EQ(s.error_code(), StatusCode::INVALID_ARGUMENT)
+        << owner << currency;
     EXPECT_FALSE(s.error_message().empty());
   }
   {
@@ -201,19 +211,25 @@ TEST_F(CommandServiceTest, InvalidArgumentForMalformedInput) {
     req.set_amount(1);
     req.set_command_id("bad\xff");
     EXPECT_EQ(server_->handler.Deposit(req, "", absl::Now() + absl::Seconds(5))
-                  .status().code(),
+                  .status()
+                  .code(),
               absl::StatusCode::kInvalidArgument);
     v1::OpenAccountRequest open;
     open.set_owner("a\xc3");
     open.set_currency("EUR");
-    EXPECT_EQ(server_->handler.OpenAccount(open, "", absl::Now() + absl::Seconds(5))
-                  .status().code(),
-              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(
+        server_->handler.OpenAccount(open, "", absl::Now() + absl::Seconds(5))
+            .status()
+            .code(),
+        absl::StatusCode::kInvalidArgument);
   }
-  EXPECT_EQ(Transfer(stub(), id, id, 1).error_code(), StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Transfer(stub(), id, "x", 1).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Transfer(stub(), id, id, 1).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Transfer(stub(), id, "x", 1).error_code(),
+            StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(StoredBalance(id), 10);
-  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE stream_id = '" + id + "'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE stream_id = '" + id + "'"),
+            1);
 }
 
 TEST_F(CommandServiceTest, NotFoundForUnknownAccount) {
@@ -224,7 +240,9 @@ TEST_F(CommandServiceTest, NotFoundForUnknownAccount) {
   EXPECT_EQ(Close(ghost).error_code(), StatusCode::NOT_FOUND);
   EXPECT_EQ(Transfer(stub(), id, ghost, 5).error_code(), StatusCode::NOT_FOUND);
   EXPECT_EQ(Transfer(stub(), ghost, id, 5).error_code(), StatusCode::NOT_FOUND);
-  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE stream_id = '" + ghost + "'"), 0);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM events WHERE stream_id = '" + ghost + "'"),
+      0);
   EXPECT_EQ(StoredBalance(id), 10);
 }
 
@@ -245,8 +263,10 @@ TEST_F(CommandServiceTest, FailedPreconditionForBusinessRules) {
   std::string usd = Open(0, "USD");
   std::string full = Open(std::numeric_limits<int64_t>::max());
   EXPECT_EQ(Withdraw(a, 101).error_code(), StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(Transfer(stub(), a, usd, 1).error_code(), StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(Transfer(stub(), a, full, 1).error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Transfer(stub(), a, usd, 1).error_code(),
+            StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Transfer(stub(), a, full, 1).error_code(),
+            StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(Deposit(full, 1).error_code(), StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(Close(a).error_code(), StatusCode::FAILED_PRECONDITION);
   ASSERT_TRUE(Withdraw(a, 100).ok());
@@ -263,7 +283,8 @@ TEST_F(CommandServiceTest, AbortedOnStaleExpectedVersion) {
   EXPECT_TRUE(Deposit(id, 5, nullptr, "", 1).ok());
   grpc::Status s = Deposit(id, 5, nullptr, "", 1);
   EXPECT_EQ(s.error_code(), StatusCode::ABORTED);
-  EXPECT_NE(s.error_message().find("version 2"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("version 2"), std::string::npos)
+      << s.error_message();
   EXPECT_EQ(Deposit(id, 5, nullptr, "", 3).error_code(), StatusCode::ABORTED);
   EXPECT_TRUE(Deposit(id, 5, nullptr, "", 2).ok());
   EXPECT_EQ(StoredBalance(id), 10);
@@ -277,15 +298,19 @@ TEST_F(CommandServiceTest, ConcurrentDepositsToOneAccountAllSucceed) {
     threads.emplace_back([&, t] {
       for (int i = t; i < 200; i += 16) {
         grpc::Status s = Deposit(id, i + 1);
-        if (s.ok()) ++ok;
-        else ADD_FAILURE() << s.error_code() << " " << s.error_message();
+        if (s.ok())
+          ++ok;
+        else
+          ADD_FAILURE() << s.error_code() << " " << s.error_message();
       }
     });
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(ok.load(), 200);
   EXPECT_EQ(StoredBalance(id), 200 * 201 / 2);
-  EXPECT_EQ(Count("SELECT max(stream_version) FROM events WHERE stream_id = '" + id + "'"), 201);
+  EXPECT_EQ(Count("SELECT max(stream_version) FROM events WHERE stream_id = '" +
+                  id + "'"),
+            201);
 }
 
 TEST_F(CommandServiceTest, ConcurrentDepositsThroughTwoInstancesAllSucceed) {
@@ -305,8 +330,10 @@ TEST_F(CommandServiceTest, ConcurrentDepositsThroughTwoInstancesAllSucceed) {
         req.set_amount(1);
         v1::CommandResult res;
         grpc::Status st = s.Deposit(&ctx, req, &res);
-        if (st.ok()) ++ok;
-        else ADD_FAILURE() << st.error_code() << " " << st.error_message();
+        if (st.ok())
+          ++ok;
+        else
+          ADD_FAILURE() << st.error_code() << " " << st.error_message();
       }
     });
   }
@@ -330,9 +357,12 @@ TEST_F(CommandServiceTest, RacingExpectedVersionExactlyOneWins) {
       req.set_expected_version(1);
       v1::CommandResult res;
       grpc::Status st = s.Deposit(&ctx, req, &res);
-      if (st.ok()) ++ok;
-      else if (st.error_code() == StatusCode::ABORTED) ++aborted;
-      else ADD_FAILURE() << st.error_code() << " " << st.error_message();
+      if (st.ok())
+        ++ok;
+      else if (st.error_code() == StatusCode::ABORTED)
+        ++aborted;
+      else
+        ADD_FAILURE() << st.error_code() << " " << st.error_message();
     });
   }
   for (auto& th : threads) th.join();
@@ -353,9 +383,12 @@ TEST_F(CommandServiceTest, OppositeTransfersConserveMoneyWithoutDeadlock) {
       for (int i = 0; i < 25; ++i) {
         bool forward = (t + i) % 2 == 0;
         grpc::Status st = Transfer(s, forward ? a : b, forward ? b : a, 70);
-        if (st.ok()) ++ok;
-        else if (st.error_code() == StatusCode::FAILED_PRECONDITION) ++refused;
-        else ADD_FAILURE() << st.error_code() << " " << st.error_message();
+        if (st.ok())
+          ++ok;
+        else if (st.error_code() == StatusCode::FAILED_PRECONDITION)
+          ++refused;
+        else
+          ADD_FAILURE() << st.error_code() << " " << st.error_message();
       }
     });
   }
@@ -365,7 +398,9 @@ TEST_F(CommandServiceTest, OppositeTransfersConserveMoneyWithoutDeadlock) {
   EXPECT_EQ(StoredBalance(a) + StoredBalance(b), 2000);
   EXPECT_GE(StoredBalance(a), 0);
   EXPECT_GE(StoredBalance(b), 0);
-  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE event_type = 'TransferSent' AND stream_id IN ('" + a + "','" + b + "')"),
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE event_type = "
+                  "'TransferSent' AND stream_id IN ('" +
+                  a + "','" + b + "')"),
             ok.load());
 }
 
@@ -380,7 +415,8 @@ TEST_F(CommandServiceTest, TransferWritesBothSidesAtomically) {
   EXPECT_EQ(res.to().version(), 2);
   EXPECT_EQ(StoredBalance(a), 70);
   EXPECT_EQ(StoredBalance(b), 30);
-  EXPECT_EQ(Count("SELECT count(DISTINCT transaction_id) FROM events WHERE position IN (" +
+  EXPECT_EQ(Count("SELECT count(DISTINCT transaction_id) FROM events WHERE "
+                  "position IN (" +
                   std::to_string(res.from().position()) + "," +
                   std::to_string(res.to().position()) + ")"),
             1);
@@ -418,7 +454,8 @@ TEST_F(CommandServiceTest, SameCommandIdRacingFromManyClientsAppliesOnce) {
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       v1::TransferResult res;
-      grpc::Status st = Transfer(t % 2 ? *other.stub : stub(), a, b, 10, &res, cmd);
+      grpc::Status st =
+          Transfer(t % 2 ? *other.stub : stub(), a, b, 10, &res, cmd);
       if (st.ok()) {
         ++ok;
         if (res.from().replayed()) ++replayed;
@@ -454,23 +491,30 @@ TEST_F(CommandServiceTest, AppendFailingHalfWayLeavesNothingBehind) {
   const int64_t events_before = Count("SELECT count(*) FROM events");
   // Stream a appends fine at version 2; stream b claims version 1, which
   // exists: the whole append, command record included, must vanish.
-  eventstore::StreamAppend sa{a, 1, {{util::NewUuid(), "MoneyDeposited", 1,
-                                      R"({"amount":"5"})", "{}"}}};
-  eventstore::StreamAppend sb{b, 0, {{util::NewUuid(), "MoneyDeposited", 1,
-                                      R"({"amount":"5"})", "{}"}}};
+  eventstore::StreamAppend sa{
+      a,
+      1,
+      {{util::NewUuid(), "MoneyDeposited", 1, R"({"amount":"5"})", "{}"}}};
+  eventstore::StreamAppend sb{
+      b,
+      0,
+      {{util::NewUuid(), "MoneyDeposited", 1, R"({"amount":"5"})", "{}"}}};
   eventstore::CommandRecord rec{"half-way-" + util::NewUuid(), "Deposit", "x"};
-  auto r = server_->store.Append({sa, sb}, &rec, absl::Now() + absl::Seconds(10));
+  auto r =
+      server_->store.Append({sa, sb}, &rec, absl::Now() + absl::Seconds(10));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
   EXPECT_EQ(Count("SELECT count(*) FROM events"), events_before);
-  EXPECT_EQ(Count("SELECT count(*) FROM commands WHERE command_id = '" + rec.command_id + "'"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM commands WHERE command_id = '" +
+                  rec.command_id + "'"),
+            0);
   EXPECT_EQ(StoredBalance(a), 100);
 }
 
 TEST_F(CommandServiceTest, EventsAreAppendOnly) {
   std::string a = Open(100);
   pqxx::connection c(uri);
-  for (const char* sql : {"UPDATE events SET data = '{}'",
-                          "DELETE FROM events", "TRUNCATE events"}) {
+  for (const char* sql : {"UPDATE events SET data = '{}'", "DELETE FROM events",
+                          "TRUNCATE events"}) {
     pqxx::work tx(c);
     EXPECT_THROW(tx.exec(sql), pqxx::sql_error) << sql;
   }
@@ -487,7 +531,8 @@ TEST_F(CommandServiceTest, AppendNotifiesListenersOncePerStatement) {
   std::string a = Open(100), b = Open(0);
   ASSERT_TRUE(Transfer(stub(), a, b, 1).ok());
   int got = 0;
-  for (int i = 0; i < 50 && got < 3; ++i) got += listener.await_notification(0, 100000);
+  for (int i = 0; i < 50 && got < 3; ++i)
+    got += listener.await_notification(0, 100000);
   EXPECT_EQ(receiver.count, 3);  // Two opens and one two-event transfer.
 }
 
@@ -496,7 +541,9 @@ TEST_F(CommandServiceTest, SnapshotsAreTakenAndOldOnesIgnored) {
       uri, command::CommandHandler::Options{.snapshot_every = 3});
   std::string id = Open(0);
   for (int i = 0; i < 9; ++i) ASSERT_TRUE(Deposit(id, 10).ok());
-  EXPECT_EQ(Count("SELECT stream_version FROM snapshots WHERE stream_id = '" + id + "'"), 9);
+  EXPECT_EQ(Count("SELECT stream_version FROM snapshots WHERE stream_id = '" +
+                  id + "'"),
+            9);
   // A new instance (no cache) starts from the snapshot and reads on.
   server_ = std::make_unique<CommandServer>(
       uri, command::CommandHandler::Options{.snapshot_every = 3});
@@ -507,7 +554,10 @@ TEST_F(CommandServiceTest, SnapshotsAreTakenAndOldOnesIgnored) {
   {
     pqxx::connection c(uri);
     pqxx::work tx(c);
-    tx.exec("UPDATE snapshots SET schema_version = 99, state = '{\"balance\":\"999999\",\"version\":\"9\"}' WHERE stream_id = '" + id + "'");
+    tx.exec(
+        "UPDATE snapshots SET schema_version = 99, state = "
+        "'{\"balance\":\"999999\",\"version\":\"9\"}' WHERE stream_id = '" +
+        id + "'");
     tx.commit();
   }
   server_ = std::make_unique<CommandServer>(uri);
@@ -522,7 +572,8 @@ TEST_F(CommandServiceTest, ReplaysStreamsHoldingOldAndNewSchemaVersions) {
     pqxx::work tx(c);
     tx.exec_params(
         "INSERT INTO events (event_id, stream_id, stream_version, event_type, "
-        "schema_version, data) VALUES ($1::uuid, $2::uuid, 1, 'AccountOpened', 1, "
+        "schema_version, data) VALUES ($1::uuid, $2::uuid, 1, 'AccountOpened', "
+        "1, "
         "jsonb_build_object('account_id', $2::text, 'holder', 'Legacy Owner', "
         "'currency', 'EUR', 'initial_deposit', '70'))",
         util::NewUuid(), id);
@@ -535,7 +586,9 @@ TEST_F(CommandServiceTest, ReplaysStreamsHoldingOldAndNewSchemaVersions) {
   EXPECT_EQ(Withdraw(id, 101).error_code(), StatusCode::FAILED_PRECONDITION);
   EXPECT_TRUE(Withdraw(id, 100).ok());
   EXPECT_EQ(Count("SELECT count(DISTINCT schema_version) FROM events WHERE "
-                  "stream_id = '" + id + "' AND event_type = 'AccountOpened'"), 1);
+                  "stream_id = '" +
+                  id + "' AND event_type = 'AccountOpened'"),
+            1);
 }
 
 TEST_F(CommandServiceTest, UnreachableDatabaseIsUnavailable) {

@@ -4,10 +4,9 @@
 // and compares it with the read model.
 #include <signal.h>
 
+#include <pqxx/pqxx>
 #include <random>
 #include <thread>
-
-#include <pqxx/pqxx>
 
 #include "gtest/gtest.h"
 #include "tests/support/oracle.h"
@@ -124,17 +123,27 @@ TEST_F(ProjectorTest, NeverSkipsAnEventThatCommitsLate) {
   // The projector runs (several polls) but its mark stays behind the held
   // event: nothing after it is taken as read.
   absl::SleepFor(absl::Milliseconds(800));
-  EXPECT_LT(Query(sys_->read_uri, "SELECT position FROM projection_checkpoints "
-                                  "WHERE projection = 'accounts'"),
+  EXPECT_LT(Query(sys_->read_uri,
+                  "SELECT position FROM projection_checkpoints "
+                  "WHERE projection = 'accounts'"),
             held_position);
-  EXPECT_EQ(Query(sys_->read_uri, "SELECT version FROM account_balances WHERE "
-                                  "account_id = '" + a + "'"), 1);
+  EXPECT_EQ(Query(sys_->read_uri,
+                  "SELECT version FROM account_balances WHERE "
+                  "account_id = '" +
+                      a + "'"),
+            1);
   held.commit();
   ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(20)));
-  EXPECT_EQ(Query(sys_->read_uri, "SELECT balance FROM account_balances WHERE "
-                                  "account_id = '" + a + "'"), 107);
-  EXPECT_EQ(Query(sys_->read_uri, "SELECT balance FROM account_balances WHERE "
-                                  "account_id = '" + c + "'"), 6);
+  EXPECT_EQ(Query(sys_->read_uri,
+                  "SELECT balance FROM account_balances WHERE "
+                  "account_id = '" +
+                      a + "'"),
+            107);
+  EXPECT_EQ(Query(sys_->read_uri,
+                  "SELECT balance FROM account_balances WHERE "
+                  "account_id = '" +
+                      c + "'"),
+            6);
   ExpectModelMatchesEvents(*sys_);
 }
 
@@ -148,15 +157,17 @@ TEST_F(ProjectorTest, KillNineDuringBacklogLosesAndRepeatsNothing) {
     absl::SleepFor(absl::Milliseconds(40 + rng() % 120));
     p->Signal(SIGKILL);
     p->Wait(absl::Seconds(10));
-    int64_t projected = Query(sys_->read_uri, "SELECT count(*) FROM account_history");
+    int64_t projected =
+        Query(sys_->read_uri, "SELECT count(*) FROM account_history");
     if (projected >= 0 && projected < EventCount(*sys_)) ++interrupted;
   }
   EXPECT_GT(interrupted, 0) << "the backlog was too small to interrupt";
   sys_->projector = sys_->StartProjector({"--batch-size", "250"});
   ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(60))) << sys_->projector->Log();
   ExpectModelMatchesEvents(*sys_);
-  EXPECT_EQ(Query(sys_->read_uri, "SELECT events_applied FROM projection_checkpoints "
-                                  "WHERE projection = 'accounts'"),
+  EXPECT_EQ(Query(sys_->read_uri,
+                  "SELECT events_applied FROM projection_checkpoints "
+                  "WHERE projection = 'accounts'"),
             EventCount(*sys_));
 }
 
@@ -169,14 +180,16 @@ TEST_F(ProjectorTest, ReconnectsAndCatchesUpAfterPostgresRestarts) {
   absl::SleepFor(absl::Seconds(1));
   ASSERT_TRUE(pg->Restart().ok());
   // The command service recovers by itself too.
-  ASSERT_TRUE(WaitFor([&] {
-    v1::DepositRequest d;
-    d.set_account_id(a);
-    d.set_amount(5);
-    v1::CommandResult r;
-    auto ctx = testing::Ctx(2);
-    return sys_->commands().Deposit(ctx.get(), d, &r).ok();
-  }, absl::Seconds(30)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        v1::DepositRequest d;
+        d.set_account_id(a);
+        d.set_amount(5);
+        v1::CommandResult r;
+        auto ctx = testing::Ctx(2);
+        return sys_->commands().Deposit(ctx.get(), d, &r).ok();
+      },
+      absl::Seconds(30)));
   InsertBacklog(sys_->events_uri, 10, 5);
   ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(30))) << sys_->projector->Log();
   EXPECT_TRUE(sys_->projector->Running());
@@ -195,22 +208,27 @@ TEST_F(ProjectorTest, RebuildEqualsTheLiveModelWithoutStoppingIt) {
   // Writes go on during the rebuild.
   for (int i = 0; i < 20; ++i) testing::OpenAccount(sys_->commands(), i);
   EXPECT_EQ(rebuild.Wait(absl::Seconds(60)), 0) << rebuild.Log();
-  EXPECT_NE(rebuild.Log().find("rebuild done"), std::string::npos) << rebuild.Log();
+  EXPECT_NE(rebuild.Log().find("rebuild done"), std::string::npos)
+      << rebuild.Log();
   for (int i = 0; i < 5; ++i) testing::OpenAccount(sys_->commands(), i);
   ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(30))) << sys_->projector->Log();
   ExpectModelMatchesEvents(*sys_);
-  EXPECT_EQ(Query(sys_->read_uri, "SELECT count(*) FROM pg_tables WHERE tablename "
-                                  "LIKE '%rebuild%' OR tablename LIKE '%_old'"), 0);
+  EXPECT_EQ(Query(sys_->read_uri,
+                  "SELECT count(*) FROM pg_tables WHERE tablename "
+                  "LIKE '%rebuild%' OR tablename LIKE '%_old'"),
+            0);
 }
 
 TEST_F(ProjectorTest, StandbyTakesOverWhenTheActiveProjectorDies) {
   Start("standby");
   auto first = sys_->StartProjector();
-  ASSERT_TRUE(WaitFor([&] { return first->Log().find("active") != std::string::npos; },
-                      absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return first->Log().find("active") != std::string::npos; },
+              absl::Seconds(20)));
   auto second = sys_->StartProjector();
-  ASSERT_TRUE(WaitFor([&] { return second->Log().find("standby") != std::string::npos; },
-                      absl::Seconds(20)))
+  ASSERT_TRUE(WaitFor(
+      [&] { return second->Log().find("standby") != std::string::npos; },
+      absl::Seconds(20)))
       << second->Log();
   testing::OpenAccount(sys_->commands(), 3);
   ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(20)));
@@ -238,17 +256,26 @@ TEST_F(ProjectorTest, PoisonEventStopsTheProjectionOrIsRecordedWhenAllowed) {
   auto strict = sys_->StartProjector();
   EXPECT_EQ(strict->Wait(absl::Seconds(20)), 3) << strict->Log();
   EXPECT_NE(strict->Log().find("position " + std::to_string(poison_position)),
-            std::string::npos) << strict->Log();
+            std::string::npos)
+      << strict->Log();
   EXPECT_NE(strict->Log().find("MoneyTeleported"), std::string::npos);
   // Stopped before the poison: b (after it) is not projected.
-  EXPECT_EQ(Query(sys_->read_uri, "SELECT count(*) FROM account_balances WHERE "
-                                  "account_id = '" + b + "'"), 0);
+  EXPECT_EQ(Query(sys_->read_uri,
+                  "SELECT count(*) FROM account_balances WHERE "
+                  "account_id = '" +
+                      b + "'"),
+            0);
   // Restarted with --skip-poison: recorded, and everything after it applied.
   sys_->projector = sys_->StartProjector({"--skip-poison"});
-  ASSERT_TRUE(WaitFor([&] {
-    return Query(sys_->read_uri, "SELECT count(*) FROM account_balances WHERE "
-                                 "account_id = '" + b + "'") == 1;
-  }, absl::Seconds(20))) << sys_->projector->Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Query(sys_->read_uri,
+                     "SELECT count(*) FROM account_balances WHERE "
+                     "account_id = '" +
+                         b + "'") == 1;
+      },
+      absl::Seconds(20)))
+      << sys_->projector->Log();
   EXPECT_EQ(Query(sys_->read_uri, "SELECT position FROM poison_events"),
             poison_position);
   EXPECT_NE(sys_->projector->Log().find("poison"), std::string::npos);
@@ -275,7 +302,8 @@ TEST_F(ProjectorTest, BurstOfNotificationsIsCoalesced) {
   // ...and cost one catch-up, not 200.
   std::string log = sys_->projector->Log().substr(before);
   int batches = 0;
-  for (size_t at = 0; (at = log.find("applied ", at)) != std::string::npos; ++at) {
+  for (size_t at = 0; (at = log.find("applied ", at)) != std::string::npos;
+       ++at) {
     ++batches;
   }
   EXPECT_GE(batches, 1);

@@ -1,10 +1,9 @@
 // QueryService, bankctl and the Python example against the real executables
 // and a real PostgreSQL.
 #include <atomic>
+#include <pqxx/pqxx>
 #include <set>
 #include <thread>
-
-#include <pqxx/pqxx>
 
 #include "gtest/gtest.h"
 #include "tests/support/system.h"
@@ -77,15 +76,17 @@ TEST(QueryServiceTest, StatusCodesForBadAndUnknownInput) {
   EXPECT_EQ(Balance(a, -1, &b).error_code(), StatusCode::INVALID_ARGUMENT);
   google::protobuf::Timestamp bad;
   bad.set_nanos(-5);
-  EXPECT_EQ(Balance(a, 0, &b, 10, &bad).error_code(), StatusCode::INVALID_ARGUMENT);
-  for (const std::string& token : std::vector<std::string>{"garbage", "cDF8YWNjb3VudHN8eHh4fDEyMw",
-                                   std::string(600, 'A')}) {
+  EXPECT_EQ(Balance(a, 0, &b, 10, &bad).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  for (const std::string& token : std::vector<std::string>{
+           "garbage", "cDF8YWNjb3VudHN8eHh4fDEyMw", std::string(600, 'A')}) {
     v1::ListAccountsRequest req;
     req.set_page_token(token);
     v1::ListAccountsResponse resp;
     auto ctx = Ctx();
     EXPECT_EQ(sys->queries().ListAccounts(ctx.get(), req, &resp).error_code(),
-              StatusCode::INVALID_ARGUMENT) << token;
+              StatusCode::INVALID_ARGUMENT)
+        << token;
   }
   {
     v1::ListAccountsRequest req;
@@ -141,9 +142,9 @@ TEST(QueryServiceTest, ReadYourWritesAfterEachOfAThousandCommands) {
   }
   v1::AccountBalance bb;
   ASSERT_TRUE(Balance(b, 1, &bb).ok());
-  EXPECT_TRUE(testing::WaitFor([&] {
-    return Balance(b, 0, &bb).ok() && bb.balance() == expected_b;
-  }, absl::Seconds(10)));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return Balance(b, 0, &bb).ok() && bb.balance() == expected_b; },
+      absl::Seconds(10)));
 }
 
 TEST(QueryServiceTest, UnreachedMinVersionIsDeadlineExceeded) {
@@ -222,12 +223,12 @@ TEST(QueryServiceTest, AsOfBeforeBetweenAndAfterEvents) {
   std::string a = testing::OpenAccount(sys->commands(), 100);
   v1::AccountBalance b;
   ASSERT_TRUE(Balance(a, 1, &b).ok());
-  absl::Time t1 = absl::FromUnixMicros(
-      b.updated_at().seconds() * 1000000 + b.updated_at().nanos() / 1000);
+  absl::Time t1 = absl::FromUnixMicros(b.updated_at().seconds() * 1000000 +
+                                       b.updated_at().nanos() / 1000);
   v1::CommandResult r2 = Deposit(a, 50);
   ASSERT_TRUE(Balance(a, r2.version(), &b).ok());
-  absl::Time t2 = absl::FromUnixMicros(
-      b.updated_at().seconds() * 1000000 + b.updated_at().nanos() / 1000);
+  absl::Time t2 = absl::FromUnixMicros(b.updated_at().seconds() * 1000000 +
+                                       b.updated_at().nanos() / 1000);
   ASSERT_GT(t2, t1);
   auto before = Ts(t1 - absl::Seconds(1));
   EXPECT_EQ(Balance(a, 0, &b, 10, &before).error_code(), StatusCode::NOT_FOUND);
@@ -263,7 +264,8 @@ TEST(QueryServiceTest, PagingReturnsEachItemExactlyOnce) {
                           schema_version, data)
       SELECT gen_random_uuid(), $1::uuid, v, 'MoneyDeposited', 1,
              jsonb_build_object('amount', v::text)
-      FROM generate_series(2, 1000) AS v)sql", hot);
+      FROM generate_series(2, 1000) AS v)sql",
+                   hot);
     tx.commit();
   }
   v1::AccountBalance b;
@@ -333,12 +335,14 @@ std::string RunBankctl(const std::vector<std::string>& args, int* code) {
 
 TEST(BankctlTest, EverySubcommandEndToEnd) {
   int code = 0;
-  std::string out = RunBankctl({"open", "--owner", "Alice", "--currency", "EUR",
-                                "--initial", "100.00"}, &code);
+  std::string out = RunBankctl(
+      {"open", "--owner", "Alice", "--currency", "EUR", "--initial", "100.00"},
+      &code);
   ASSERT_EQ(code, 0) << out;
   EXPECT_NE(out.find("balance  100.00 EUR"), std::string::npos) << out;
   std::string alice = out.substr(out.find("opened ") + 7, 36);
-  out = RunBankctl({"--json", "open", "--owner", "Bob", "--currency", "EUR"}, &code);
+  out = RunBankctl({"--json", "open", "--owner", "Bob", "--currency", "EUR"},
+                   &code);
   ASSERT_EQ(code, 0) << out;
   std::string bob = out.substr(out.find("\"account_id\":\"") + 14, 36);
   out = RunBankctl({"deposit", alice, "0.05"}, &code);
@@ -357,7 +361,8 @@ TEST(BankctlTest, EverySubcommandEndToEnd) {
   EXPECT_NE(out.find("\"balance\":\"0\""), std::string::npos) << out;
   out = RunBankctl({"balance", bob, "--as-of",
                     absl::FormatTime(absl::RFC3339_full, before_withdraw,
-                                     absl::UTCTimeZone())}, &code);
+                                     absl::UTCTimeZone())},
+                   &code);
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("40.50 EUR"), std::string::npos) << out;
   out = RunBankctl({"history", alice}, &code);

@@ -1,10 +1,10 @@
 #ifndef BANK_TESTS_SUPPORT_COMMAND_SERVER_H_
 #define BANK_TESTS_SUPPORT_COMMAND_SERVER_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "bank/v1/bank.grpc.pb.h"
 #include "command-service/command_handler.h"

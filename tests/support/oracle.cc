@@ -1,9 +1,8 @@
 #include "tests/support/oracle.h"
 
 #include <map>
-#include <tuple>
-
 #include <pqxx/pqxx>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "common/domain/bank_account.h"
@@ -28,8 +27,8 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
     for (const auto& row : r) {
       ++n;
       std::string id = row[0].as<std::string>();
-      auto decoded = domain::DecodeEvent(row[2].as<std::string>(), row[3].as<int>(),
-                                         row[4].as<std::string>());
+      auto decoded = domain::DecodeEvent(
+          row[2].as<std::string>(), row[3].as<int>(), row[4].as<std::string>());
       if (!decoded.ok()) continue;  // Poison is not part of the model.
       auto it = accounts.try_emplace(id, domain::BankAccount(id)).first;
       if (row[1].as<int64_t>() != it->second.state().version + 1) continue;
@@ -41,17 +40,19 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
   pqxx::connection c(read_uri);
   pqxx::work tx(c);
   pqxx::result balances = tx.exec(
-      "SELECT account_id::text, balance, version, status FROM account_balances");
+      "SELECT account_id::text, balance, version, status FROM "
+      "account_balances");
   std::map<std::string, std::tuple<int64_t, int64_t, int>> model;
   for (const auto& row : balances) {
-    model[row[0].as<std::string>()] = {row[1].as<int64_t>(), row[2].as<int64_t>(),
-                                       row[3].as<int>()};
+    model[row[0].as<std::string>()] = {row[1].as<int64_t>(),
+                                       row[2].as<int64_t>(), row[3].as<int>()};
   }
   for (const auto& [id, account] : accounts) {
     const auto& s = account.state();
     auto it = model.find(id);
     if (it == model.end()) {
-      diffs.push_back(absl::StrCat("account ", id, " missing from the read model"));
+      diffs.push_back(
+          absl::StrCat("account ", id, " missing from the read model"));
       continue;
     }
     auto [balance, version, status] = it->second;
@@ -65,7 +66,8 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
     model.erase(it);
   }
   for (const auto& [id, row] : model) {
-    diffs.push_back(absl::StrCat("account ", id, " in the read model has no events"));
+    diffs.push_back(
+        absl::StrCat("account ", id, " in the read model has no events"));
   }
   pqxx::result hist = tx.exec(
       "SELECT account_id::text, version, balance_after FROM account_history");
@@ -84,8 +86,8 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
     }
   }
   if (rows != history.size()) {
-    diffs.push_back(absl::StrCat("read model has ", rows, " history rows; events ",
-                                 history.size()));
+    diffs.push_back(absl::StrCat("read model has ", rows,
+                                 " history rows; events ", history.size()));
   }
   return diffs;
 }

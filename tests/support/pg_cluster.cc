@@ -24,7 +24,8 @@ std::string FindBinDir() {
     for (size_t i = 0; i < g.gl_pathc; ++i) {
       std::string p = g.gl_pathv[i];
       p = p.substr(0, p.size() - std::string("/initdb").size());
-      if (best.empty() || std::stoi(p.substr(19)) > std::stoi(best.substr(19))) {
+      if (best.empty() ||
+          std::stoi(p.substr(19)) > std::stoi(best.substr(19))) {
         best = p;
       }
     }
@@ -116,10 +117,10 @@ absl::Status PgCluster::StartServer() {
       "-p ", port_, " -k ", dir_,
       " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
       " -c shared_buffers=64MB");
-  absl::Status s = RunAsServerUser(absl::StrCat(
-      ShellQuote(bindir_ + "/pg_ctl"), " -D ", ShellQuote(dir_ + "/data"),
-      " -o ", ShellQuote(opts), " -l ", ShellQuote(dir_ + "/server.log"),
-      " -w -t 60 start"));
+  absl::Status s = RunAsServerUser(
+      absl::StrCat(ShellQuote(bindir_ + "/pg_ctl"), " -D ",
+                   ShellQuote(dir_ + "/data"), " -o ", ShellQuote(opts), " -l ",
+                   ShellQuote(dir_ + "/server.log"), " -w -t 60 start"));
   running_ = s.ok();
   return s;
 }
@@ -139,9 +140,9 @@ std::string PgCluster::Uri(const std::string& db) const {
 }
 
 absl::Status PgCluster::CreateDatabase(const std::string& name) {
-  return RunAsServerUser(absl::StrCat(
-      ShellQuote(bindir_ + "/createdb"), " -h 127.0.0.1 -p ", port_,
-      " -U postgres ", ShellQuote(name)));
+  return RunAsServerUser(absl::StrCat(ShellQuote(bindir_ + "/createdb"),
+                                      " -h 127.0.0.1 -p ", port_,
+                                      " -U postgres ", ShellQuote(name)));
 }
 
 PgCluster::~PgCluster() {

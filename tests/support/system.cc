@@ -2,8 +2,8 @@
 
 #include <chrono>
 
-#include "gtest/gtest.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
 
 namespace bank::testing {
 
@@ -21,16 +21,18 @@ System::~System() = default;
 std::unique_ptr<Process> System::StartCommandService(
     const std::vector<std::string>& extra) {
   std::vector<std::string> args = {
-      "--listen", "127.0.0.1:" + std::to_string(command_port), "--events-db",
-      events_uri, "--shutdown-grace", "5"};
+      "--listen",         "127.0.0.1:" + std::to_string(command_port),
+      "--events-db",      events_uri,
+      "--shutdown-grace", "5"};
   args.insert(args.end(), extra.begin(), extra.end());
   return std::make_unique<Process>(BinDir() + "/command-service", args);
 }
 
 std::unique_ptr<Process> System::StartProjector(
     const std::vector<std::string>& extra) {
-  std::vector<std::string> args = {"--events-db", events_uri, "--read-db",
-                                   read_uri, "--poll-interval", "0.2"};
+  std::vector<std::string> args = {"--events-db",     events_uri,
+                                   "--read-db",       read_uri,
+                                   "--poll-interval", "0.2"};
   args.insert(args.end(), extra.begin(), extra.end());
   return std::make_unique<Process>(BinDir() + "/projector", args);
 }
@@ -38,19 +40,22 @@ std::unique_ptr<Process> System::StartProjector(
 std::unique_ptr<Process> System::StartQueryService(
     const std::vector<std::string>& extra) {
   std::vector<std::string> args = {
-      "--listen", "127.0.0.1:" + std::to_string(query_port), "--read-db",
-      read_uri, "--shutdown-grace", "5"};
+      "--listen",         "127.0.0.1:" + std::to_string(query_port),
+      "--read-db",        read_uri,
+      "--shutdown-grace", "5"};
   args.insert(args.end(), extra.begin(), extra.end());
   return std::make_unique<Process>(BinDir() + "/query-service", args);
 }
 
 void System::StartAll() {
   command = StartCommandService();
-  ASSERT_TRUE(WaitServing(command_port, "bank.v1.CommandService", absl::Seconds(30)))
+  ASSERT_TRUE(
+      WaitServing(command_port, "bank.v1.CommandService", absl::Seconds(30)))
       << command->Log();
   projector = StartProjector();
   query = StartQueryService();
-  ASSERT_TRUE(WaitServing(query_port, "bank.v1.QueryService", absl::Seconds(30)))
+  ASSERT_TRUE(
+      WaitServing(query_port, "bank.v1.QueryService", absl::Seconds(30)))
       << query->Log();
 }
 
@@ -79,26 +84,27 @@ bool System::WaitServing(int port, const std::string& service,
 
 v1::CommandService::Stub& System::commands() {
   if (!commands_) {
-    commands_ = v1::CommandService::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(command_port),
-        grpc::InsecureChannelCredentials()));
+    commands_ = v1::CommandService::NewStub(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(command_port),
+                            grpc::InsecureChannelCredentials()));
   }
   return *commands_;
 }
 
 v1::QueryService::Stub& System::queries() {
   if (!queries_) {
-    queries_ = v1::QueryService::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(query_port),
-        grpc::InsecureChannelCredentials()));
+    queries_ = v1::QueryService::NewStub(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(query_port),
+                            grpc::InsecureChannelCredentials()));
   }
   return *queries_;
 }
 
 std::unique_ptr<grpc::ClientContext> Ctx(double seconds) {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+  ctx->set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
   return ctx;
 }
 

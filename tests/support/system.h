@@ -1,12 +1,12 @@
 #ifndef BANK_TESTS_SUPPORT_SYSTEM_H_
 #define BANK_TESTS_SUPPORT_SYSTEM_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "bank/v1/bank.grpc.pb.h"
 #include "tests/support/pg_cluster.h"
@@ -25,7 +25,8 @@ class System {
 
   std::unique_ptr<Process> StartCommandService(
       const std::vector<std::string>& extra = {});
-  std::unique_ptr<Process> StartProjector(const std::vector<std::string>& extra = {});
+  std::unique_ptr<Process> StartProjector(
+      const std::vector<std::string>& extra = {});
   std::unique_ptr<Process> StartQueryService(
       const std::vector<std::string>& extra = {});
   // Starts all three (kept in command, projector, query) and waits for health.

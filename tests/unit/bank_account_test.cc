@@ -22,7 +22,8 @@ TEST(BankAccountTest, OpenRecordsAccountOpened) {
   BankAccount a{std::string(kA)};
   ASSERT_TRUE(a.Open("Alice", "EUR", 500).ok());
   ASSERT_EQ(a.pending().size(), 1u);
-  EXPECT_TRUE(std::holds_alternative<events::v1::AccountOpened>(a.pending()[0]));
+  EXPECT_TRUE(
+      std::holds_alternative<events::v1::AccountOpened>(a.pending()[0]));
   EXPECT_EQ(a.state().balance, 500);
   EXPECT_EQ(a.state().version, 1);
   EXPECT_EQ(a.committed_version(), 0);
@@ -45,9 +46,12 @@ TEST(BankAccountTest, RejectsBadOwnerCurrencyAndNegativeInitialDeposit) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(a.Open("tab\there", "EUR", 0).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(a.Open("Alice", "eur", 0).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(a.Open("Alice", "EURO", 0).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(a.Open("Alice", "EUR", -1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(a.Open("Alice", "eur", 0).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(a.Open("Alice", "EURO", 0).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(a.Open("Alice", "EUR", -1).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(a.pending().empty());
   EXPECT_EQ(a.state().version, 0);
   // 200 characters of multi-byte UTF-8 are fine.
@@ -130,15 +134,18 @@ TEST(BankAccountTest, FailedTransferRecordsNothingOnEitherSide) {
   BankAccount a = Opened(kA, 100);
   BankAccount b = Opened(kB, 0);
   BankAccount usd = Opened("33333333-3333-4333-8333-333333333333", 0, "USD");
-  EXPECT_EQ(Transfer(a, b, "t", 101).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Transfer(a, usd, "t", 1).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Transfer(a, b, "t", 101).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Transfer(a, usd, "t", 1).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Transfer(a, a, "t", 1).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Transfer(a, b, "t", 0).code(), absl::StatusCode::kInvalidArgument);
   BankAccount none{std::string("44444444-4444-4444-8444-444444444444")};
   EXPECT_EQ(Transfer(a, none, "t", 1).code(), absl::StatusCode::kNotFound);
   BankAccount full = Opened("55555555-5555-4555-8555-555555555555",
                             std::numeric_limits<int64_t>::max());
-  EXPECT_EQ(Transfer(a, full, "t", 1).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Transfer(a, full, "t", 1).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(a.pending().empty());
   EXPECT_TRUE(b.pending().empty());
   EXPECT_EQ(a.state().balance, 100);

@@ -15,10 +15,9 @@ TEST(EventCodecTest, RoundTripsEveryEventType) {
   sent.set_transfer_id("t");
   sent.set_to_account_id("b");
   sent.set_amount(5);
-  std::vector<AccountEvent> all = {opened, events::v1::MoneyDeposited(),
-                                   events::v1::MoneyWithdrawn(), sent,
-                                   events::v1::TransferReceived(),
-                                   events::v1::AccountClosed()};
+  std::vector<AccountEvent> all = {
+      opened, events::v1::MoneyDeposited(),   events::v1::MoneyWithdrawn(),
+      sent,   events::v1::TransferReceived(), events::v1::AccountClosed()};
   for (const AccountEvent& e : all) {
     EncodedEvent enc = EncodeEvent(e);
     absl::StatusOr<AccountEvent> dec =
@@ -48,12 +47,14 @@ TEST(EventCodecTest, UpcastsAccountOpenedVersion1) {
 TEST(EventCodecTest, RejectsPoison) {
   EXPECT_EQ(DecodeEvent("Nope", 1, "{}").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(DecodeEvent("MoneyDeposited", 2, R"({"amount":"1"})").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      DecodeEvent("MoneyDeposited", 2, R"({"amount":"1"})").status().code(),
+      absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(DecodeEvent("MoneyDeposited", 1, "not json").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(DecodeEvent("MoneyDeposited", 1, R"({"amount":"x"})").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      DecodeEvent("MoneyDeposited", 1, R"({"amount":"x"})").status().code(),
+      absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(DecodeEvent("MoneyDeposited", 1, R"({"bogus":1})").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(DecodeEvent("AccountOpened", 1, "[]").status().code(),
@@ -63,7 +64,8 @@ TEST(EventCodecTest, RejectsPoison) {
 TEST(EventCodecTest, SnapshotsRoundTripAndOldVersionsAreRefused) {
   AccountState s{"id", "Alice", "EUR", 42, 7, AccountStatus::kClosed};
   std::string json = EncodeSnapshot(s);
-  absl::StatusOr<AccountState> back = DecodeSnapshot(kSnapshotSchemaVersion, json);
+  absl::StatusOr<AccountState> back =
+      DecodeSnapshot(kSnapshotSchemaVersion, json);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, s);
   EXPECT_EQ(DecodeSnapshot(kSnapshotSchemaVersion + 1, json).status().code(),

@@ -12,9 +12,9 @@ TEST(TextTest, Utf8Length) {
   EXPECT_EQ(util::Utf8Length("\xf0\x9f\x92\xb0"), 1u);
   EXPECT_EQ(util::Utf8Length(""), 0u);
   EXPECT_FALSE(util::Utf8Length("\xff").has_value());
-  EXPECT_FALSE(util::Utf8Length("\xc3").has_value());          // truncated
-  EXPECT_FALSE(util::Utf8Length("\xc0\xaf").has_value());      // overlong
-  EXPECT_FALSE(util::Utf8Length("\xed\xa0\x80").has_value());  // surrogate
+  EXPECT_FALSE(util::Utf8Length("\xc3").has_value());              // truncated
+  EXPECT_FALSE(util::Utf8Length("\xc0\xaf").has_value());          // overlong
+  EXPECT_FALSE(util::Utf8Length("\xed\xa0\x80").has_value());      // surrogate
   EXPECT_FALSE(util::Utf8Length("\xf4\x90\x80\x80").has_value());  // > U+10FFFF
 }
 
@@ -33,7 +33,8 @@ TEST(TextTest, Uuids) {
 TEST(UriTest, MasksPasswords) {
   EXPECT_EQ(db::MaskPassword("postgresql://bank:s3cret@db:5432/bank_events"),
             "postgresql://bank:****@db:5432/bank_events");
-  EXPECT_EQ(db::MaskPassword("postgresql://db/x?user=u&password=s3cret&sslmode=require"),
+  EXPECT_EQ(db::MaskPassword(
+                "postgresql://db/x?user=u&password=s3cret&sslmode=require"),
             "postgresql://db/x?user=u&password=****&sslmode=require");
   EXPECT_EQ(db::MaskPassword("host=db password=s3cret dbname=x"),
             "host=db password=**** dbname=x");
