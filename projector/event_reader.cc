@@ -14,7 +14,9 @@ SELECT position, event_id::text, stream_id::text, stream_version, event_type,
 FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id, position
+-- Qualified: the bare name would mean the bigint output column above, and
+-- sorting by it cannot use the index.
+ORDER BY events.transaction_id, events.position
 LIMIT $3
 )sql";
 
@@ -33,6 +35,10 @@ absl::Status EventReader::Connect() {
   try {
     conn_ = std::make_unique<pqxx::connection>(uri_);
     conn_->set_variable("application_name", "'bank-projector-reader'");
+    // A generic plan cannot see how selective the checkpoint is and may
+    // choose a full scan and sort; plan each read for its checkpoint so the
+    // (transaction_id, position) index range scan is used.
+    conn_->set_variable("plan_cache_mode", "force_custom_plan");
     conn_->prepare("read_after", kReadAfterSql);
     conn_->prepare("head", kHeadSql);
   } catch (const std::exception& e) {
