@@ -40,7 +40,7 @@ copy_rate=$(python3 -c "print(round($EVENTS / ($t1 - $t0)))")
 
 t0=$(now_s)
 ${BENCH_WRAP:-} "$BIN/projector" --events-db "$(bench_uri bank_events)" --read-db "$(bench_uri bank_read)" \
-  --rebuild --batch-size "${BATCH:-5000}" --log-level warn
+  --rebuild --batch-size "${BATCH:-5000}" --log-level "${BENCH_LOG_LEVEL:-warn}"
 t1=$(now_s)
 rebuild_rate=$(python3 -c "print(round($EVENTS / ($t1 - $t0)))")
 rows=$(bench_psql -d bank_read -tAc "SELECT count(*) FROM account_history")

@@ -1,6 +1,5 @@
 #include "projector/projection.h"
 
-#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -40,7 +39,13 @@ absl::StatusOr<BatchChanges> ProjectBatch(
     const absl::flat_hash_map<std::string, BalanceRow>& current,
     const std::vector<eventstore::RecordedEvent>& events, bool skip_poison) {
   BatchChanges out;
-  std::map<std::string, BalanceRow> touched;  // Ordered: stable writes.
+  // Each touched account: its row and the aggregate folding its events.
+  struct Touched {
+    BalanceRow row;
+    domain::BankAccount account;
+  };
+  absl::flat_hash_map<std::string, Touched> touched;
+  out.history.reserve(events.size());
   for (const eventstore::RecordedEvent& e : events) {
     auto it = touched.find(e.stream_id);
     if (it == touched.end()) {
@@ -51,9 +56,11 @@ absl::StatusOr<BatchChanges> ProjectBatch(
       } else {
         row.account_id = e.stream_id;
       }
-      it = touched.emplace(e.stream_id, std::move(row)).first;
+      domain::AccountState state = ToState(row);
+      it = touched.emplace(e.stream_id, Touched{std::move(row), domain::BankAccount(std::move(state))}).first;
     }
-    BalanceRow& row = it->second;
+    BalanceRow& row = it->second.row;
+    domain::BankAccount& account = it->second.account;
     if (e.stream_version <= row.version) {
       ++out.duplicates;
       continue;
@@ -85,7 +92,6 @@ absl::StatusOr<BatchChanges> ProjectBatch(
       out.poison.push_back({e.position, e.stream_id, e.type, error});
       continue;
     }
-    domain::BankAccount account(ToState(row));
     account.Apply(*decoded);
     HistoryRow h;
     h.account_id = e.stream_id;
@@ -124,19 +130,21 @@ absl::StatusOr<BatchChanges> ProjectBatch(
                *decoded);
     const domain::AccountState& s = account.state();
     h.balance_after = s.balance;
-    row.owner = s.owner;
-    row.currency = s.currency;
     row.balance = s.balance;
     row.version = s.version;
-    row.status = s.status == domain::AccountStatus::kClosed
-                     ? v1::ACCOUNT_STATUS_CLOSED
-                     : v1::ACCOUNT_STATUS_OPEN;
     row.updated_at = e.recorded_at;
     row.last_position = e.position;
     out.history.push_back(std::move(h));
     ++out.applied;
   }
-  for (auto& [id, row] : touched) {
+  for (auto& [id, t] : touched) {
+    BalanceRow& row = t.row;
+    const domain::AccountState& s = t.account.state();
+    row.owner = s.owner;
+    row.currency = s.currency;
+    row.status = s.status == domain::AccountStatus::kClosed
+                     ? v1::ACCOUNT_STATUS_CLOSED
+                     : v1::ACCOUNT_STATUS_OPEN;
     auto cur = current.find(id);
     bool changed = cur == current.end() ? row.version > 0
                                         : cur->second.version != row.version;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <pqxx/tablewriter>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/db/pg_status.h"
@@ -80,11 +82,28 @@ WHERE projection = $1
 
 constexpr char kNotifySql[] = "SELECT pg_notify($1, $2)";
 
+// Shadow tables: the live tables' columns and constraints, no indexes yet.
 constexpr char kResetShadowSql[] = R"sql(
 DROP TABLE IF EXISTS account_balances_rebuild;
 DROP TABLE IF EXISTS account_history_rebuild;
-CREATE TABLE account_balances_rebuild (LIKE account_balances INCLUDING ALL);
-CREATE TABLE account_history_rebuild (LIKE account_history INCLUDING ALL);
+CREATE TABLE account_balances_rebuild
+  (LIKE account_balances INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+CREATE TABLE account_history_rebuild
+  (LIKE account_history INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+)sql";
+
+// The live tables' indexes, as DDL for the shadow tables: each index is
+// created under its live name plus "_rebuild"; primary keys are then
+// attached from their unique index.
+constexpr char kShadowIndexesSql[] = R"sql(
+SELECT replace(replace(indexdef, ' ON public.' || tablename || ' ',
+                       ' ON public.' || tablename || '_rebuild '),
+               'INDEX ' || indexname || ' ', 'INDEX ' || indexname || '_rebuild '),
+       tablename || '_rebuild', indexname || '_rebuild',
+       indexname = tablename || '_pkey'
+FROM pg_indexes
+WHERE schemaname = 'public'
+  AND tablename IN ('account_balances', 'account_history')
 )sql";
 
 constexpr char kSwapTablesSql[] = R"sql(
@@ -96,11 +115,26 @@ DROP TABLE account_balances_old;
 DROP TABLE account_history_old;
 )sql";
 
+// After the swap: give the indexes (and primary keys) their live names back.
+constexpr char kRenameIndexesSql[] = R"sql(
+SELECT format('ALTER INDEX %I RENAME TO %I', indexname,
+              left(indexname, length(indexname) - length('_rebuild')))
+FROM pg_indexes
+WHERE schemaname = 'public'
+  AND tablename IN ('account_balances', 'account_history')
+  AND indexname LIKE '%\_rebuild'
+)sql";
+
 constexpr char kDeleteCheckpointSql[] =
     "DELETE FROM projection_checkpoints WHERE projection = $1";
 
 std::string Micros(absl::Time t) {
   return std::to_string(absl::ToUnixMicros(t));
+}
+
+// A timestamptz in COPY's text format.
+std::string CopyTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
 }
 
 }  // namespace
@@ -279,6 +313,97 @@ absl::Status ReadModelWriter::ResetShadow() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<BatchResult> ReadModelWriter::BulkLoad(
+    const std::vector<eventstore::RecordedEvent>& events,
+    absl::flat_hash_map<std::string, BalanceRow>& state, bool skip_poison) {
+  BatchResult out;
+  if (events.empty()) return out;
+  absl::StatusOr<BatchChanges> changes = ProjectBatch(state, events, skip_poison);
+  if (!changes.ok()) return changes.status();
+  if (absl::Status s = Connect(); !s.ok()) return s;
+  try {
+    pqxx::work tx(*conn_);
+    {
+      const std::vector<std::string> columns = {
+          "account_id", "version", "kind", "amount", "balance_after",
+          "occurred_at", "counterparty_account_id", "position"};
+      // Empty fields are NULL: only counterparty_account_id can be empty.
+      pqxx::tablewriter copy(tx, "account_history" + suffix_, columns.begin(),
+                             columns.end(), "");
+      for (const HistoryRow& h : changes->history) {
+        copy << std::vector<std::string>{
+            h.account_id, std::to_string(h.version), std::to_string(h.kind),
+            std::to_string(h.amount), std::to_string(h.balance_after),
+            CopyTime(h.occurred_at), h.counterparty_account_id,
+            std::to_string(h.position)};
+      }
+      copy.complete();
+    }
+    if (!changes->poison.empty()) {
+      std::vector<std::string> pos, stream, type, error;
+      for (const PoisonEvent& p : changes->poison) {
+        pos.push_back(std::to_string(p.position));
+        stream.push_back(p.stream_id);
+        type.push_back(p.event_type);
+        error.push_back(p.error);
+      }
+      tx.exec_prepared("insert_poison", ToArrayLiteral(pos), ToArrayLiteral(stream),
+                       ToArrayLiteral(type), ToArrayLiteral(error));
+    }
+    tx.commit();
+  } catch (const std::exception& e) {
+    if (db::IsConnectionLost(e)) conn_.reset();
+    return db::StatusFromException(e, "loading the rebuild tables");
+  }
+  for (BalanceRow& b : changes->balances) state[b.account_id] = std::move(b);
+  out.applied = changes->applied;
+  out.duplicates = changes->duplicates;
+  out.poison = static_cast<int64_t>(changes->poison.size());
+  out.checkpoint = {events.back().transaction_id, events.back().position};
+  return out;
+}
+
+absl::Status ReadModelWriter::FinishShadow(
+    const absl::flat_hash_map<std::string, BalanceRow>& state,
+    const Checkpoint& checkpoint) {
+  if (absl::Status s = Connect(); !s.ok()) return s;
+  try {
+    pqxx::work tx(*conn_);
+    {
+      const std::vector<std::string> columns = {
+          "account_id", "owner", "currency", "balance", "version", "status",
+          "opened_at", "updated_at", "last_position"};
+      pqxx::tablewriter copy(tx, "account_balances" + suffix_, columns.begin(),
+                             columns.end(), "\\N");
+      for (const auto& [id, b] : state) {
+        copy << std::vector<std::string>{
+            b.account_id, b.owner, b.currency, std::to_string(b.balance),
+            std::to_string(b.version), std::to_string(b.status),
+            CopyTime(b.opened_at), CopyTime(b.updated_at),
+            std::to_string(b.last_position)};
+      }
+      copy.complete();
+    }
+    for (const auto& row : tx.exec(kShadowIndexesSql)) {
+      tx.exec(row[0].as<std::string>());
+      if (row[3].as<bool>()) {
+        tx.exec("ALTER TABLE " + tx.quote_name(row[1].as<std::string>()) +
+                " ADD PRIMARY KEY USING INDEX " +
+                tx.quote_name(row[2].as<std::string>()));
+      }
+    }
+    tx.exec("ANALYZE account_balances" + suffix_);
+    tx.exec("ANALYZE account_history" + suffix_);
+    tx.exec_prepared("update_checkpoint", projection_, checkpoint.transaction_id,
+                     checkpoint.position, 0);
+    tx.commit();
+  } catch (const std::exception& e) {
+    if (db::IsConnectionLost(e)) conn_.reset();
+    return db::StatusFromException(e, "indexing the rebuild tables");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Checkpoint> ReadModelWriter::SwapIn(
     const std::string& live_projection, EventReader& reader, int batch_size) {
   if (absl::Status s = Connect(); !s.ok()) return s;
@@ -300,6 +425,9 @@ absl::StatusOr<Checkpoint> ReadModelWriter::SwapIn(
       ckpt = applied->checkpoint;
     }
     tx.exec(kSwapTablesSql);
+    for (const auto& row : tx.exec(kRenameIndexesSql)) {
+      tx.exec(row[0].as<std::string>());
+    }
     tx.exec_prepared("update_checkpoint", live_projection, ckpt.transaction_id,
                      ckpt.position, 0);
     tx.exec_prepared("notify", kProgressChannel, std::to_string(ckpt.position));

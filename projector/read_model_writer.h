@@ -44,9 +44,22 @@ class ReadModelWriter {
       const Checkpoint& expected,
       const std::vector<eventstore::RecordedEvent>& events, bool skip_poison);
 
-  // Rebuild support: recreates empty shadow tables "_rebuild" and their
-  // checkpoint at (0, 0). REQUIRES: suffix == "_rebuild".
+  // Rebuild support (REQUIRES: suffix == "_rebuild"). The shadow tables are
+  // filled without indexes, from the state of every account kept in memory
+  // by the caller, with COPY; FinishShadow then writes the balances and
+  // builds the live tables' indexes on them in one sort each.
+  //
+  // Recreates empty shadow tables (columns and constraints of the live ones,
+  // no indexes) and their checkpoint at (0, 0).
   absl::Status ResetShadow();
+  // Projects a batch into the shadow history, folding it into `state`.
+  absl::StatusOr<BatchResult> BulkLoad(
+      const std::vector<eventstore::RecordedEvent>& events,
+      absl::flat_hash_map<std::string, BalanceRow>& state, bool skip_poison);
+  // Writes the balances, builds the indexes and stores the checkpoint.
+  absl::Status FinishShadow(
+      const absl::flat_hash_map<std::string, BalanceRow>& state,
+      const Checkpoint& checkpoint);
   // Rebuild support: under the live checkpoint's row lock, catches the shadow
   // tables up to the head with `reader` and swaps them in for the live ones,
   // all in one transaction; the live checkpoint takes the shadow's.
