@@ -2,14 +2,19 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "command-service/command_handler.h"
 #include "command-service/command_service.h"
+#include "common/db/health_probe.h"
 #include "common/db/migrations.h"
 #include "common/db/uri.h"
 #include "common/eventstore/pg_event_store.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
+#include "common/metrics/metrics.h"
 #include "common/util/signals.h"
 
 namespace bank::sql {
@@ -26,8 +31,15 @@ int RunCommandService(const Config& config) {
     spdlog::error("cannot start: {}", s.message());
     return 1;
   }
+  metrics::Registry registry;
   eventstore::PgEventStore store(
       {.uri = config.events_db, .pool_size = config.db_pool_size});
+  registry.AddCallbackGauge("bank_db_pool_in_use",
+                            "Database connections in use.",
+                            [&] { return store.pool().in_use(); });
+  registry.AddCallbackGauge("bank_db_pool_waiting",
+                            "Callers waiting for a database connection.",
+                            [&] { return store.pool().waiting(); });
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   CommandHandler handler(
@@ -35,8 +47,9 @@ int RunCommandService(const Config& config) {
       {.max_attempts = config.max_attempts,
        .snapshot_every = config.snapshot_every,
        .cache_capacity = static_cast<size_t>(config.cache_size),
-       .instance_id = absl::StrCat("command-service@", host, ":", getpid())});
-  CommandServiceImpl service(handler);
+       .instance_id = absl::StrCat("command-service@", host, ":", getpid()),
+       .metrics = &registry});
+  CommandServiceImpl service(handler, registry);
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,
        .max_threads = config.max_threads,
@@ -48,8 +61,33 @@ int RunCommandService(const Config& config) {
   }
   spdlog::info("command-service listening on {} (port {})", config.listen,
                (*server)->port());
+  std::atomic<bool> db_ok{false};
+  // Health follows the database: NOT_SERVING while it cannot be reached.
+  auto probe = std::make_unique<db::HealthProbe>(
+      config.events_db, absl::Seconds(1), [&](bool ok) {
+        db_ok = ok;
+        (*server)->SetServing(ok);
+        if (ok) {
+          spdlog::info("events database reachable: serving");
+        } else {
+          spdlog::warn("events database unreachable: health NOT_SERVING");
+        }
+      });
+  std::unique_ptr<metrics::HttpExporter> exporter;
+  if (!config.metrics_listen.empty()) {
+    auto e = metrics::HttpExporter::Start(config.metrics_listen, registry,
+                                          [&] { return db_ok.load(); });
+    if (!e.ok()) {
+      spdlog::error("cannot start: {}", e.status().message());
+      return 1;
+    }
+    exporter = *std::move(e);
+    spdlog::info("metrics on {} (port {})", config.metrics_listen,
+                 exporter->port());
+  }
   int sig = util::WaitForTerminationSignal();
   spdlog::info("signal {}: shutting down", sig);
+  probe.reset();  // Health stays NOT_SERVING from here on.
   (*server)->Shutdown(config.shutdown_grace);
   (*server)->Wait();
   spdlog::info("stopped");

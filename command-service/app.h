@@ -15,6 +15,8 @@ struct Config {
   int max_attempts = 10;
   int cache_size = 100000;
   int max_threads = 64;
+  // Prometheus /metrics and /healthz; empty disables.
+  std::string metrics_listen = "0.0.0.0:9101";
   absl::Duration shutdown_grace = absl::Seconds(10);
 };
 

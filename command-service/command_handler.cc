@@ -78,7 +78,24 @@ absl::Status ValidateExpectedVersion(std::optional<int64_t> v) {
 CommandHandler::CommandHandler(eventstore::EventStore& store, Options options)
     : store_(store),
       options_(std::move(options)),
-      cache_(options_.cache_capacity) {}
+      cache_(options_.cache_capacity) {
+  metrics::Registry* m = options_.metrics;
+  if (m == nullptr) {
+    own_metrics_ = std::make_unique<metrics::Registry>();
+    m = own_metrics_.get();
+  }
+  conflicts_ = &m->GetCounter(
+      "bank_append_conflicts_total",
+      "Appends refused because another writer got to the stream first.");
+  retries_ = &m->GetCounter("bank_command_retries_total",
+                            "Commands decided again after a conflict.");
+  replays_ = &m->GetCounter(
+      "bank_idempotent_replays_total",
+      "Commands answered from the stored result of the same command_id.");
+  m->AddCallbackGauge("bank_aggregate_cache_entries",
+                      "Accounts held in the aggregate cache.",
+                      [this] { return static_cast<double>(cache_.size()); });
+}
 
 std::string CommandHandler::Metadata(const Command& command) const {
   nlohmann::json m = {{"instance", options_.instance_id}};
@@ -163,6 +180,7 @@ CommandHandler::FindReplay(const Command& command, absl::Time deadline) {
                      " was already used for a different request (",
                      (*stored)->request_type, "); use a new command_id"));
   }
+  replays_->Inc();
   return std::optional<Outcome>(Outcome{(*stored)->results, true});
 }
 
@@ -302,6 +320,7 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::RunLocked(
       }
       return appended.status();
     }
+    conflicts_->Inc();
     if (expected_version.has_value()) {
       return absl::AbortedError(absl::StrCat(
           "account ", account_ids[0], " changed after version ",
@@ -311,6 +330,7 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::RunLocked(
                   command.command_id);
     SleepWithJitter(attempt, deadline);
     if (absl::Now() >= deadline) break;
+    if (attempt < options_.max_attempts) retries_->Inc();
   }
   return absl::AbortedError(absl::StrCat(
       "gave up after ", options_.max_attempts,

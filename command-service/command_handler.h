@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "command-service/account_cache.h"
 #include "common/domain/bank_account.h"
 #include "common/eventstore/event_store.h"
+#include "common/metrics/metrics.h"
 
 namespace bank::command {
 
@@ -32,6 +34,9 @@ class CommandHandler {
     int snapshot_every = 100;  // 0 disables snapshots.
     size_t cache_capacity = 100000;
     std::string instance_id = "command-service";
+    // Where conflicts, retries and replays are counted (a private registry
+    // when null).
+    metrics::Registry* metrics = nullptr;
   };
 
   CommandHandler(eventstore::EventStore& store, Options options);
@@ -97,6 +102,10 @@ class CommandHandler {
 
   eventstore::EventStore& store_;
   const Options options_;
+  std::unique_ptr<metrics::Registry> own_metrics_;
+  metrics::Counter* conflicts_ = nullptr;
+  metrics::Counter* retries_ = nullptr;
+  metrics::Counter* replays_ = nullptr;
   AccountCache cache_;
   // Per-account serialization: an account id hashes to one stripe.
   static constexpr size_t kStripes = 1024;

@@ -7,17 +7,27 @@
 #include "common/log/log.h"
 
 namespace bank::command {
-namespace {
 
 template <typename Resp, typename Fn>
-grpc::Status Run(grpc::ServerContext* ctx, const char* rpc,
-                 const std::string& command_id, Resp* resp, Fn fn) {
+grpc::Status CommandServiceImpl::Run(grpc::ServerContext* ctx, const char* rpc,
+                                     const std::string& command_id, Resp* resp,
+                                     Fn fn) {
+  const absl::Time start = absl::Now();
   absl::Time deadline = grpcutil::DeadlineOf(*ctx);
-  if (absl::Now() >= deadline) {
-    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "deadline passed before the command started");
-  }
-  absl::StatusOr<Resp> out = fn(grpcutil::CorrelationIdOf(*ctx), deadline);
+  absl::StatusOr<Resp> out =
+      absl::Now() >= deadline
+          ? absl::StatusOr<Resp>(absl::DeadlineExceededError(
+                "deadline passed before the command started"))
+          : fn(grpcutil::CorrelationIdOf(*ctx), deadline);
+  metrics_
+      .GetCounter("bank_commands_total", "Commands by type and status code.",
+                  {{"type", rpc},
+                   {"code", absl::StatusCodeToString(out.status().code())}})
+      .Inc();
+  metrics_
+      .GetHistogram("bank_command_duration_seconds",
+                    "Command latency in the service, by type.", {{"type", rpc}})
+      .Observe(absl::ToDoubleSeconds(absl::Now() - start));
   if (!out.ok()) {
     const auto code = out.status().code();
     if (code == absl::StatusCode::kInternal ||
@@ -33,8 +43,6 @@ grpc::Status Run(grpc::ServerContext* ctx, const char* rpc,
   *resp = *std::move(out);
   return grpc::Status::OK;
 }
-
-}  // namespace
 
 grpc::Status CommandServiceImpl::OpenAccount(grpc::ServerContext* ctx,
                                              const v1::OpenAccountRequest* req,

@@ -3,6 +3,7 @@
 
 #include "bank/v1/bank.grpc.pb.h"
 #include "command-service/command_handler.h"
+#include "common/metrics/metrics.h"
 
 namespace bank::command {
 
@@ -11,7 +12,10 @@ namespace bank::command {
 // Runs on the synchronous server's threads, where blocking is allowed.
 class CommandServiceImpl final : public v1::CommandService::Service {
  public:
-  explicit CommandServiceImpl(CommandHandler& handler) : handler_(handler) {}
+  // Records bank_commands_total{type,code} and
+  // bank_command_duration_seconds{type} in `metrics`.
+  CommandServiceImpl(CommandHandler& handler, metrics::Registry& metrics)
+      : handler_(handler), metrics_(metrics) {}
 
   grpc::Status OpenAccount(grpc::ServerContext* ctx,
                            const v1::OpenAccountRequest* req,
@@ -29,7 +33,12 @@ class CommandServiceImpl final : public v1::CommandService::Service {
                             v1::CommandResult* resp) override;
 
  private:
+  template <typename Resp, typename Fn>
+  grpc::Status Run(grpc::ServerContext* ctx, const char* rpc,
+                   const std::string& command_id, Resp* resp, Fn fn);
+
   CommandHandler& handler_;
+  metrics::Registry& metrics_;
 };
 
 }  // namespace bank::command

@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
       ->envname("BANK_MAX_THREADS")
       ->check(CLI::Range(2, 10000))
       ->capture_default_str();
+  app.add_option("--metrics-listen", config.metrics_listen,
+                 "Prometheus /metrics and /healthz address (empty: off)")
+      ->envname("BANK_METRICS_LISTEN")
+      ->capture_default_str();
   app.add_option("--shutdown-grace", grace_seconds,
                  "seconds in-flight calls get to finish on SIGTERM")
       ->envname("BANK_SHUTDOWN_GRACE")

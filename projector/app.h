@@ -10,7 +10,9 @@ namespace bank::projector {
 // SIGINT or SIGTERM. Returns the exit code: 0 after a clean stop, 1 when a
 // database cannot be reached at startup, 3 when a poison event stopped the
 // projection. REQUIRES: util::BlockTerminationSignals() was called.
-int RunProjector(const ProjectorOptions& options, bool rebuild);
+// `metrics_listen` (host:port, empty: off) serves /metrics and /healthz.
+int RunProjector(const ProjectorOptions& options, bool rebuild,
+                 const std::string& metrics_listen);
 
 }  // namespace bank::projector
 

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   double poll_seconds = 1.0;
   bool rebuild = false;
+  std::string metrics_listen = "0.0.0.0:9102";
   CLI::App app{"bank projector: keeps the read model up to date"};
   app.add_option("--events-db", options.events_db, "events database")
       ->envname("BANK_EVENTS_DB")
@@ -38,6 +39,10 @@ int main(int argc, char** argv) {
   app.add_flag("--rebuild", rebuild,
                "rebuild the read model from the first event into fresh "
                "tables, swap them in, and exit");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "Prometheus /metrics and /healthz address (empty: off)")
+      ->envname("BANK_METRICS_LISTEN")
+      ->capture_default_str();
   app.add_option("--log-level", log_level,
                  "trace, debug, info, warn, error or off")
       ->envname("BANK_LOG_LEVEL")
@@ -49,5 +54,5 @@ int main(int argc, char** argv) {
     fprintf(stderr, "projector: %s\n", std::string(s.message()).c_str());
     return 2;
   }
-  return bank::projector::RunProjector(options, rebuild);
+  return bank::projector::RunProjector(options, rebuild, metrics_listen);
 }

@@ -57,7 +57,11 @@ absl::StatusOr<BatchChanges> ProjectBatch(
         row.account_id = e.stream_id;
       }
       domain::AccountState state = ToState(row);
-      it = touched.emplace(e.stream_id, Touched{std::move(row), domain::BankAccount(std::move(state))}).first;
+      it = touched
+               .emplace(e.stream_id,
+                        Touched{std::move(row),
+                                domain::BankAccount(std::move(state))})
+               .first;
     }
     BalanceRow& row = it->second.row;
     domain::BankAccount& account = it->second.account;

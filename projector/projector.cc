@@ -98,6 +98,7 @@ absl::Status Projector::CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
     stats_.events_applied += r->applied;
     stats_.batches += 1;
     stats_.checkpoint_position = checkpoint.position;
+    stats_.poison_skipped += r->poison;
     if (r->poison > 0) {
       spdlog::error(
           "skipped {} poison event(s) up to position {}; see the "
@@ -123,6 +124,8 @@ absl::Status Projector::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     if (!stats_.active.load()) {
       if (!TryLead()) {
+        stats_.healthy =
+            lock_conn_ != nullptr;  // Reachable, someone else leads.
         if (!said_standby) {
           spdlog::info("another projector is active; waiting as a standby");
           said_standby = true;
@@ -152,10 +155,12 @@ absl::Status Projector::Run(const std::atomic<bool>& stop) {
       }
       if (s.ok()) s = CatchUp(writer, *checkpoint, stop);
       if (s.code() == absl::StatusCode::kFailedPrecondition) {
+        stats_.healthy = false;
         spdlog::error("projection stopped: {}", s.message());
         return s;
       }
       if (s.ok()) {
+        stats_.healthy = true;
         backoff = absl::Milliseconds(100);
         // Sleep until a notification or the safety poll; drain every pending
         // notification so a burst costs one catch-up.
@@ -170,6 +175,7 @@ absl::Status Projector::Run(const std::atomic<bool>& stop) {
       wakeups.reset();
     }
     if (!s.ok()) {
+      stats_.healthy = false;
       checkpoint.reset();
       spdlog::warn("{}; retrying in {}", s.message(),
                    absl::FormatDuration(backoff));
@@ -234,12 +240,13 @@ absl::StatusOr<int64_t> Projector::Rebuild(const std::atomic<bool>& stop) {
       writer.SwapIn(options_.projection, reader_, options_.batch_size);
   if (!final_c.ok()) return final_c.status();
   double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  spdlog::info("rebuild done: {} events in {:.2f} s ({:.0f} events/s; load "
-               "{:.2f} s, index {:.2f} s, swap {:.2f} s), swapped in at position {}",
-               projected, secs, secs > 0 ? projected / secs : 0.0,
-               absl::ToDoubleSeconds(loaded - start),
-               absl::ToDoubleSeconds(indexed - loaded),
-               absl::ToDoubleSeconds(absl::Now() - indexed), final_c->position);
+  spdlog::info(
+      "rebuild done: {} events in {:.2f} s ({:.0f} events/s; load "
+      "{:.2f} s, index {:.2f} s, swap {:.2f} s), swapped in at position {}",
+      projected, secs, secs > 0 ? projected / secs : 0.0,
+      absl::ToDoubleSeconds(loaded - start),
+      absl::ToDoubleSeconds(indexed - loaded),
+      absl::ToDoubleSeconds(absl::Now() - indexed), final_c->position);
   return projected;
 }
 

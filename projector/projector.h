@@ -36,6 +36,9 @@ struct ProjectorStats {
   std::atomic<int64_t> lag_events{0};
   std::atomic<int64_t> lag_micros{0};
   std::atomic<int64_t> reconnects{0};
+  std::atomic<int64_t> poison_skipped{0};
+  // The last round with the databases went well (active or standby).
+  std::atomic<bool> healthy{false};
 };
 
 // Keeps the read model equal to the event store. Only one projector applies

@@ -1,7 +1,6 @@
 #include "projector/read_model_writer.h"
 
 #include <algorithm>
-
 #include <pqxx/tablewriter>
 
 #include "absl/strings/str_cat.h"
@@ -318,24 +317,33 @@ absl::StatusOr<BatchResult> ReadModelWriter::BulkLoad(
     absl::flat_hash_map<std::string, BalanceRow>& state, bool skip_poison) {
   BatchResult out;
   if (events.empty()) return out;
-  absl::StatusOr<BatchChanges> changes = ProjectBatch(state, events, skip_poison);
+  absl::StatusOr<BatchChanges> changes =
+      ProjectBatch(state, events, skip_poison);
   if (!changes.ok()) return changes.status();
   if (absl::Status s = Connect(); !s.ok()) return s;
   try {
     pqxx::work tx(*conn_);
     {
-      const std::vector<std::string> columns = {
-          "account_id", "version", "kind", "amount", "balance_after",
-          "occurred_at", "counterparty_account_id", "position"};
+      const std::vector<std::string> columns = {"account_id",
+                                                "version",
+                                                "kind",
+                                                "amount",
+                                                "balance_after",
+                                                "occurred_at",
+                                                "counterparty_account_id",
+                                                "position"};
       // Empty fields are NULL: only counterparty_account_id can be empty.
       pqxx::tablewriter copy(tx, "account_history" + suffix_, columns.begin(),
                              columns.end(), "");
       for (const HistoryRow& h : changes->history) {
-        copy << std::vector<std::string>{
-            h.account_id, std::to_string(h.version), std::to_string(h.kind),
-            std::to_string(h.amount), std::to_string(h.balance_after),
-            CopyTime(h.occurred_at), h.counterparty_account_id,
-            std::to_string(h.position)};
+        copy << std::vector<std::string>{h.account_id,
+                                         std::to_string(h.version),
+                                         std::to_string(h.kind),
+                                         std::to_string(h.amount),
+                                         std::to_string(h.balance_after),
+                                         CopyTime(h.occurred_at),
+                                         h.counterparty_account_id,
+                                         std::to_string(h.position)};
       }
       copy.complete();
     }
@@ -347,8 +355,9 @@ absl::StatusOr<BatchResult> ReadModelWriter::BulkLoad(
         type.push_back(p.event_type);
         error.push_back(p.error);
       }
-      tx.exec_prepared("insert_poison", ToArrayLiteral(pos), ToArrayLiteral(stream),
-                       ToArrayLiteral(type), ToArrayLiteral(error));
+      tx.exec_prepared("insert_poison", ToArrayLiteral(pos),
+                       ToArrayLiteral(stream), ToArrayLiteral(type),
+                       ToArrayLiteral(error));
     }
     tx.commit();
   } catch (const std::exception& e) {
@@ -371,16 +380,20 @@ absl::Status ReadModelWriter::FinishShadow(
     pqxx::work tx(*conn_);
     {
       const std::vector<std::string> columns = {
-          "account_id", "owner", "currency", "balance", "version", "status",
-          "opened_at", "updated_at", "last_position"};
+          "account_id", "owner",     "currency",   "balance",      "version",
+          "status",     "opened_at", "updated_at", "last_position"};
       pqxx::tablewriter copy(tx, "account_balances" + suffix_, columns.begin(),
                              columns.end(), "\\N");
       for (const auto& [id, b] : state) {
-        copy << std::vector<std::string>{
-            b.account_id, b.owner, b.currency, std::to_string(b.balance),
-            std::to_string(b.version), std::to_string(b.status),
-            CopyTime(b.opened_at), CopyTime(b.updated_at),
-            std::to_string(b.last_position)};
+        copy << std::vector<std::string>{b.account_id,
+                                         b.owner,
+                                         b.currency,
+                                         std::to_string(b.balance),
+                                         std::to_string(b.version),
+                                         std::to_string(b.status),
+                                         CopyTime(b.opened_at),
+                                         CopyTime(b.updated_at),
+                                         std::to_string(b.last_position)};
       }
       copy.complete();
     }
@@ -394,8 +407,8 @@ absl::Status ReadModelWriter::FinishShadow(
     }
     tx.exec("ANALYZE account_balances" + suffix_);
     tx.exec("ANALYZE account_history" + suffix_);
-    tx.exec_prepared("update_checkpoint", projection_, checkpoint.transaction_id,
-                     checkpoint.position, 0);
+    tx.exec_prepared("update_checkpoint", projection_,
+                     checkpoint.transaction_id, checkpoint.position, 0);
     tx.commit();
   } catch (const std::exception& e) {
     if (db::IsConnectionLost(e)) conn_.reset();

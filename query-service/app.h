@@ -13,6 +13,8 @@ struct Config {
   int db_pool_size = 16;
   int workers = 16;
   int max_queue = 4096;
+  // Prometheus /metrics and /healthz; empty disables.
+  std::string metrics_listen = "0.0.0.0:9103";
   absl::Duration max_wait = absl::Seconds(5);
   absl::Duration shutdown_grace = absl::Seconds(10);
 };

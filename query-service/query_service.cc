@@ -39,28 +39,51 @@ absl::StatusOr<absl::Time> AsOf(const google::protobuf::Timestamp& ts) {
 
 QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader,
                                    VersionWaiter& waiter, WorkerPool& pool,
-                                   Options options)
-    : reader_(reader), waiter_(waiter), pool_(pool), options_(options) {}
+                                   metrics::Registry& metrics, Options options)
+    : reader_(reader),
+      waiter_(waiter),
+      pool_(pool),
+      metrics_(metrics),
+      options_(options) {
+  metrics_.AddCallbackGauge(
+      "bank_min_version_waiting", "GetBalance calls waiting for a version.",
+      [this] { return static_cast<double>(waiter_.waiting()); });
+}
+
+void QueryServiceImpl::Finisher::operator()(const grpc::Status& status) const {
+  service_->metrics_
+      .GetCounter(
+          "bank_queries_total", "Queries by RPC and status code.",
+          {{"rpc", rpc_},
+           {"code", absl::StatusCodeToString(
+                        static_cast<absl::StatusCode>(status.error_code()))}})
+      .Inc();
+  service_->metrics_
+      .GetHistogram("bank_query_duration_seconds", "Query latency by RPC.",
+                    {{"rpc", rpc_}})
+      .Observe(absl::ToDoubleSeconds(absl::Now() - start_));
+  reactor_->Finish(status);
+}
 
 template <typename Fn>
 grpc::ServerUnaryReactor* QueryServiceImpl::Submit(
-    grpc::CallbackServerContext* ctx, Fn fn) {
+    grpc::CallbackServerContext* ctx, const char* rpc, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  Finisher finish(this, reactor, rpc);
   absl::Time deadline = DeadlineOf(ctx);
   bool queued =
-      pool_.TrySubmit([reactor, deadline, fn = std::move(fn)]() mutable {
+      pool_.TrySubmit([finish, deadline, fn = std::move(fn)]() mutable {
         if (absl::Now() >= deadline) {
-          reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                       "deadline passed while queued"));
+          finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                              "deadline passed while queued"));
           return;
         }
-        std::optional<absl::Status> s = fn(reactor, deadline);
-        if (s.has_value()) reactor->Finish(grpcutil::ToGrpcStatus(*s));
+        std::optional<absl::Status> s = fn(finish, deadline);
+        if (s.has_value()) finish(grpcutil::ToGrpcStatus(*s));
       });
   if (!queued) {
-    reactor->Finish(
-        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                     "query service overloaded; retry with backoff"));
+    finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "query service overloaded; retry with backoff"));
   }
   return reactor;
 }
@@ -97,7 +120,7 @@ absl::Status QueryServiceImpl::AnswerBalance(const v1::GetBalanceRequest& req,
   return absl::OkStatus();
 }
 
-void QueryServiceImpl::WaitThenAnswer(grpc::ServerUnaryReactor* reactor,
+void QueryServiceImpl::WaitThenAnswer(Finisher finish,
                                       const v1::GetBalanceRequest* req,
                                       std::string id, absl::Time deadline,
                                       v1::AccountBalance* resp) {
@@ -106,27 +129,36 @@ void QueryServiceImpl::WaitThenAnswer(grpc::ServerUnaryReactor* reactor,
   const int64_t min_version = req->min_version();
   uint64_t wid = waiter_.Add(
       id, min_version, wait_until,
-      [this, reactor, req, id, deadline, resp,
+      [this, finish, req, id, deadline, resp,
        min_version](VersionWaiter::Outcome outcome) {
+        const char* name =
+            outcome == VersionWaiter::Outcome::kReached    ? "reached"
+            : outcome == VersionWaiter::Outcome::kDeadline ? "deadline"
+                                                           : "shutdown";
+        metrics_
+            .GetCounter("bank_min_version_waits_total",
+                        "GetBalance min_version waits by outcome.",
+                        {{"outcome", name}})
+            .Inc();
         if (outcome == VersionWaiter::Outcome::kShutdown) {
-          reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                       "query service shutting down"));
+          finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "query service shutting down"));
           return;
         }
         if (outcome == VersionWaiter::Outcome::kDeadline) {
-          reactor->Finish(grpc::Status(
+          finish(grpc::Status(
               grpc::StatusCode::DEADLINE_EXCEEDED,
               absl::StrCat("account ", id, " did not reach version ",
                            min_version, " in the read model in time")));
           return;
         }
-        bool queued = pool_.TrySubmit([this, reactor, req, id, deadline, resp] {
-          reactor->Finish(
+        bool queued = pool_.TrySubmit([this, finish, req, id, deadline, resp] {
+          finish(
               grpcutil::ToGrpcStatus(AnswerBalance(*req, id, deadline, resp)));
         });
         if (!queued) {
-          reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                       "query service overloaded"));
+          finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                              "query service overloaded"));
         }
       });
   // The projector may have got there between the first read and Add.
@@ -139,8 +171,8 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
     grpc::CallbackServerContext* ctx, const v1::GetBalanceRequest* req,
     v1::AccountBalance* resp) {
   return Submit(
-      ctx,
-      [this, req, resp](grpc::ServerUnaryReactor* reactor,
+      ctx, "GetBalance",
+      [this, req, resp](const Finisher& finish,
                         absl::Time deadline) -> std::optional<absl::Status> {
         if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;
         if (req->min_version() < 0) {
@@ -155,7 +187,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
               reader_.GetBalance(id, deadline);
           if (!b.ok()) return b.status();
           if (!b->has_value() || (*b)->version() < req->min_version()) {
-            WaitThenAnswer(reactor, req, id, deadline, resp);
+            WaitThenAnswer(finish, req, id, deadline, resp);
             return std::nullopt;  // Finished by the waiter.
           }
           if (!req->has_as_of()) {
@@ -171,8 +203,8 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListAccounts(
     grpc::CallbackServerContext* ctx, const v1::ListAccountsRequest* req,
     v1::ListAccountsResponse* resp) {
   return Submit(
-      ctx,
-      [this, req, resp](grpc::ServerUnaryReactor*,
+      ctx, "ListAccounts",
+      [this, req, resp](const Finisher&,
                         absl::Time deadline) -> std::optional<absl::Status> {
         absl::StatusOr<int> size = PageSize(req->page_size());
         if (!size.ok()) return size.status();
@@ -205,8 +237,8 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHistory(
     grpc::CallbackServerContext* ctx, const v1::GetHistoryRequest* req,
     v1::GetHistoryResponse* resp) {
   return Submit(
-      ctx,
-      [this, req, resp](grpc::ServerUnaryReactor*,
+      ctx, "GetHistory",
+      [this, req, resp](const Finisher&,
                         absl::Time deadline) -> std::optional<absl::Status> {
         if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;
         const std::string id = util::CanonicalUuid(req->account_id());

@@ -3,6 +3,7 @@
 
 #include "absl/time/time.h"
 #include "bank/v1/bank.grpc.pb.h"
+#include "common/metrics/metrics.h"
 #include "query-service/read_model_reader.h"
 #include "query-service/version_waiter.h"
 #include "query-service/worker_pool.h"
@@ -21,8 +22,11 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
     int max_page_size = 1000;
   };
 
+  // Records bank_queries_total{rpc,code}, bank_query_duration_seconds{rpc}
+  // and bank_min_version_waits_total{outcome} in `metrics`.
   QueryServiceImpl(ReadModelReader& reader, VersionWaiter& waiter,
-                   WorkerPool& pool, Options options);
+                   WorkerPool& pool, metrics::Registry& metrics,
+                   Options options);
 
   grpc::ServerUnaryReactor* GetBalance(grpc::CallbackServerContext* ctx,
                                        const v1::GetBalanceRequest* req,
@@ -35,20 +39,41 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
                                        v1::GetHistoryResponse* resp) override;
 
  private:
-  // Runs fn on the pool and finishes the call with its status.
+  // Finishes one call and records it.
+  class Finisher {
+   public:
+    Finisher(QueryServiceImpl* service, grpc::ServerUnaryReactor* reactor,
+             const char* rpc)
+        : service_(service),
+          reactor_(reactor),
+          rpc_(rpc),
+          start_(absl::Now()) {}
+    void operator()(const grpc::Status& status) const;
+
+   private:
+    QueryServiceImpl* service_;
+    grpc::ServerUnaryReactor* reactor_;
+    const char* rpc_;
+    absl::Time start_;
+  };
+
+  // Runs fn on the pool and finishes the call with its status (unless fn
+  // returns nullopt: it then finishes the call itself through the Finisher).
   template <typename Fn>
-  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, Fn fn);
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
+                                   const char* rpc, Fn fn);
   absl::Status AnswerBalance(const v1::GetBalanceRequest& req,
                              const std::string& id, absl::Time deadline,
                              v1::AccountBalance* resp);
-  void WaitThenAnswer(grpc::ServerUnaryReactor* reactor,
-                      const v1::GetBalanceRequest* req, std::string id,
-                      absl::Time deadline, v1::AccountBalance* resp);
+  void WaitThenAnswer(Finisher finish, const v1::GetBalanceRequest* req,
+                      std::string id, absl::Time deadline,
+                      v1::AccountBalance* resp);
   absl::StatusOr<int> PageSize(int requested) const;
 
   ReadModelReader& reader_;
   VersionWaiter& waiter_;
   WorkerPool& pool_;
+  metrics::Registry& metrics_;
   const Options options_;
 };
 

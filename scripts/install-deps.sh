@@ -8,7 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpqxx-dev libpq-dev libabsl-dev
   libgtest-dev libgmock-dev
-  libspdlog-dev libcli11-dev nlohmann-json3-dev
+  libspdlog-dev libcli11-dev nlohmann-json3-dev libcivetweb-dev
   postgresql-15 postgresql-client-15
   python3 python3-grpcio python3-protobuf python3-grpc-tools
 )

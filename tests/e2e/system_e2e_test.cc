@@ -202,6 +202,95 @@ TEST(SystemTest, SigtermStopsEachProcessCleanly) {
   }
 }
 
+TEST(SystemTest, MetricsCountTheTrafficSent) {
+  System sys(*pg, "metrics");
+  sys.StartAll();
+  std::string a = testing::OpenAccount(sys.commands(), 0);
+  for (int i = 0; i < 5; ++i) {
+    v1::DepositRequest d;
+    d.set_account_id(a);
+    d.set_amount(10);
+    v1::CommandResult r;
+    auto ctx = Ctx();
+    ASSERT_TRUE(sys.commands().Deposit(ctx.get(), d, &r).ok());
+  }
+  for (int i = 0; i < 2; ++i) {  // The second is a replay.
+    v1::DepositRequest d;
+    d.set_command_id("metrics-replay");
+    d.set_account_id(a);
+    d.set_amount(10);
+    v1::CommandResult r;
+    auto ctx = Ctx();
+    ASSERT_TRUE(sys.commands().Deposit(ctx.get(), d, &r).ok());
+  }
+  for (int64_t amount : {0, -1}) {
+    v1::DepositRequest d;
+    d.set_account_id(a);
+    d.set_amount(amount);
+    v1::CommandResult r;
+    auto ctx = Ctx();
+    EXPECT_FALSE(sys.commands().Deposit(ctx.get(), d, &r).ok());
+  }
+  {
+    v1::WithdrawRequest w;
+    w.set_account_id(a);
+    w.set_amount(1000);
+    v1::CommandResult r;
+    auto ctx = Ctx();
+    EXPECT_FALSE(sys.commands().Withdraw(ctx.get(), w, &r).ok());
+  }
+  for (int i = 0; i < 3; ++i) {
+    v1::GetBalanceRequest q;
+    q.set_account_id(a);
+    q.set_min_version(7);
+    v1::AccountBalance b;
+    auto ctx = Ctx();
+    ASSERT_TRUE(sys.queries().GetBalance(ctx.get(), q, &b).ok());
+  }
+  std::string cmd = testing::HttpGet(sys.command_metrics, "/metrics").body;
+  EXPECT_EQ(testing::MetricValue(
+                cmd, "bank_commands_total{code=\"OK\",type=\"Deposit\"}"),
+            7)
+      << cmd;
+  EXPECT_EQ(
+      testing::MetricValue(
+          cmd,
+          "bank_commands_total{code=\"INVALID_ARGUMENT\",type=\"Deposit\"}"),
+      2);
+  EXPECT_EQ(testing::MetricValue(cmd,
+                                 "bank_commands_total{code=\"FAILED_"
+                                 "PRECONDITION\",type=\"Withdraw\"}"),
+            1);
+  EXPECT_EQ(testing::MetricValue(
+                cmd, "bank_commands_total{code=\"OK\",type=\"OpenAccount\"}"),
+            1);
+  EXPECT_EQ(testing::MetricValue(
+                cmd, "bank_command_duration_seconds_count{type=\"Deposit\"}"),
+            9);
+  EXPECT_EQ(testing::MetricValue(cmd, "bank_idempotent_replays_total"), 1);
+  EXPECT_GE(testing::MetricValue(cmd, "bank_db_pool_in_use"), 0);
+  std::string qry = testing::HttpGet(sys.query_metrics, "/metrics").body;
+  EXPECT_EQ(testing::MetricValue(
+                qry, "bank_queries_total{code=\"OK\",rpc=\"GetBalance\"}"),
+            3)
+      << qry;
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        std::string p =
+            testing::HttpGet(sys.projector_metrics, "/metrics").body;
+        return testing::MetricValue(p, "bank_projector_events_applied_total") ==
+                   7 &&
+               testing::MetricValue(p, "bank_projector_lag_events") == 0 &&
+               testing::MetricValue(p, "bank_projector_active") == 1;
+      },
+      absl::Seconds(10)))
+      << testing::HttpGet(sys.projector_metrics, "/metrics").body;
+  for (int port :
+       {sys.command_metrics, sys.projector_metrics, sys.query_metrics}) {
+    EXPECT_EQ(testing::HttpGet(port, "/healthz").status, 200) << port;
+  }
+}
+
 TEST(SystemTest, OversizedRequestIsRefusedAndChangesNothing) {
   System sys(*pg, "big");
   sys.StartAll();

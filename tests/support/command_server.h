@@ -22,7 +22,7 @@ struct CommandServer {
                          int pool_size = 8)
       : store({.uri = uri, .pool_size = pool_size}),
         handler(store, options),
-        impl(handler) {
+        impl(handler, registry) {
     server = *grpcutil::Server::Start({.listen = "127.0.0.1:0"}, {&impl});
     channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
                                   grpc::InsecureChannelCredentials());
@@ -33,6 +33,7 @@ struct CommandServer {
     server->Wait();
   }
 
+  metrics::Registry registry;
   eventstore::PgEventStore store;
   command::CommandHandler handler;
   command::CommandServiceImpl impl;

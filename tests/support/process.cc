@@ -1,7 +1,10 @@
 #include "tests/support/process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +36,9 @@ Process::Process(const std::string& binary,
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
+    // Tests run many processes at once: metrics on a free port unless the
+    // test says otherwise.
+    setenv("BANK_METRICS_LISTEN", "127.0.0.1:0", 1);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(binary.c_str()));
@@ -82,6 +88,50 @@ std::string Process::Log() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+HttpResponse HttpGet(int port, const std::string& path) {
+  HttpResponse out;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return out;
+  }
+  std::string req = "GET " + path +
+                    " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  (void)!write(fd, req.data(), req.size());
+  std::string raw;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) raw.append(buf, n);
+  close(fd);
+  if (raw.rfind("HTTP/1.", 0) == 0 && raw.size() > 12) {
+    out.status = std::atoi(raw.substr(9, 3).c_str());
+  }
+  size_t body = raw.find("\r\n\r\n");
+  if (body != std::string::npos) out.body = raw.substr(body + 4);
+  return out;
+}
+
+double MetricValue(const std::string& exposition, const std::string& series) {
+  size_t at = 0;
+  while ((at = exposition.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || exposition[at - 1] == '\n') {
+      size_t end = exposition.find('\n', at);
+      return std::atof(
+          exposition
+              .substr(at + series.size() + 1, end - at - series.size() - 1)
+              .c_str());
+    }
+    ++at;
+  }
+  return -1;
 }
 
 bool WaitFor(const std::function<bool()>& cond, absl::Duration timeout) {

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <string>
@@ -37,6 +38,17 @@ class Process {
   int exit_code_ = -1;
   bool exited_ = false;
 };
+
+struct HttpResponse {
+  int status = 0;  // 0: no answer
+  std::string body;
+};
+// A plain HTTP GET of 127.0.0.1:port/path.
+HttpResponse HttpGet(int port, const std::string& path);
+
+// The value of one series ("name{labels}" exactly as exposed) in a Prometheus
+// text exposition, or -1 when absent.
+double MetricValue(const std::string& exposition, const std::string& series);
 
 // Polls cond every 20 ms until it holds or timeout passes.
 bool WaitFor(const std::function<bool()>& cond, absl::Duration timeout);

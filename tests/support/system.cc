@@ -14,6 +14,9 @@ System::System(PgCluster& pg, const std::string& name) : pg(pg) {
   read_uri = pg.Uri(name + "_read");
   command_port = PickFreePort();
   query_port = PickFreePort();
+  command_metrics = PickFreePort();
+  projector_metrics = PickFreePort();
+  query_metrics = PickFreePort();
 }
 
 System::~System() = default;
@@ -48,12 +51,16 @@ std::unique_ptr<Process> System::StartQueryService(
 }
 
 void System::StartAll() {
-  command = StartCommandService();
+  auto metrics = [](int port) {
+    return std::vector<std::string>{"--metrics-listen",
+                                    "127.0.0.1:" + std::to_string(port)};
+  };
+  command = StartCommandService(metrics(command_metrics));
   ASSERT_TRUE(
       WaitServing(command_port, "bank.v1.CommandService", absl::Seconds(30)))
       << command->Log();
-  projector = StartProjector();
-  query = StartQueryService();
+  projector = StartProjector(metrics(projector_metrics));
+  query = StartQueryService(metrics(query_metrics));
   ASSERT_TRUE(
       WaitServing(query_port, "bank.v1.QueryService", absl::Seconds(30)))
       << query->Log();

@@ -42,6 +42,9 @@ class System {
   PgCluster& pg;
   std::string events_uri, read_uri;
   int command_port = 0, query_port = 0;
+  // Prometheus /metrics and /healthz of the processes StartAll started
+  // (others serve metrics on a port of their own choosing).
+  int command_metrics = 0, projector_metrics = 0, query_metrics = 0;
   std::unique_ptr<Process> command, projector, query;
 
  private:

@@ -11,7 +11,8 @@ constexpr char kA[] = "11111111-1111-4111-8111-111111111111";
 constexpr char kB[] = "22222222-2222-4222-8222-222222222222";
 
 eventstore::RecordedEvent Event(const std::string& stream, int64_t version,
-                                const domain::AccountEvent& e, int64_t position) {
+                                const domain::AccountEvent& e,
+                                int64_t position) {
   domain::EncodedEvent enc = domain::EncodeEvent(e);
   eventstore::RecordedEvent r;
   r.stream_id = stream;
@@ -47,11 +48,12 @@ TEST(ProjectBatchTest, FoldsEventsIntoBalancesAndHistory) {
   events::v1::TransferReceived received;
   received.set_from_account_id(kA);
   received.set_amount(30);
-  auto out = ProjectBatch({}, {Event(kA, 1, Opened(kA, 100), 1),
-                               Event(kB, 1, Opened(kB, 0), 2),
-                               Event(kA, 2, Deposited(5), 3),
-                               Event(kA, 3, sent, 4), Event(kB, 2, received, 4)},
-                          false);
+  auto out = ProjectBatch(
+      {},
+      {Event(kA, 1, Opened(kA, 100), 1), Event(kB, 1, Opened(kB, 0), 2),
+       Event(kA, 2, Deposited(5), 3), Event(kA, 3, sent, 4),
+       Event(kB, 2, received, 4)},
+      false);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->applied, 5);
   ASSERT_EQ(out->history.size(), 5u);
@@ -67,7 +69,8 @@ TEST(ProjectBatchTest, FoldsEventsIntoBalancesAndHistory) {
     EXPECT_EQ(b.version, b.account_id == kA ? 3 : 2);
     EXPECT_EQ(b.owner, "Alice");
     EXPECT_EQ(b.status, v1::ACCOUNT_STATUS_OPEN);
-    EXPECT_EQ(b.opened_at, absl::FromUnixSeconds(b.account_id == kA ? 1001 : 1002));
+    EXPECT_EQ(b.opened_at,
+              absl::FromUnixSeconds(b.account_id == kA ? 1001 : 1002));
   }
 }
 
@@ -77,10 +80,11 @@ TEST(ProjectBatchTest, AlreadyProjectedVersionsAreNoOps) {
   a.balance = 100;
   a.version = 2;
   a.status = v1::ACCOUNT_STATUS_OPEN;
-  auto out = ProjectBatch({{kA, a}}, {Event(kA, 1, Opened(kA, 100), 1),
-                                      Event(kA, 2, Deposited(5), 2),
-                                      Event(kA, 3, Deposited(7), 3)},
-                          false);
+  auto out = ProjectBatch(
+      {{kA, a}},
+      {Event(kA, 1, Opened(kA, 100), 1), Event(kA, 2, Deposited(5), 2),
+       Event(kA, 3, Deposited(7), 3)},
+      false);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->duplicates, 2);
   EXPECT_EQ(out->applied, 1);
@@ -93,7 +97,8 @@ TEST(ProjectBatchTest, PoisonStopsOrIsRecorded) {
   bad.type = "MoneyTeleported";
   auto stopped = ProjectBatch({}, {bad}, false);
   EXPECT_EQ(stopped.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(stopped.status().message().find("position 7"), absl::string_view::npos);
+  EXPECT_NE(stopped.status().message().find("position 7"),
+            absl::string_view::npos);
   // A gap in a stream is poison too.
   auto gap = ProjectBatch({}, {Event(kB, 2, Deposited(1), 8)}, false);
   EXPECT_EQ(gap.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -105,8 +110,9 @@ TEST(ProjectBatchTest, PoisonStopsOrIsRecorded) {
 }
 
 TEST(ProjectBatchTest, ClosingSetsTheStatus) {
-  auto out = ProjectBatch({}, {Event(kA, 1, Opened(kA, 0), 1),
-                               Event(kA, 2, events::v1::AccountClosed(), 2)},
+  auto out = ProjectBatch({},
+                          {Event(kA, 1, Opened(kA, 0), 1),
+                           Event(kA, 2, events::v1::AccountClosed(), 2)},
                           false);
   ASSERT_TRUE(out.ok());
   ASSERT_EQ(out->balances.size(), 1u);
