@@ -5,9 +5,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -30,7 +33,33 @@ struct Options {
   bool json = false;
   double timeout = 10;
   bool no_wait = false;
+  // TLS: the CA to trust (turns TLS on), and a client certificate and key
+  // for servers that require one.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
 };
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const Options& o) {
+  if (o.tls_ca.empty() && o.tls_cert.empty()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!o.tls_ca.empty()) ssl.pem_root_certs = ReadFile(o.tls_ca);
+  if (!o.tls_cert.empty()) {
+    ssl.pem_cert_chain = ReadFile(o.tls_cert);
+    ssl.pem_private_key = ReadFile(o.tls_key);
+  }
+  return grpc::SslCredentials(ssl);
+}
 
 const char* CodeName(grpc::StatusCode c) {
   switch (c) {
@@ -100,15 +129,15 @@ class Client {
 
   bank::v1::CommandService::Stub& commands() {
     if (!commands_) {
-      commands_ = bank::v1::CommandService::NewStub(grpc::CreateChannel(
-          o_.command_host, grpc::InsecureChannelCredentials()));
+      commands_ = bank::v1::CommandService::NewStub(
+          grpc::CreateChannel(o_.command_host, Credentials(o_)));
     }
     return *commands_;
   }
   bank::v1::QueryService::Stub& queries() {
     if (!queries_) {
-      queries_ = bank::v1::QueryService::NewStub(grpc::CreateChannel(
-          o_.query_host, grpc::InsecureChannelCredentials()));
+      queries_ = bank::v1::QueryService::NewStub(
+          grpc::CreateChannel(o_.query_host, Credentials(o_)));
     }
     return *queries_;
   }
@@ -213,6 +242,12 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", o.timeout, "seconds per call")
       ->check(CLI::Range(0.001, 3600.0))
       ->capture_default_str();
+  app.add_option("--tls-ca", o.tls_ca, "PEM CA to trust: connect with TLS")
+      ->envname("BANK_TLS_CA");
+  app.add_option("--tls-cert", o.tls_cert, "PEM client certificate (mTLS)")
+      ->envname("BANK_TLS_CLIENT_CERT");
+  app.add_option("--tls-key", o.tls_key, "PEM key of --tls-cert")
+      ->envname("BANK_TLS_CLIENT_KEY");
   app.add_flag("--no-wait", o.no_wait,
                "after a command, do not wait for and show the new balance");
 
@@ -410,6 +445,9 @@ int main(int argc, char** argv) {
     }
   } catch (const Failure& f) {
     std::cerr << "bankctl: " << f.text << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "bankctl: " << e.what() << "\n";
     return 1;
   }
   return 0;

@@ -53,6 +53,9 @@ int RunCommandService(const Config& config) {
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,
        .max_threads = config.max_threads,
+       .tls_cert = config.tls_cert,
+       .tls_key = config.tls_key,
+       .tls_client_ca = config.tls_client_ca,
        .health_service_names = {v1::CommandService::service_full_name()}},
       {&service});
   if (!server.ok()) {

@@ -15,6 +15,10 @@ struct Config {
   int max_attempts = 10;
   int cache_size = 100000;
   int max_threads = 64;
+  // TLS (see grpcutil::ServerOptions); empty: plain text.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
   // Prometheus /metrics and /healthz; empty disables.
   std::string metrics_listen = "0.0.0.0:9101";
   absl::Duration shutdown_grace = absl::Seconds(10);

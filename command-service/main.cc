@@ -43,6 +43,14 @@ int main(int argc, char** argv) {
       ->envname("BANK_MAX_THREADS")
       ->check(CLI::Range(2, 10000))
       ->capture_default_str();
+  app.add_option("--tls-cert", config.tls_cert,
+                 "PEM certificate chain: serve gRPC over TLS")
+      ->envname("BANK_TLS_CERT");
+  app.add_option("--tls-key", config.tls_key, "PEM private key of --tls-cert")
+      ->envname("BANK_TLS_KEY");
+  app.add_option("--tls-client-ca", config.tls_client_ca,
+                 "PEM CA: require client certificates signed by it (mTLS)")
+      ->envname("BANK_TLS_CLIENT_CA");
   app.add_option("--metrics-listen", config.metrics_listen,
                  "Prometheus /metrics and /healthz address (empty: off)")
       ->envname("BANK_METRICS_LISTEN")

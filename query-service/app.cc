@@ -33,6 +33,9 @@ int RunQueryService(const Config& config) {
                            {.max_wait = config.max_wait});
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,
+       .tls_cert = config.tls_cert,
+       .tls_key = config.tls_key,
+       .tls_client_ca = config.tls_client_ca,
        .health_service_names = {v1::QueryService::service_full_name()}},
       {&service});
   if (!server.ok()) {

@@ -13,6 +13,10 @@ struct Config {
   int db_pool_size = 16;
   int workers = 16;
   int max_queue = 4096;
+  // TLS (see grpcutil::ServerOptions); empty: plain text.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
   // Prometheus /metrics and /healthz; empty disables.
   std::string metrics_listen = "0.0.0.0:9103";
   absl::Duration max_wait = absl::Seconds(5);

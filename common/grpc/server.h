@@ -19,6 +19,12 @@ struct ServerOptions {
   int max_receive_message_bytes = 64 * 1024;
   // Upper bound on the synchronous server's threads.
   int max_threads = 64;
+  // TLS: PEM files of the server's certificate chain and key (both or
+  // neither; neither means plain text), and optionally of the CA that client
+  // certificates must be signed by (then clients must present one).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
   // Fully qualified service names that health reports on, besides "".
   std::vector<std::string> health_service_names;
 };
