@@ -26,7 +26,9 @@ namespace bank::command {
 int RunCommandService(const Config& config) {
   spdlog::info("events database: {}", db::MaskPassword(config.events_db));
   if (absl::Status s = db::ApplyMigrations(
-          config.events_db, sql::EventsMigrations(), "bank_events_migrations");
+          config.events_migrate_db.empty() ? config.events_db
+                                           : config.events_migrate_db,
+          sql::EventsMigrations(), "bank_events_migrations");
       !s.ok()) {
     spdlog::error("cannot start: {}", s.message());
     return 1;

@@ -10,6 +10,9 @@ namespace bank::command {
 struct Config {
   std::string listen = "0.0.0.0:50051";
   std::string events_db = "postgresql:///bank_events";
+  // Where migrations are applied from (a role that owns the schema); empty:
+  // events_db.
+  std::string events_migrate_db;
   int db_pool_size = 16;
   int snapshot_every = 100;
   int max_attempts = 10;

@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
                  "events database (libpq URI or key=value string)")
       ->envname("BANK_EVENTS_DB")
       ->capture_default_str();
+  app.add_option("--events-migrate-db", config.events_migrate_db,
+                 "connect as this to apply migrations (a role owning the "
+                 "schema); default: --events-db")
+      ->envname("BANK_EVENTS_MIGRATE_DB");
   app.add_option("--db-pool-size", config.db_pool_size,
                  "database connections at most")
       ->envname("BANK_DB_POOL_SIZE")

@@ -66,28 +66,43 @@ if [ -z "${BANK_EVENTS_DB:-}" ] || [ -z "${BANK_READ_DB:-}" ]; then
   trap stop_all INT TERM EXIT
   as_pg "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$LOCAL/postgres.log" -w \
     -o "-p $PG_PORT -k $SOCK -c listen_addresses=127.0.0.1" start >/dev/null
-  for db in bank_events bank_read; do
+  # Least-privilege roles (sql/roles.sql); each database is owned by the
+  # role that migrates it.
+  as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres \
+    -f "$ROOT/sql/roles.sql" >/dev/null
+  for pair in bank_events:bank_owner bank_read:bank_projector; do
+    db="${pair%%:*}"
+    owner="${pair##*:}"
     as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
       "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
-      as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db"
+      as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres -O "$owner" "$db"
   done
-  export BANK_EVENTS_DB="postgresql://postgres@127.0.0.1:$PG_PORT/bank_events"
-  export BANK_READ_DB="postgresql://postgres@127.0.0.1:$PG_PORT/bank_read"
+  URI="postgresql://%s@127.0.0.1:$PG_PORT/%s"
+  export BANK_EVENTS_MIGRATE_DB="$(printf "$URI" bank_owner bank_events)"
+  COMMAND_EVENTS_DB="$(printf "$URI" bank_command bank_events)"
+  PROJECTOR_EVENTS_DB="$(printf "$URI" bank_projector bank_events)"
+  PROJECTOR_READ_DB="$(printf "$URI" bank_projector bank_read)"
+  QUERY_READ_DB="$(printf "$URI" bank_query bank_read)"
 else
   trap stop_all INT TERM EXIT
+  COMMAND_EVENTS_DB="$BANK_EVENTS_DB"
+  PROJECTOR_EVENTS_DB="$BANK_EVENTS_DB"
+  PROJECTOR_READ_DB="$BANK_READ_DB"
+  QUERY_READ_DB="$BANK_READ_DB"
 fi
 
-"$BIN/command-service" & PIDS+=($!)
-"$BIN/projector" & PIDS+=($!)
-"$BIN/query-service" & PIDS+=($!)
+BANK_EVENTS_DB="$COMMAND_EVENTS_DB" "$BIN/command-service" & PIDS+=($!)
+BANK_EVENTS_DB="$PROJECTOR_EVENTS_DB" BANK_READ_DB="$PROJECTOR_READ_DB" "$BIN/projector" & PIDS+=($!)
+BANK_READ_DB="$QUERY_READ_DB" "$BIN/query-service" & PIDS+=($!)
 
 cat <<INFO
 
 The bank is running.
   CommandService  $BANK_COMMAND_LISTEN
   QueryService    $BANK_QUERY_LISTEN
-  events database $BANK_EVENTS_DB
-  read database   $BANK_READ_DB
+  events database $COMMAND_EVENTS_DB
+  read database   $QUERY_READ_DB
+  metrics         http://127.0.0.1:9101/metrics (command), :9102 (projector), :9103 (query)
 Try: $BIN/bankctl open --owner Alice --currency EUR --initial 100.00
 Press Ctrl-C to stop.
 

@@ -9,8 +9,24 @@
 namespace bank::db {
 
 std::string SqlState(const std::exception& e) {
-  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
-    return sql->sqlstate();
+  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+  if (sql == nullptr) return "";
+  if (!sql->sqlstate().empty()) return sql->sqlstate();
+  // libpqxx 6.4 sometimes reports a server error without its SQLSTATE; the
+  // message's fixed prefix still says which error it was.
+  static constexpr std::pair<const char*, const char*> kByMessage[] = {
+      {"duplicate key value violates unique constraint", "23505"},
+      {"deadlock detected", "40P01"},
+      {"could not serialize access", "40001"},
+      {"canceling statement due to statement timeout", "57014"},
+      {"canceling statement due to user request", "57014"},
+      {"terminating connection", "57P01"},
+      {"permission denied", "42501"},
+      {"must be owner of", "42501"},
+  };
+  const std::string msg = e.what();
+  for (const auto& [prefix, state] : kByMessage) {
+    if (msg.find(prefix) != std::string::npos) return state;
   }
   return "";
 }

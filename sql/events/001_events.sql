@@ -38,7 +38,7 @@ CREATE INDEX events_transaction_position_idx ON events (transaction_id, position
 CREATE FUNCTION events_reject_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  RAISE EXCEPTION 'events are append-only: % is not allowed', TG_OP
+  RAISE EXCEPTION 'permission denied: events are append-only, % is not allowed', TG_OP
     USING ERRCODE = 'insufficient_privilege';
 END;
 $$;

@@ -60,6 +60,11 @@ void System::StartAll() {
       WaitServing(command_port, "bank.v1.CommandService", absl::Seconds(30)))
       << command->Log();
   projector = StartProjector(metrics(projector_metrics));
+  // The projector owns the read schema: ready once it has caught up once.
+  ASSERT_TRUE(WaitFor(
+      [&] { return HttpGet(projector_metrics, "/healthz").status == 200; },
+      absl::Seconds(30)))
+      << projector->Log();
   query = StartQueryService(metrics(query_metrics));
   ASSERT_TRUE(
       WaitServing(query_port, "bank.v1.QueryService", absl::Seconds(30)))

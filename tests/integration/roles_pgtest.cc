@@ -1,0 +1,152 @@
+// The least-privilege roles of sql/roles.sql: the system runs with them, and
+// each role is refused what it must not do.
+#include <fstream>
+#include <pqxx/pqxx>
+#include <sstream>
+
+#include "common/db/pg_status.h"
+#include "gtest/gtest.h"
+#include "tests/support/system.h"
+
+namespace bank {
+namespace {
+
+using testing::PgCluster;
+using testing::Process;
+using testing::System;
+
+PgCluster* pg = nullptr;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Uri(const std::string& role, const std::string& db) {
+  return "postgresql://" + role + "@127.0.0.1:" + std::to_string(pg->port()) +
+         "/" + db;
+}
+
+// The SQLSTATE of running sql as role on db ("" when it succeeds).
+std::string Try(const std::string& role, const std::string& db,
+                const std::string& sql) {
+  try {
+    pqxx::connection c(Uri(role, db));
+    pqxx::work tx(c);
+    tx.exec(sql);
+    tx.commit();
+    return "";
+  } catch (const std::exception& e) {
+    return db::SqlState(e);  // Falls back to the message when pqxx lost it.
+  }
+}
+
+class RolesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto c = PgCluster::Start();
+    ASSERT_TRUE(c.ok()) << c.status();
+    pg = c->release();
+    pqxx::connection admin(pg->Uri("postgres"));
+    {
+      pqxx::nontransaction tx(admin);
+      tx.exec(ReadFile(std::string(BANK_SOURCE_DIR) + "/sql/roles.sql"));
+      tx.exec("CREATE DATABASE bank_events OWNER bank_owner");
+      tx.exec("CREATE DATABASE bank_read OWNER bank_projector");
+    }
+  }
+  static void TearDownTestSuite() { delete pg; }
+};
+
+TEST_F(RolesTest, SystemRunsWithLeastPrivilegeAndEachRoleIsRefusedTheRest) {
+  int cport = testing::PickFreePort(), qport = testing::PickFreePort();
+  Process command(testing::BinDir() + "/command-service",
+                  {"--listen", "127.0.0.1:" + std::to_string(cport),
+                   "--events-db", Uri("bank_command", "bank_events"),
+                   "--events-migrate-db", Uri("bank_owner", "bank_events")});
+  ASSERT_TRUE(System::WaitServing(cport, "", absl::Seconds(30)))
+      << command.Log();
+  Process projector(
+      testing::BinDir() + "/projector",
+      {"--events-db", Uri("bank_projector", "bank_events"), "--read-db",
+       Uri("bank_projector", "bank_read"), "--poll-interval", "0.2"});
+  Process query(testing::BinDir() + "/query-service",
+                {"--listen", "127.0.0.1:" + std::to_string(qport), "--read-db",
+                 Uri("bank_query", "bank_read")});
+  ASSERT_TRUE(System::WaitServing(qport, "", absl::Seconds(30))) << query.Log();
+
+  // The whole flow works with these privileges.
+  auto commands = v1::CommandService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(cport),
+                          grpc::InsecureChannelCredentials()));
+  auto queries = v1::QueryService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(qport),
+                          grpc::InsecureChannelCredentials()));
+  std::string a = testing::OpenAccount(*commands, 500);
+  v1::GetBalanceRequest q;
+  q.set_account_id(a);
+  q.set_min_version(1);
+  v1::AccountBalance b;
+  auto ctx = testing::Ctx();
+  grpc::Status s = queries->GetBalance(ctx.get(), q, &b);
+  ASSERT_TRUE(s.ok()) << s.error_message() << projector.Log();
+  EXPECT_EQ(b.balance(), 500);
+  // A rebuild as the projector role keeps the query role's access.
+  Process rebuild(
+      testing::BinDir() + "/projector",
+      {"--events-db", Uri("bank_projector", "bank_events"), "--read-db",
+       Uri("bank_projector", "bank_read"), "--rebuild"});
+  ASSERT_EQ(rebuild.Wait(absl::Seconds(60)), 0) << rebuild.Log();
+  EXPECT_EQ(Try("bank_query", "bank_read", "SELECT * FROM account_balances"),
+            "");
+  EXPECT_EQ(Try("bank_query", "bank_read", "SELECT * FROM account_history"),
+            "");
+
+  const std::string denied = "42501";  // insufficient_privilege
+  // The command service appends and reads; it cannot change the past.
+  EXPECT_EQ(Try("bank_command", "bank_events", "SELECT count(*) FROM events"),
+            "");
+  EXPECT_EQ(Try("bank_command", "bank_events", "UPDATE events SET data = '{}'"),
+            denied);
+  EXPECT_EQ(Try("bank_command", "bank_events", "DELETE FROM events"), denied);
+  EXPECT_EQ(Try("bank_command", "bank_events", "TRUNCATE events"), denied);
+  EXPECT_EQ(Try("bank_command", "bank_events", "DELETE FROM commands"), denied);
+  EXPECT_EQ(Try("bank_command", "bank_events",
+                "ALTER TABLE events DISABLE TRIGGER ALL"),
+            denied);
+  EXPECT_EQ(Try("bank_command", "bank_events", "DROP TABLE events"), denied);
+  EXPECT_EQ(Try("bank_command", "bank_events", "CREATE TABLE x (i int)"),
+            denied);
+  // Even the owner cannot UPDATE or DELETE events: the triggers refuse.
+  EXPECT_EQ(Try("bank_owner", "bank_events", "DELETE FROM events"), denied);
+  // The projector reads events and nothing more there.
+  EXPECT_EQ(Try("bank_projector", "bank_events", "SELECT count(*) FROM events"),
+            "");
+  EXPECT_EQ(Try("bank_projector", "bank_events",
+                "INSERT INTO events (event_id, stream_id, stream_version, "
+                "event_type, schema_version, data) VALUES (gen_random_uuid(), "
+                "gen_random_uuid(), 1, 'AccountOpened', 2, '{}')"),
+            denied);
+  EXPECT_EQ(Try("bank_projector", "bank_events", "SELECT * FROM commands"),
+            denied);
+  // The query service only reads the read model.
+  EXPECT_EQ(
+      Try("bank_query", "bank_read", "UPDATE account_balances SET balance = 0"),
+      denied);
+  EXPECT_EQ(Try("bank_query", "bank_read", "DELETE FROM account_history"),
+            denied);
+  EXPECT_EQ(Try("bank_query", "bank_read",
+                "UPDATE projection_checkpoints SET position = 0"),
+            denied);
+  EXPECT_EQ(Try("bank_query", "bank_events", "SELECT * FROM events"), denied);
+  // Nothing changed.
+  EXPECT_EQ(Try("bank_command", "bank_events",
+                "DO $$ BEGIN IF (SELECT count(*) FROM events) <> 1 THEN "
+                "RAISE EXCEPTION 'changed'; END IF; END $$"),
+            "");
+}
+
+}  // namespace
+}  // namespace bank
