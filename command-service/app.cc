@@ -51,7 +51,7 @@ int RunCommandService(const Config& config) {
        .cache_capacity = static_cast<size_t>(config.cache_size),
        .instance_id = absl::StrCat("command-service@", host, ":", getpid()),
        .metrics = &registry});
-  CommandServiceImpl service(handler, registry);
+  CommandServiceImpl service(handler, registry, config.max_in_flight);
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,
        .max_threads = config.max_threads,

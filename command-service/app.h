@@ -18,6 +18,7 @@ struct Config {
   int max_attempts = 10;
   int cache_size = 100000;
   int max_threads = 64;
+  int max_in_flight = 256;
   // TLS (see grpcutil::ServerOptions); empty: plain text.
   std::string tls_cert;
   std::string tls_key;

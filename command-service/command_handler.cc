@@ -15,7 +15,6 @@ namespace bank::command {
 namespace {
 
 constexpr int kReadBatch = 500;
-constexpr size_t kMaxCommandIdBytes = 128;
 
 std::string Encode(const google::protobuf::Message& m) {
   std::string out;
@@ -41,39 +40,6 @@ v1::CommandResult ToResult(const eventstore::StreamResult& r, bool replayed) {
 }
 
 }  // namespace
-
-absl::Status ValidateAccountId(const std::string& id, const char* field) {
-  if (id.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
-  }
-  if (!util::IsUuid(id)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, " must be a UUID like 123e4567-e89b-12d3-a456-426614174000"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateCommandId(const std::string& id) {
-  if (id.size() > kMaxCommandIdBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("command_id is ", id.size(), " bytes long; at most ",
-                     kMaxCommandIdBytes, " are allowed"));
-  }
-  if (!util::Utf8Length(id).has_value() || util::HasControlCharacter(id)) {
-    return absl::InvalidArgumentError(
-        "command_id must be printable UTF-8 text (a UUID is a good choice)");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateExpectedVersion(std::optional<int64_t> v) {
-  if (v.has_value() && *v < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expected_version must be at least 1 (the version after opening), got ",
-        *v));
-  }
-  return absl::OkStatus();
-}
 
 CommandHandler::CommandHandler(eventstore::EventStore& store, Options options)
     : store_(store),
@@ -340,21 +306,7 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::RunLocked(
 absl::StatusOr<v1::CommandResult> CommandHandler::OpenAccount(
     const v1::OpenAccountRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
-  if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
-  if (!req.account_id().empty()) {
-    if (absl::Status s = ValidateAccountId(req.account_id(), "account_id");
-        !s.ok()) {
-      return s;
-    }
-  }
-  if (absl::Status s = domain::ValidateOwner(req.owner()); !s.ok()) return s;
-  if (absl::Status s = domain::ValidateCurrency(req.currency()); !s.ok()) {
-    return s;
-  }
-  if (req.initial_deposit() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "initial_deposit must not be negative, got ", req.initial_deposit()));
-  }
+  if (absl::Status s = ValidateRequest(req); !s.ok()) return s;
   const std::string id = req.account_id().empty()
                              ? util::NewUuid()
                              : util::CanonicalUuid(req.account_id());
@@ -372,15 +324,9 @@ absl::StatusOr<v1::CommandResult> CommandHandler::OpenAccount(
 absl::StatusOr<v1::CommandResult> CommandHandler::Deposit(
     const v1::DepositRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
-  if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
-  if (absl::Status s = ValidateAccountId(req.account_id(), "account_id");
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = domain::ValidateAmount(req.amount()); !s.ok()) return s;
+  if (absl::Status s = ValidateRequest(req); !s.ok()) return s;
   std::optional<int64_t> expected;
   if (req.has_expected_version()) expected = req.expected_version();
-  if (absl::Status s = ValidateExpectedVersion(expected); !s.ok()) return s;
   Command cmd{req.command_id(), "Deposit", Encode(req), correlation_id};
   absl::StatusOr<Outcome> out = Execute(
       cmd, {util::CanonicalUuid(req.account_id())}, expected,
@@ -395,15 +341,9 @@ absl::StatusOr<v1::CommandResult> CommandHandler::Deposit(
 absl::StatusOr<v1::CommandResult> CommandHandler::Withdraw(
     const v1::WithdrawRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
-  if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
-  if (absl::Status s = ValidateAccountId(req.account_id(), "account_id");
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = domain::ValidateAmount(req.amount()); !s.ok()) return s;
+  if (absl::Status s = ValidateRequest(req); !s.ok()) return s;
   std::optional<int64_t> expected;
   if (req.has_expected_version()) expected = req.expected_version();
-  if (absl::Status s = ValidateExpectedVersion(expected); !s.ok()) return s;
   Command cmd{req.command_id(), "Withdraw", Encode(req), correlation_id};
   absl::StatusOr<Outcome> out = Execute(
       cmd, {util::CanonicalUuid(req.account_id())}, expected,
@@ -418,14 +358,9 @@ absl::StatusOr<v1::CommandResult> CommandHandler::Withdraw(
 absl::StatusOr<v1::CommandResult> CommandHandler::CloseAccount(
     const v1::CloseAccountRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
-  if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
-  if (absl::Status s = ValidateAccountId(req.account_id(), "account_id");
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = ValidateRequest(req); !s.ok()) return s;
   std::optional<int64_t> expected;
   if (req.has_expected_version()) expected = req.expected_version();
-  if (absl::Status s = ValidateExpectedVersion(expected); !s.ok()) return s;
   Command cmd{req.command_id(), "CloseAccount", Encode(req), correlation_id};
   absl::StatusOr<Outcome> out = Execute(
       cmd, {util::CanonicalUuid(req.account_id())}, expected,
@@ -438,23 +373,9 @@ absl::StatusOr<v1::CommandResult> CommandHandler::CloseAccount(
 absl::StatusOr<v1::TransferResult> CommandHandler::Transfer(
     const v1::TransferRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
-  if (absl::Status s = ValidateCommandId(req.command_id()); !s.ok()) return s;
-  if (absl::Status s =
-          ValidateAccountId(req.from_account_id(), "from_account_id");
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = ValidateAccountId(req.to_account_id(), "to_account_id");
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = ValidateRequest(req); !s.ok()) return s;
   const std::string from = util::CanonicalUuid(req.from_account_id());
   const std::string to = util::CanonicalUuid(req.to_account_id());
-  if (from == to) {
-    return absl::InvalidArgumentError(
-        "from_account_id and to_account_id must be different accounts");
-  }
-  if (absl::Status s = domain::ValidateAmount(req.amount()); !s.ok()) return s;
   Command cmd{req.command_id(), "Transfer", Encode(req), correlation_id};
   const std::string transfer_id = util::NewUuid();
   absl::StatusOr<Outcome> out = Execute(

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "bank/v1/bank.pb.h"
 #include "command-service/account_cache.h"
+#include "command-service/request_validation.h"
 #include "common/domain/bank_account.h"
 #include "common/eventstore/event_store.h"
 #include "common/metrics/metrics.h"
@@ -111,11 +112,6 @@ class CommandHandler {
   static constexpr size_t kStripes = 1024;
   std::array<absl::Mutex, kStripes> stripes_;
 };
-
-// Request checks shared by the handler and tests.
-absl::Status ValidateAccountId(const std::string& id, const char* field);
-absl::Status ValidateCommandId(const std::string& id);
-absl::Status ValidateExpectedVersion(std::optional<int64_t> v);
 
 }  // namespace bank::command
 

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc/context.h"
 #include "common/grpc/status.h"
 #include "common/log/log.h"
@@ -14,8 +15,18 @@ grpc::Status CommandServiceImpl::Run(grpc::ServerContext* ctx, const char* rpc,
                                      Fn fn) {
   const absl::Time start = absl::Now();
   absl::Time deadline = grpcutil::DeadlineOf(*ctx);
+  // Load shedding: refuse at once rather than queue without bound.
+  struct InFlight {
+    std::atomic<int>& n;
+    const int count = n.fetch_add(1) + 1;
+    ~InFlight() { n.fetch_sub(1); }
+  } in_flight{in_flight_};
   absl::StatusOr<Resp> out =
-      absl::Now() >= deadline
+      in_flight.count > max_in_flight_
+          ? absl::StatusOr<Resp>(absl::ResourceExhaustedError(
+                absl::StrCat("command service overloaded (", max_in_flight_,
+                             " commands in progress); retry with backoff")))
+      : absl::Now() >= deadline
           ? absl::StatusOr<Resp>(absl::DeadlineExceededError(
                 "deadline passed before the command started"))
           : fn(grpcutil::CorrelationIdOf(*ctx), deadline);

@@ -1,6 +1,8 @@
 #ifndef BANK_COMMAND_SERVICE_COMMAND_SERVICE_H_
 #define BANK_COMMAND_SERVICE_COMMAND_SERVICE_H_
 
+#include <atomic>
+
 #include "bank/v1/bank.grpc.pb.h"
 #include "command-service/command_handler.h"
 #include "common/metrics/metrics.h"
@@ -14,8 +16,11 @@ class CommandServiceImpl final : public v1::CommandService::Service {
  public:
   // Records bank_commands_total{type,code} and
   // bank_command_duration_seconds{type} in `metrics`.
-  CommandServiceImpl(CommandHandler& handler, metrics::Registry& metrics)
-      : handler_(handler), metrics_(metrics) {}
+  // At most max_in_flight commands run at once; more are refused at once
+  // with RESOURCE_EXHAUSTED (load shedding).
+  CommandServiceImpl(CommandHandler& handler, metrics::Registry& metrics,
+                     int max_in_flight = 256)
+      : handler_(handler), metrics_(metrics), max_in_flight_(max_in_flight) {}
 
   grpc::Status OpenAccount(grpc::ServerContext* ctx,
                            const v1::OpenAccountRequest* req,
@@ -39,6 +44,8 @@ class CommandServiceImpl final : public v1::CommandService::Service {
 
   CommandHandler& handler_;
   metrics::Registry& metrics_;
+  const int max_in_flight_;
+  std::atomic<int> in_flight_{0};
 };
 
 }  // namespace bank::command

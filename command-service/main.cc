@@ -42,6 +42,11 @@ int main(int argc, char** argv) {
       ->envname("BANK_CACHE_SIZE")
       ->check(CLI::Range(0, 100000000))
       ->capture_default_str();
+  app.add_option("--max-in-flight", config.max_in_flight,
+                 "commands in progress at most; more get RESOURCE_EXHAUSTED")
+      ->envname("BANK_MAX_IN_FLIGHT")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   app.add_option("--max-threads", config.max_threads,
                  "gRPC server threads at most")
       ->envname("BANK_MAX_THREADS")

@@ -120,7 +120,8 @@ auto PgEventStore::WithConnection(absl::Time deadline, const char* what, Fn fn)
     return absl::DeadlineExceededError(
         absl::StrCat(what, ": deadline passed before the database was asked"));
   }
-  auto lease = pool_.Acquire(deadline);
+  auto lease =
+      pool_.Acquire(std::min(deadline, absl::Now() + options_.max_pool_wait));
   if (!lease.ok()) return lease.status();
   try {
     lease->SetStatementTimeout(std::min(left, options_.max_statement_time));

@@ -20,6 +20,9 @@ class PgEventStore final : public EventStore {
     int pool_size = 8;
     // The longest any statement may run, whatever the caller's deadline.
     absl::Duration max_statement_time = absl::Seconds(10);
+    // The longest a caller waits for a free connection before UNAVAILABLE:
+    // under overload, fail fast instead of piling up.
+    absl::Duration max_pool_wait = absl::Seconds(2);
   };
 
   explicit PgEventStore(Options options);

@@ -3,11 +3,13 @@
 // startup failures, graceful shutdown, and a first scenario end to end.
 #include <signal.h>
 
+#include <atomic>
 #include <pqxx/pqxx>
+#include <thread>
 
+#include "common/db/migrations.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
-#include "common/db/migrations.h"
 #include "gtest/gtest.h"
 #include "tests/support/system.h"
 
@@ -83,8 +85,9 @@ TEST(SystemTest, StartsOnEmptyDatabasesWithHealthAndReflection) {
   // Migrations were applied by their owners.
   pqxx::connection e(sys.events_uri), r(sys.read_uri);
   pqxx::work te(e);
-  EXPECT_EQ(te.exec("SELECT count(*) FROM schema_migrations")[0][0].as<size_t>(),
-            sql::EventsMigrations().size());
+  EXPECT_EQ(
+      te.exec("SELECT count(*) FROM schema_migrations")[0][0].as<size_t>(),
+      sql::EventsMigrations().size());
   EXPECT_TRUE(testing::WaitFor(
       [&] {
         pqxx::work t(r);
@@ -179,8 +182,9 @@ TEST(SystemTest, ConcurrentStartsMigrateOnce) {
   EXPECT_TRUE(System::WaitServing(p2, "", absl::Seconds(30))) << b->Log();
   pqxx::connection e(sys.events_uri);
   pqxx::work te(e);
-  EXPECT_EQ(te.exec("SELECT count(*) FROM schema_migrations")[0][0].as<size_t>(),
-            sql::EventsMigrations().size());
+  EXPECT_EQ(
+      te.exec("SELECT count(*) FROM schema_migrations")[0][0].as<size_t>(),
+      sql::EventsMigrations().size());
   EXPECT_TRUE(testing::WaitFor(
       [&] {
         pqxx::connection r(sys.read_uri);
@@ -295,6 +299,80 @@ TEST(SystemTest, MetricsCountTheTrafficSent) {
        {sys.command_metrics, sys.projector_metrics, sys.query_metrics}) {
     EXPECT_EQ(testing::HttpGet(port, "/healthz").status, 200) << port;
   }
+}
+
+TEST(SystemTest, OverloadIsShedQuicklyAndTheServiceRecovers) {
+  System sys(*pg, "overload");
+  sys.command =
+      sys.StartCommandService({"--max-in-flight", "4", "--db-pool-size", "2"});
+  ASSERT_TRUE(System::WaitServing(sys.command_port, "", absl::Seconds(30)))
+      << sys.command->Log();
+  std::string a = testing::OpenAccount(sys.commands(), 0);
+  std::atomic<int> ok{0}, shed{0}, other{0};
+  absl::Duration slowest_shed;
+  absl::Mutex mu;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 32; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        v1::DepositRequest d;
+        d.set_account_id(a);
+        d.set_amount(1);
+        v1::CommandResult r;
+        auto ctx = Ctx(10);
+        absl::Time start = absl::Now();
+        grpc::Status s = sys.commands().Deposit(ctx.get(), d, &r);
+        if (s.ok()) {
+          ++ok;
+        } else if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+          ++shed;
+          absl::MutexLock lock(&mu);
+          slowest_shed = std::max(slowest_shed, absl::Now() - start);
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GT(shed.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_LT(slowest_shed, absl::Seconds(1));  // Refused at once, not queued.
+  // Every acknowledged deposit is there, and only those.
+  v1::DepositRequest d;
+  d.set_account_id(a);
+  d.set_amount(1);
+  v1::CommandResult r;
+  auto ctx = Ctx();
+  ASSERT_TRUE(sys.commands().Deposit(ctx.get(), d, &r).ok());
+  EXPECT_EQ(r.version(), 1 + ok.load() + 1);
+}
+
+TEST(SystemTest, AnExpiredDeadlineChangesNothing) {
+  System sys(*pg, "deadline");
+  sys.StartAll();
+  std::string a = testing::OpenAccount(sys.commands(), 0);
+  v1::DepositRequest d;
+  d.set_account_id(a);
+  d.set_amount(5);
+  v1::CommandResult r;
+  grpc::ClientContext ctx;
+  // A deadline that has already passed when the call is made.
+  ctx.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+  EXPECT_EQ(sys.commands().Deposit(&ctx, d, &r).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  v1::GetBalanceRequest q;
+  q.set_account_id(a);
+  q.set_min_version(1);
+  v1::AccountBalance b;
+  auto qctx = Ctx();
+  ASSERT_TRUE(sys.queries().GetBalance(qctx.get(), q, &b).ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  auto qctx2 = Ctx();
+  ASSERT_TRUE(sys.queries().GetBalance(qctx2.get(), q, &b).ok());
+  EXPECT_EQ(b.balance(), 0);
+  EXPECT_EQ(b.version(), 1);
 }
 
 TEST(SystemTest, OversizedRequestIsRefusedAndChangesNothing) {
