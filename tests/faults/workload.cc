@@ -1,0 +1,279 @@
+#include "tests/faults/workload.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <pqxx/pqxx>
+#include <random>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "common/util/text.h"
+#include "tests/support/oracle.h"
+
+namespace bank::faults {
+namespace {
+
+bool Definitive(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::StatusCode::OK:
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::ABORTED:
+      return true;
+    default:
+      return false;  // UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ...
+  }
+}
+
+std::shared_ptr<v1::CommandService::Stub> MakeStub(int port) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 250);
+  return v1::CommandService::NewStub(
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                grpc::InsecureChannelCredentials(), args));
+}
+
+}  // namespace
+
+Workload::Workload(int command_port, Options options) : options_(options) {
+  absl::MutexLock lock(&mu_);
+  stub_ = MakeStub(command_port);
+}
+
+Workload::~Workload() { Stop(); }
+
+void Workload::SetCommandPort(int port) {
+  absl::MutexLock lock(&mu_);
+  stub_ = MakeStub(port);
+}
+
+std::shared_ptr<v1::CommandService::Stub> Workload::stub() const {
+  absl::MutexLock lock(&mu_);
+  return stub_;
+}
+
+void Workload::OpenAccounts() {
+  for (int i = 0; i < options_.accounts; ++i) {
+    v1::OpenAccountRequest req;
+    req.set_command_id(util::NewUuid());
+    req.set_owner(absl::StrCat("Client ", i));
+    req.set_currency("EUR");
+    req.set_initial_deposit(options_.initial);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+      v1::CommandResult res;
+      if (stub()->OpenAccount(&ctx, req, &res).ok()) {
+        accounts_.push_back(res.account_id());
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+}
+
+grpc::Status Workload::Send(Op& op, absl::Duration timeout) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  auto s = stub();
+  switch (op.kind) {
+    case Op::kDeposit: {
+      v1::DepositRequest req;
+      req.set_command_id(op.command_id);
+      req.set_account_id(op.account);
+      req.set_amount(op.amount);
+      v1::CommandResult res;
+      return s->Deposit(&ctx, req, &res);
+    }
+    case Op::kWithdraw: {
+      v1::WithdrawRequest req;
+      req.set_command_id(op.command_id);
+      req.set_account_id(op.account);
+      req.set_amount(op.amount);
+      v1::CommandResult res;
+      return s->Withdraw(&ctx, req, &res);
+    }
+    case Op::kTransfer: {
+      v1::TransferRequest req;
+      req.set_command_id(op.command_id);
+      req.set_from_account_id(op.account);
+      req.set_to_account_id(op.to);
+      req.set_amount(op.amount);
+      v1::TransferResult res;
+      return s->Transfer(&ctx, req, &res);
+    }
+  }
+  return grpc::Status(grpc::StatusCode::INTERNAL, "unknown op");
+}
+
+void Workload::Client(int index) {
+  std::mt19937 rng(1000 + index);
+  const int n = static_cast<int>(accounts_.size());
+  while (running_.load()) {
+    Op op;
+    op.command_id = util::NewUuid();
+    int r = rng() % 10;
+    // A third of the traffic goes to two hot accounts.
+    auto pick = [&] {
+      return accounts_[rng() % 3 == 0 ? rng() % 2 : rng() % n];
+    };
+    op.account = pick();
+    op.amount = 1 + rng() % 500;
+    if (r < 4) {
+      op.kind = Op::kDeposit;
+    } else if (r < 7) {
+      op.kind = Op::kWithdraw;
+    } else {
+      op.kind = Op::kTransfer;
+      do {
+        op.to = pick();
+      } while (op.to == op.account);
+    }
+    ++sent_;
+    grpc::Status st = Send(op, options_.call_timeout);
+    op.code = st.error_code();
+    op.unknown = !Definitive(op.code);
+    {
+      absl::MutexLock lock(&mu_);
+      if (st.ok()) {
+        absl::Time now = absl::Now();
+        longest_gap_ = std::max(longest_gap_, now - last_ack_);
+        last_ack_ = now;
+      }
+      ops_.push_back(op);
+      ++first_codes_[op.code];
+    }
+    if (st.ok()) ++acked_;
+    absl::SleepFor(options_.pause);
+  }
+}
+
+void Workload::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    last_ack_ = absl::Now();
+  }
+  running_ = true;
+  for (int i = 0; i < options_.clients; ++i) {
+    threads_.emplace_back([this, i] { Client(i); });
+  }
+}
+
+void Workload::Stop() {
+  if (!running_.exchange(false)) return;
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  absl::MutexLock lock(&mu_);
+  longest_gap_ = std::max(longest_gap_, absl::Now() - last_ack_);
+}
+
+int Workload::ResolveUnknown(absl::Duration timeout) {
+  absl::Time end = absl::Now() + timeout;
+  std::vector<Op> ops;
+  {
+    absl::MutexLock lock(&mu_);
+    ops.swap(ops_);
+  }
+  int left = 0;
+  for (Op& op : ops) {
+    while (op.unknown && absl::Now() < end) {
+      grpc::Status st = Send(op, absl::Seconds(3));
+      op.code = st.error_code();
+      op.unknown = !Definitive(op.code);
+      if (op.unknown) absl::SleepFor(absl::Milliseconds(50));
+    }
+    if (op.unknown) ++left;
+  }
+  absl::MutexLock lock(&mu_);
+  ops_.swap(ops);
+  return left;
+}
+
+std::vector<Op> Workload::ops() const {
+  absl::MutexLock lock(&mu_);
+  return ops_;
+}
+
+std::map<grpc::StatusCode, int64_t> Workload::first_codes() const {
+  absl::MutexLock lock(&mu_);
+  return first_codes_;
+}
+
+absl::Duration Workload::longest_gap() const {
+  absl::MutexLock lock(&mu_);
+  return longest_gap_;
+}
+
+std::vector<std::string> CheckOracle(const Workload& w,
+                                     const std::string& events_uri,
+                                     const std::string& read_uri) {
+  std::vector<std::string> diffs;
+  // command_id -> (events, distinct transactions)
+  std::map<std::string, std::pair<int64_t, int64_t>> stored;
+  {
+    pqxx::connection c(events_uri);
+    pqxx::work tx(c);
+    for (const auto& row :
+         tx.exec("SELECT metadata->>'command_id', count(*), "
+                 "count(DISTINCT transaction_id) FROM events "
+                 "WHERE metadata ? 'command_id' GROUP BY 1")) {
+      stored[row[0].as<std::string>()] = {row[1].as<int64_t>(),
+                                          row[2].as<int64_t>()};
+    }
+  }
+  int64_t expected_total = w.initial_total();
+  for (const Op& op : w.ops()) {
+    if (op.unknown) {
+      diffs.push_back(
+          absl::StrCat("command ", op.command_id, " never resolved"));
+      continue;
+    }
+    auto it = stored.find(op.command_id);
+    const int64_t want_events = op.kind == Op::kTransfer ? 2 : 1;
+    if (op.code == grpc::StatusCode::OK) {
+      if (it == stored.end() || it->second.first != want_events ||
+          it->second.second != 1) {
+        diffs.push_back(absl::StrCat(
+            "acknowledged command ", op.command_id, " has ",
+            it == stored.end() ? 0 : it->second.first, " events in ",
+            it == stored.end() ? 0 : it->second.second, " transactions"));
+      }
+      if (op.kind == Op::kDeposit) expected_total += op.amount;
+      if (op.kind == Op::kWithdraw) expected_total -= op.amount;
+    } else if (it != stored.end()) {
+      diffs.push_back(absl::StrCat("refused command ", op.command_id, " (code ",
+                                   op.code, ") has events"));
+    }
+  }
+  for (const auto& [id, counts] : stored) {
+    if (counts.second > 1) {
+      diffs.push_back(absl::StrCat("command ", id, " has events in ",
+                                   counts.second, " transactions"));
+    }
+  }
+  for (const std::string& d : testing::CompareReadModel(events_uri, read_uri)) {
+    diffs.push_back(d);
+  }
+  pqxx::connection c(read_uri);
+  pqxx::work tx(c);
+  pqxx::result r = tx.exec(
+      "SELECT coalesce(sum(balance), 0), coalesce(min(balance), 0) "
+      "FROM account_balances");
+  if (r[0][0].as<int64_t>() != expected_total) {
+    diffs.push_back(absl::StrCat("money not conserved: balances sum to ",
+                                 r[0][0].as<int64_t>(), ", commands say ",
+                                 expected_total));
+  }
+  if (r[0][1].as<int64_t>() < 0) {
+    diffs.push_back(absl::StrCat("negative balance: ", r[0][1].as<int64_t>()));
+  }
+  return diffs;
+}
+
+}  // namespace bank::faults

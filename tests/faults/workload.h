@@ -1,0 +1,103 @@
+#ifndef BANK_TESTS_FAULTS_WORKLOAD_H_
+#define BANK_TESTS_FAULTS_WORKLOAD_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "bank/v1/bank.grpc.pb.h"
+
+namespace bank::faults {
+
+// One command the workload sent, and what the client saw.
+struct Op {
+  enum Kind { kDeposit, kWithdraw, kTransfer } kind;
+  std::string command_id;
+  std::string account;  // from, for transfers
+  std::string to;       // transfers only
+  int64_t amount = 0;
+  // OK, a definitive refusal, or unknown (the outcome cannot be known yet:
+  // UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED...).
+  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+  bool unknown = true;
+};
+
+// A mixed workload of deposits, withdrawals and transfers over a set of
+// accounts (some hot), from many client threads, logging every request and
+// its outcome for the oracle. Bounded in time. Thread-safe.
+class Workload {
+ public:
+  struct Options {
+    int clients = 8;
+    int accounts = 20;
+    int64_t initial = 10000;  // per account
+    absl::Duration call_timeout = absl::Seconds(3);
+    absl::Duration pause = absl::Milliseconds(2);  // between a client's calls
+  };
+
+  Workload(int command_port, Options options);
+  ~Workload();
+
+  // Opens the accounts (retrying until the service answers).
+  void OpenAccounts();
+  void Start();
+  void Stop();
+
+  // Sends every unknown command again with the same command_id (and the same
+  // request) until each gets a definitive answer or `timeout` passes; returns
+  // how many stay unknown.
+  int ResolveUnknown(absl::Duration timeout);
+
+  // Swaps the command service address (after a restart on another port).
+  void SetCommandPort(int port);
+
+  std::vector<Op> ops() const;
+  const std::vector<std::string>& accounts() const { return accounts_; }
+  int64_t initial_total() const {
+    return options_.initial * static_cast<int64_t>(accounts_.size());
+  }
+  // The longest stretch without an acknowledged command while running.
+  absl::Duration longest_gap() const;
+  // How often each status code was the first answer to a command.
+  std::map<grpc::StatusCode, int64_t> first_codes() const;
+  int64_t sent() const { return sent_.load(); }
+  int64_t acked() const { return acked_.load(); }
+
+ private:
+  void Client(int index);
+  grpc::Status Send(Op& op, absl::Duration timeout);
+  std::shared_ptr<v1::CommandService::Stub> stub() const;
+
+  const Options options_;
+  std::vector<std::string> accounts_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<v1::CommandService::Stub> stub_ ABSL_GUARDED_BY(mu_);
+  std::vector<Op> ops_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_ack_ ABSL_GUARDED_BY(mu_);
+  absl::Duration longest_gap_ ABSL_GUARDED_BY(mu_);
+  std::map<grpc::StatusCode, int64_t> first_codes_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> running_{false};
+  std::atomic<int64_t> sent_{0}, acked_{0};
+  std::vector<std::thread> threads_;
+};
+
+// Checks the oracle after a scenario (load stopped, unknowns resolved):
+//   1. every acknowledged command has its events in the store exactly once,
+//      in one transaction, and no command id has two sets of events;
+//   2. (after the projector caught up) folding the events from scratch gives
+//      exactly the read model;
+//   3. money is conserved and no balance is negative.
+// Returns the differences found.
+std::vector<std::string> CheckOracle(const Workload& w,
+                                     const std::string& events_uri,
+                                     const std::string& read_uri);
+
+}  // namespace bank::faults
+
+#endif  // BANK_TESTS_FAULTS_WORKLOAD_H_
