@@ -1,7 +1,8 @@
 // Nothing lost: the real three processes and PostgreSQL under a mixed load,
 // one injected fault per scenario, and the oracle after each (see
-// workload.h). BANK_FAULT_SECONDS sets the load per phase (default 2); the
-// suite prints one line of figures per scenario and a summary table.
+// workload.h). BANK_FAULT_SECONDS sets the load per phase (default 2),
+// BANK_FAULT_CLIENTS and BANK_FAULT_ACCOUNTS its size (8 and 20); the suite
+// prints one line of figures per scenario and a summary table.
 #include <signal.h>
 
 #include <cstdlib>
@@ -103,6 +104,13 @@ class FaultTest : public ::testing::Test {
     }
   }
   void Load(Workload::Options o = {}) {
+    // The size of a longer run by hand: BANK_FAULT_CLIENTS, BANK_FAULT_ACCOUNTS.
+    if (const char* c = std::getenv("BANK_FAULT_CLIENTS")) {
+      o.clients = std::max(o.clients, std::atoi(c));
+    }
+    if (const char* a = std::getenv("BANK_FAULT_ACCOUNTS")) {
+      o.accounts = std::max(2, std::atoi(a));
+    }
     w_ = std::make_unique<Workload>(sys_->command_port, o);
     w_->OpenAccounts();
     ASSERT_EQ(static_cast<int>(w_->accounts().size()), o.accounts);
