@@ -104,13 +104,15 @@ class FaultTest : public ::testing::Test {
     }
   }
   void Load(Workload::Options o = {}) {
-    // The size of a longer run by hand: BANK_FAULT_CLIENTS, BANK_FAULT_ACCOUNTS.
+    // The size of a longer run by hand: BANK_FAULT_CLIENTS,
+    // BANK_FAULT_ACCOUNTS.
     if (const char* c = std::getenv("BANK_FAULT_CLIENTS")) {
       o.clients = std::max(o.clients, std::atoi(c));
     }
     if (const char* a = std::getenv("BANK_FAULT_ACCOUNTS")) {
       o.accounts = std::max(2, std::atoi(a));
     }
+    o.query_port = sys_->query_port;
     w_ = std::make_unique<Workload>(sys_->command_port, o);
     w_->OpenAccounts();
     ASSERT_EQ(static_cast<int>(w_->accounts().size()), o.accounts);
@@ -139,6 +141,9 @@ class FaultTest : public ::testing::Test {
     for (size_t i = 0; i < diffs.size() && i < 10; ++i)
       ADD_FAILURE() << diffs[i];
     EXPECT_GT(w_->acked(), 0);
+    EXPECT_GT(w_->reads(), 0);
+    EXPECT_EQ(w_->stale_reads(), 0)
+        << "a min_version read returned an older version";
     std::string line = absl::StrFormat(
         "%-28s %8d %8d %8d %7d %10dms %11d", name_, w_->sent(), w_->acked(),
         unknown_before, faults, absl::ToInt64Milliseconds(w_->longest_gap()),
@@ -147,7 +152,8 @@ class FaultTest : public ::testing::Test {
     for (const auto& [code, n] : w_->first_codes()) {
       absl::StrAppend(&codes, codes.empty() ? "" : " ", CodeName(code), "=", n);
     }
-    std::printf("%s  first answers: %s\n", line.c_str(), codes.c_str());
+    std::printf("%s  min_version reads: %d  first answers: %s\n", line.c_str(),
+                static_cast<int>(w_->reads()), codes.c_str());
     summary->push_back(line);
   }
   std::unique_ptr<System> sys_;

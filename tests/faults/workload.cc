@@ -43,6 +43,24 @@ std::shared_ptr<v1::CommandService::Stub> MakeStub(int port) {
 Workload::Workload(int command_port, Options options) : options_(options) {
   absl::MutexLock lock(&mu_);
   stub_ = MakeStub(command_port);
+  if (options_.query_port != 0) {
+    queries_ = v1::QueryService::NewStub(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(options_.query_port),
+                            grpc::InsecureChannelCredentials()));
+  }
+}
+
+void Workload::ReadBack(const std::string& account, int64_t version) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  v1::GetBalanceRequest req;
+  req.set_account_id(account);
+  req.set_min_version(version);
+  v1::AccountBalance b;
+  if (queries_->GetBalance(&ctx, req, &b).ok()) {
+    ++reads_;
+    if (b.version() < version) ++stale_reads_;
+  }
 }
 
 Workload::~Workload() { Stop(); }
@@ -78,7 +96,7 @@ void Workload::OpenAccounts() {
   }
 }
 
-grpc::Status Workload::Send(Op& op, absl::Duration timeout) {
+grpc::Status Workload::Send(Op& op, absl::Duration timeout, int64_t* version) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   auto s = stub();
@@ -89,7 +107,9 @@ grpc::Status Workload::Send(Op& op, absl::Duration timeout) {
       req.set_account_id(op.account);
       req.set_amount(op.amount);
       v1::CommandResult res;
-      return s->Deposit(&ctx, req, &res);
+      grpc::Status st = s->Deposit(&ctx, req, &res);
+      if (version) *version = res.version();
+      return st;
     }
     case Op::kWithdraw: {
       v1::WithdrawRequest req;
@@ -97,7 +117,9 @@ grpc::Status Workload::Send(Op& op, absl::Duration timeout) {
       req.set_account_id(op.account);
       req.set_amount(op.amount);
       v1::CommandResult res;
-      return s->Withdraw(&ctx, req, &res);
+      grpc::Status st = s->Withdraw(&ctx, req, &res);
+      if (version) *version = res.version();
+      return st;
     }
     case Op::kTransfer: {
       v1::TransferRequest req;
@@ -106,7 +128,9 @@ grpc::Status Workload::Send(Op& op, absl::Duration timeout) {
       req.set_to_account_id(op.to);
       req.set_amount(op.amount);
       v1::TransferResult res;
-      return s->Transfer(&ctx, req, &res);
+      grpc::Status st = s->Transfer(&ctx, req, &res);
+      if (version) *version = res.from().version();
+      return st;
     }
   }
   return grpc::Status(grpc::StatusCode::INTERNAL, "unknown op");
@@ -136,7 +160,8 @@ void Workload::Client(int index) {
       } while (op.to == op.account);
     }
     ++sent_;
-    grpc::Status st = Send(op, options_.call_timeout);
+    int64_t version = 0;
+    grpc::Status st = Send(op, options_.call_timeout, &version);
     op.code = st.error_code();
     op.unknown = !Definitive(op.code);
     {
@@ -150,6 +175,9 @@ void Workload::Client(int index) {
       ++first_codes_[op.code];
     }
     if (st.ok()) ++acked_;
+    if (st.ok() && queries_ != nullptr && rng() % 4 == 0) {
+      ReadBack(op.account, version);
+    }
     absl::SleepFor(options_.pause);
   }
 }

@@ -39,6 +39,9 @@ class Workload {
     int64_t initial = 10000;  // per account
     absl::Duration call_timeout = absl::Seconds(3);
     absl::Duration pause = absl::Milliseconds(2);  // between a client's calls
+    // When set, after an acknowledged command a client reads the account
+    // back from the query service with min_version (read-your-writes).
+    int query_port = 0;
   };
 
   Workload(int command_port, Options options);
@@ -67,11 +70,16 @@ class Workload {
   // How often each status code was the first answer to a command.
   std::map<grpc::StatusCode, int64_t> first_codes() const;
   int64_t sent() const { return sent_.load(); }
+  // Reads with min_version: answered, and answered with an older version
+  // than asked for (must stay 0).
+  int64_t reads() const { return reads_.load(); }
+  int64_t stale_reads() const { return stale_reads_.load(); }
   int64_t acked() const { return acked_.load(); }
 
  private:
   void Client(int index);
-  grpc::Status Send(Op& op, absl::Duration timeout);
+  grpc::Status Send(Op& op, absl::Duration timeout, int64_t* version = nullptr);
+  void ReadBack(const std::string& account, int64_t version);
   std::shared_ptr<v1::CommandService::Stub> stub() const;
 
   const Options options_;
@@ -83,7 +91,8 @@ class Workload {
   absl::Duration longest_gap_ ABSL_GUARDED_BY(mu_);
   std::map<grpc::StatusCode, int64_t> first_codes_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> running_{false};
-  std::atomic<int64_t> sent_{0}, acked_{0};
+  std::atomic<int64_t> sent_{0}, acked_{0}, reads_{0}, stale_reads_{0};
+  std::unique_ptr<v1::QueryService::Stub> queries_;
   std::vector<std::thread> threads_;
 };
 
