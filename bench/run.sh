@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The benchmark suite: the real system and, in the same run on the same
+# machine, the limits it is up against; prints one table with the ratios.
+#   bench/run.sh            full run (build first: scripts/build.sh)
+#   bench/run.sh --smoke    a few seconds per scenario, no targets (ctest)
+# Settings (environment): BENCH_CLIENTS (32), BENCH_SECONDS (10),
+# BENCH_ACCOUNTS (10000). PostgreSQL runs with fsync on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+BIN="${BANK_BUILD_DIR:-build}/bin"
+BIN="$(cd "$BIN" && pwd)"
+C="${BENCH_CLIENTS:-32}"
+D="${BENCH_SECONDS:-10}"
+N="${BENCH_ACCOUNTS:-10000}"
+if [ "${1:-}" = "--smoke" ]; then C=4; D=1; N=50; fi
+
+bench_pg_start
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  bench_pg_stop
+}
+trap cleanup EXIT
+bench_psql -c "CREATE DATABASE bank_events" -c "CREATE DATABASE bank_read" \
+           -c "CREATE DATABASE baseline"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CP=$(free_port); QP=$(free_port); EP=$(free_port)
+"$BIN/command-service" --listen 127.0.0.1:$CP --events-db "$(bench_uri bank_events)" \
+  --metrics-listen "" --log-level warn --db-pool-size 16 & PIDS+=($!); CMD_PID=$!
+"$BIN/projector" --events-db "$(bench_uri bank_events)" --read-db "$(bench_uri bank_read)" \
+  --metrics-listen "" --log-level warn & PIDS+=($!); PROJ_PID=$!
+"$BIN/query-service" --listen 127.0.0.1:$QP --read-db "$(bench_uri bank_read)" \
+  --metrics-listen "" --log-level warn & PIDS+=($!); QRY_PID=$!
+"$BIN/bank-echo-server" --listen 127.0.0.1:$EP & PIDS+=($!)
+until bench_psql -d bank_read -tAc "SELECT to_regclass('account_balances') IS NOT NULL" 2>/dev/null | grep -q t; do sleep 0.2; done
+
+# Baselines with pgbench, at the same client count.
+bench_psql -d baseline <<'SQL'
+CREATE TABLE events (
+  position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  event_id uuid NOT NULL UNIQUE, stream_id uuid NOT NULL,
+  stream_version bigint NOT NULL, event_type text NOT NULL,
+  schema_version integer NOT NULL, data jsonb NOT NULL,
+  metadata jsonb NOT NULL DEFAULT '{}', transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  recorded_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (stream_id, stream_version));
+CREATE TABLE balances (account_id integer PRIMARY KEY, balance bigint NOT NULL);
+INSERT INTO balances SELECT g, 100 FROM generate_series(1, 10000) g;
+VACUUM ANALYZE balances;
+SQL
+W="$BENCH_DIR/work"; mkdir -p "$W"; [ "$(id -u)" -eq 0 ] && chown postgres "$W"
+cat > "$W/insert.sql" <<'SQL'
+INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
+VALUES (gen_random_uuid(), gen_random_uuid(), 1, 'MoneyDeposited', 1, '{"amount":"1"}', '{"command_id":"x"}');
+SQL
+cat > "$W/read.sql" <<'SQL'
+\set id random(1, 10000)
+SELECT balance FROM balances WHERE account_id = :id;
+SQL
+pgbench_tps() {  # script
+  as_pg "$PGBIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$BENCH_PORT" -U postgres \
+    -c "$C" -j 2 -T "$D" -f "$1" baseline 2>/dev/null |
+    sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1
+}
+PG_INSERT=$(pgbench_tps "$W/insert.sql")
+PG_READ=$(pgbench_tps "$W/read.sql")
+
+LG() { "$BIN/bank-loadgen" --command-host 127.0.0.1:$CP --query-host 127.0.0.1:$QP \
+        --threads 4 --duration "$D" --json "$@"; }
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+SPREAD=$(LG --scenario deposit-spread --accounts "$N" --concurrency "$C")
+HOT=$(LG --scenario deposit-hot --accounts 1 --concurrency "$C")
+MIX=$(LG --scenario mix --accounts "$N" --concurrency "$C")
+GET=$(LG --scenario get-balance --accounts "$N" --concurrency "$C")
+ECHO=$("$BIN/bank-loadgen" --command-host none --query-host 127.0.0.1:$EP --threads 4 \
+        --duration "$D" --json --scenario get-balance --accounts "$N" --concurrency "$C")
+HALF=$(python3 -c "print(max(1, round($(field "$SPREAD" per_second) / 2)))")
+LAGW=$(LG --scenario lag-wait --accounts "$N" --rate "$HALF")
+LAGP=$(LG --scenario lag-poll --accounts "$N" --rate "$HALF")
+rss() { awk '/VmRSS/ {print int($2/1024) " MiB"}' /proc/$1/status; }
+RSS="command-service $(rss $CMD_PID), projector $(rss $PROJ_PID), query-service $(rss $QRY_PID)"
+
+[ -n "${BENCH_DEBUG:-}" ] && printf "%s\n" "$HOT" "$MIX" "$LAGW" >&2
+python3 - "$C" "$D" "$N" "$PG_INSERT" "$PG_READ" "$SPREAD" "$HOT" "$MIX" "$GET" "$ECHO" "$LAGW" "$LAGP" "$HALF" "$RSS" <<'PY'
+import json, sys
+c, d, n, pg_ins, pg_read = sys.argv[1:6]
+spread, hot, mix, get, echo, lagw, lagp = [json.loads(x) for x in sys.argv[6:13]]
+half, rss = sys.argv[13], sys.argv[14]
+pg_ins, pg_read = float(pg_ins or 0), float(pg_read or 0)
+print(f"\nbank benchmark: {c} clients, {d} s per scenario, {n} accounts, PostgreSQL 15 fsync on\n")
+print(f"{'measure':48} {'per s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9':>8} {'errors':>7}")
+def row(name, r):
+    print(f"{name:48} {r['per_second']:>10.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['p999_ms']:>8.2f} {r['errors']:>7}")
+print(f"{'baseline: pgbench one-row insert per transaction':48} {pg_ins:>10.0f}")
+print(f"{'baseline: pgbench prepared point read':48} {pg_read:>10.0f}")
+row("baseline: bare gRPC echo (GetBalance, no db)", echo)
+row("deposits over the accounts", spread)
+row("deposits on one hot account", hot)
+row("mix: deposits, withdrawals, transfers", mix)
+row("GetBalance over the accounts", get)
+row(f"lag ack->visible, min_version, {half}/s open loop", lagw)
+row(f"lag ack->visible, polling, {half}/s open loop", lagp)
+def ratio(a, b): return a / b if b else float('nan')
+print("\ntargets (ratios in this run):")
+print(f"  1. deposits / pgbench insert      {ratio(spread['per_second'], pg_ins):.2f}  (target >= 1.0)")
+print(f"  2. hot account / spread           {ratio(hot['per_second'], spread['per_second']):.2f}  (target >= 0.5; ABORTED seen: {hot['errors_by_code'].get('10', 0)})")
+print(f"  3. GetBalance / bare gRPC echo    {ratio(get['per_second'], echo['per_second']):.2f}  (target >= 0.7)")
+print(f"  4. lag p50 / p99 with min_version {lagw['p50_ms']:.2f} / {lagw['p99_ms']:.2f} ms  (target < 5 / < 25)")
+print(f"  6. resident memory after the run: {rss}")
+PY
