@@ -36,6 +36,7 @@ CP=$(free_port); QP=$(free_port); EP=$(free_port)
 "$BIN/bank-echo-server" --listen 127.0.0.1:$EP & PIDS+=($!)
 until bench_psql -d bank_read -tAc "SELECT to_regclass('account_balances') IS NOT NULL" 2>/dev/null | grep -q t; do sleep 0.2; done
 
+[ -n "${BENCH_NO_NOTIFY_TRIGGER:-}" ] && bench_psql -d bank_events -c "ALTER TABLE events DISABLE TRIGGER events_notify_after_insert"
 # Baselines with pgbench, at the same client count.
 bench_psql -d baseline <<'SQL'
 CREATE TABLE events (
