@@ -8,13 +8,13 @@
 #include "absl/strings/str_cat.h"
 #include "command-service/command_handler.h"
 #include "command-service/command_service.h"
-#include "common/db/health_probe.h"
 #include "common/db/migrations.h"
 #include "common/db/uri.h"
 #include "common/eventstore/pg_event_store.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
+#include "common/serving/serve.h"
 #include "common/util/signals.h"
 
 namespace bank::sql {
@@ -66,37 +66,14 @@ int RunCommandService(const Config& config) {
   }
   spdlog::info("command-service listening on {} (port {})", config.listen,
                (*server)->port());
-  std::atomic<bool> db_ok{false};
-  // Health follows the database: NOT_SERVING while it cannot be reached.
-  auto probe = std::make_unique<db::HealthProbe>(
-      config.events_db, absl::Seconds(1), [&](bool ok) {
-        db_ok = ok;
-        (*server)->SetServing(ok);
-        if (ok) {
-          spdlog::info("events database reachable: serving");
-        } else {
-          spdlog::warn("events database unreachable: health NOT_SERVING");
-        }
-      });
-  std::unique_ptr<metrics::HttpExporter> exporter;
-  if (!config.metrics_listen.empty()) {
-    auto e = metrics::HttpExporter::Start(config.metrics_listen, registry,
-                                          [&] { return db_ok.load(); });
-    if (!e.ok()) {
-      spdlog::error("cannot start: {}", e.status().message());
-      return 1;
-    }
-    exporter = *std::move(e);
-    spdlog::info("metrics on {} (port {})", config.metrics_listen,
-                 exporter->port());
-  }
-  int sig = util::WaitForTerminationSignal();
-  spdlog::info("signal {}: shutting down", sig);
-  probe.reset();  // Health stays NOT_SERVING from here on.
-  (*server)->Shutdown(config.shutdown_grace);
-  (*server)->Wait();
+  int code =
+      serving::ServeUntilSignal(**server, registry,
+                                {.db_uri = config.events_db,
+                                 .db_label = "events database",
+                                 .metrics_listen = config.metrics_listen,
+                                 .shutdown_grace = config.shutdown_grace});
   spdlog::info("stopped");
-  return 0;
+  return code;
 }
 
 }  // namespace bank::command
