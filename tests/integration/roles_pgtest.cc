@@ -76,6 +76,14 @@ TEST_F(RolesTest, SystemRunsWithLeastPrivilegeAndEachRoleIsRefusedTheRest) {
                 {"--listen", "127.0.0.1:" + std::to_string(qport), "--read-db",
                  Uri("bank_query", "bank_read")});
   ASSERT_TRUE(System::WaitServing(qport, "", absl::Seconds(30))) << query.Log();
+  // The projector creates the read schema: wait for it.
+  ASSERT_TRUE(testing::WaitFor(
+      [] {
+        return Try("bank_query", "bank_read",
+                   "SELECT 1 FROM account_balances LIMIT 1") == "";
+      },
+      absl::Seconds(30)))
+      << projector.Log();
 
   // The whole flow works with these privileges.
   auto commands = v1::CommandService::NewStub(
