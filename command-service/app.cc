@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "command-service/command_handler.h"
 #include "command-service/command_service.h"
+#include "command-service/raw_command_service.h"
 #include "common/db/migrations.h"
 #include "common/db/uri.h"
 #include "common/eventstore/pg_event_store.h"
@@ -52,6 +53,7 @@ int RunCommandService(const Config& config) {
        .instance_id = absl::StrCat("command-service@", host, ":", getpid()),
        .metrics = &registry});
   CommandServiceImpl service(handler, registry, config.max_in_flight);
+  RawCommandService raw(service);  // What the server registers (see there).
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,
        .max_threads = config.max_threads,
@@ -59,7 +61,7 @@ int RunCommandService(const Config& config) {
        .tls_key = config.tls_key,
        .tls_client_ca = config.tls_client_ca,
        .health_service_names = {v1::CommandService::service_full_name()}},
-      {&service});
+      {&raw});
   if (!server.ok()) {
     spdlog::error("cannot start: {}", server.status().message());
     return 1;

@@ -375,6 +375,40 @@ TEST(SystemTest, AnExpiredDeadlineChangesNothing) {
   EXPECT_EQ(b.version(), 1);
 }
 
+TEST(SystemTest, InvalidUtf8IsInvalidArgumentAndChangesNothing) {
+  System sys(*pg, "utf8");
+  sys.StartAll();
+  std::string a = testing::OpenAccount(sys.commands(), 10);
+  {
+    v1::OpenAccountRequest req;
+    req.set_owner("Mal\xc3");  // Truncated UTF-8.
+    req.set_currency("EUR");
+    v1::CommandResult r;
+    auto ctx = Ctx();
+    grpc::Status s = sys.commands().OpenAccount(ctx.get(), req, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("owner is not valid UTF-8"),
+              std::string::npos)
+        << s.error_message();
+  }
+  {
+    v1::DepositRequest req;
+    req.set_command_id("\xff\xfe");
+    req.set_account_id(a);
+    req.set_amount(1);
+    v1::CommandResult r;
+    auto ctx = Ctx();
+    grpc::Status s = sys.commands().Deposit(ctx.get(), req, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("command_id is not valid UTF-8"),
+              std::string::npos)
+        << s.error_message();
+  }
+  pqxx::connection e(sys.events_uri);
+  pqxx::work te(e);
+  EXPECT_EQ(te.exec("SELECT count(*) FROM events")[0][0].as<int>(), 1);
+}
+
 TEST(SystemTest, OversizedRequestIsRefusedAndChangesNothing) {
   System sys(*pg, "big");
   sys.StartAll();
