@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 
@@ -11,6 +12,7 @@
 #include "command-service/raw_command_service.h"
 #include "common/db/migrations.h"
 #include "common/db/uri.h"
+#include "common/eventstore/group_commit.h"
 #include "common/eventstore/pg_event_store.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
@@ -43,10 +45,17 @@ int RunCommandService(const Config& config) {
   registry.AddCallbackGauge("bank_db_pool_waiting",
                             "Callers waiting for a database connection.",
                             [&] { return store.pool().waiting(); });
+  // Concurrent commands share transactions (group commit); a committer
+  // holds one connection while its batch commits.
+  eventstore::GroupCommitEventStore batched(
+      store, store,
+      {.max_batch = config.append_batch,
+       .committers = std::min(config.append_committers, config.db_pool_size),
+       .metrics = &registry});
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   CommandHandler handler(
-      store,
+      batched,
       {.max_attempts = config.max_attempts,
        .snapshot_every = config.snapshot_every,
        .cache_capacity = static_cast<size_t>(config.cache_size),

@@ -19,6 +19,10 @@ struct Config {
   int cache_size = 100000;
   int max_threads = 64;
   int max_in_flight = 256;
+  // Group commit: commands appended per transaction at most (1: one
+  // transaction per command), and how many batches may commit at once.
+  int append_batch = 32;
+  int append_committers = 4;
   // TLS (see grpcutil::ServerOptions); empty: plain text.
   std::string tls_cert;
   std::string tls_key;

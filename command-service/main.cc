@@ -47,6 +47,17 @@ int main(int argc, char** argv) {
       ->envname("BANK_MAX_IN_FLIGHT")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  app.add_option("--append-batch", config.append_batch,
+                 "group commit: commands appended per transaction at most "
+                 "(1: one transaction per command)")
+      ->envname("BANK_APPEND_BATCH")
+      ->check(CLI::Range(1, 32))
+      ->capture_default_str();
+  app.add_option("--append-committers", config.append_committers,
+                 "group commit: batches committing at the same time at most")
+      ->envname("BANK_APPEND_COMMITTERS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--max-threads", config.max_threads,
                  "gRPC server threads at most")
       ->envname("BANK_MAX_THREADS")

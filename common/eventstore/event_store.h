@@ -107,6 +107,25 @@ class EventStore {
                                     absl::Time deadline) = 0;
 };
 
+// One command's append inside a batch (see BatchAppender).
+struct BatchItem {
+  const std::vector<StreamAppend>* appends = nullptr;
+  const CommandRecord* command = nullptr;  // null: not deduplicated
+};
+
+// Appends the events of many commands in one transaction (group commit).
+// Each command is still all-or-nothing and independent of the others: one
+// command's conflict or duplicate never fails its neighbours. Returns one
+// result per item, in order, with the meanings of EventStore::Append; a
+// failure of the whole transaction (connection lost, timeout) is returned
+// for every item.
+class BatchAppender {
+ public:
+  virtual ~BatchAppender() = default;
+  virtual std::vector<absl::StatusOr<std::vector<StreamResult>>> AppendBatch(
+      const std::vector<BatchItem>& items, absl::Time deadline) = 0;
+};
+
 }  // namespace bank::eventstore
 
 #endif  // BANK_COMMON_EVENTSTORE_EVENT_STORE_H_

@@ -47,6 +47,13 @@ WITH input AS (
 SELECT stream_id::text, stream_version, position FROM last
 )sql";
 
+constexpr char kAppendBatchSql[] = R"sql(
+SELECT command_index, outcome, stream_id::text, stream_version, event_position
+FROM append_commands($1::int[], $2::uuid[], $3::uuid[], $4::bigint[],
+                     $5::text[], $6::int[], $7::jsonb[], $8::jsonb[],
+                     $9::text[], $10::text[], $11::bytea[])
+)sql";
+
 constexpr char kReadStreamSql[] = R"sql(
 SELECT position, event_id::text, stream_version, event_type, schema_version,
        data::text, metadata::text, transaction_id::text::bigint,
@@ -81,6 +88,7 @@ ON CONFLICT (stream_id) DO UPDATE
 
 void PrepareStatements(pqxx::connection& conn) {
   conn.prepare("append", kAppendSql);
+  conn.prepare("append_batch", kAppendBatchSql);
   conn.prepare("read_stream", kReadStreamSql);
   conn.prepare("find_command", kFindCommandSql);
   conn.prepare("load_snapshot", kLoadSnapshotSql);
@@ -192,6 +200,88 @@ absl::StatusOr<std::vector<StreamResult>> PgEventStore::Append(
     return absl::InternalError(out.status().message());
   }
   return out;
+}
+
+std::vector<absl::StatusOr<std::vector<StreamResult>>>
+PgEventStore::AppendBatch(const std::vector<BatchItem>& items,
+                          absl::Time deadline) {
+  using Results = std::vector<absl::StatusOr<std::vector<StreamResult>>>;
+  std::vector<std::string> cmd_of, ids, streams, versions, types, schemas,
+      datas, metas, command_ids, request_types, requests;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string index = std::to_string(i + 1);
+    for (const StreamAppend& a : *items[i].appends) {
+      int64_t v = a.expected_version;
+      for (const NewEvent& e : a.events) {
+        cmd_of.push_back(index);
+        ids.push_back(e.event_id);
+        streams.push_back(a.stream_id);
+        versions.push_back(std::to_string(++v));
+        types.push_back(e.type);
+        schemas.push_back(std::to_string(e.schema_version));
+        datas.push_back(e.data);
+        metas.push_back(e.metadata);
+      }
+    }
+    const CommandRecord* c = items[i].command;
+    command_ids.push_back(c ? c->command_id : "");
+    request_types.push_back(c ? c->request_type : "");
+    requests.push_back(
+        absl::StrCat("\\x", c ? absl::BytesToHexString(c->request) : ""));
+  }
+  Results results(items.size());
+  absl::StatusOr<bool> ran = WithConnection(
+      deadline, "appending a batch of commands",
+      [&](db::ConnectionPool::Lease& conn) -> absl::StatusOr<bool> {
+        pqxx::nontransaction tx(*conn);
+        pqxx::result r = tx.exec_prepared(
+            "append_batch", ToArrayLiteral(cmd_of), ToArrayLiteral(ids),
+            ToArrayLiteral(streams), ToArrayLiteral(versions),
+            ToArrayLiteral(types), ToArrayLiteral(schemas),
+            ToArrayLiteral(datas), ToArrayLiteral(metas),
+            ToArrayLiteral(command_ids), ToArrayLiteral(request_types),
+            ToArrayLiteral(requests));
+        std::vector<std::vector<StreamResult>> ok(items.size());
+        std::vector<std::string> outcome(items.size());
+        for (const auto& row : r) {
+          const size_t i = row[0].as<size_t>() - 1;
+          if (i >= items.size()) continue;
+          outcome[i] = row[1].as<std::string>();
+          if (outcome[i] == "ok") {
+            ok[i].push_back(StreamResult{row[2].as<std::string>(),
+                                         row[3].as<int64_t>(),
+                                         row[4].as<int64_t>()});
+          }
+        }
+        for (size_t i = 0; i < items.size(); ++i) {
+          if (outcome[i] == "ok") {
+            // One result per StreamAppend, in the item's order.
+            std::vector<StreamResult> in_order;
+            for (const StreamAppend& a : *items[i].appends) {
+              for (const StreamResult& sr : ok[i]) {
+                if (sr.stream_id == a.stream_id) in_order.push_back(sr);
+              }
+            }
+            results[i] = std::move(in_order);
+          } else if (outcome[i] == "duplicate") {
+            results[i] = absl::AlreadyExistsError(
+                absl::StrCat("command ", items[i].command->command_id,
+                             " is recorded already"));
+          } else if (outcome[i] == "conflict") {
+            results[i] = absl::AbortedError(
+                "version conflict: another writer appended to the stream "
+                "first");
+          } else {
+            results[i] = absl::InternalError(
+                absl::StrCat("the batch append gave no outcome for item ", i));
+          }
+        }
+        return true;
+      });
+  if (!ran.ok()) {
+    for (auto& r : results) r = ran.status();
+  }
+  return results;
 }
 
 absl::StatusOr<std::vector<RecordedEvent>> PgEventStore::ReadStream(

@@ -13,7 +13,7 @@ namespace bank::eventstore {
 // prepared statement (one round trip): a multi-row insert of every event
 // from arrays, plus the command record, in one implicit transaction.
 // Thread-safe.
-class PgEventStore final : public EventStore {
+class PgEventStore final : public EventStore, public BatchAppender {
  public:
   struct Options {
     std::string uri;
@@ -30,6 +30,10 @@ class PgEventStore final : public EventStore {
   absl::StatusOr<std::vector<StreamResult>> Append(
       const std::vector<StreamAppend>& appends, const CommandRecord* command,
       absl::Time deadline) override;
+  // One statement (sql/events/003_append_batch.sql): every command in its
+  // own subtransaction, all of them in one transaction and one commit.
+  std::vector<absl::StatusOr<std::vector<StreamResult>>> AppendBatch(
+      const std::vector<BatchItem>& items, absl::Time deadline) override;
   absl::StatusOr<std::vector<RecordedEvent>> ReadStream(
       const std::string& stream_id, int64_t after_version, int max_count,
       absl::Time deadline) override;

@@ -9,19 +9,22 @@
 #include "bank/v1/bank.grpc.pb.h"
 #include "command-service/command_handler.h"
 #include "command-service/command_service.h"
+#include "common/eventstore/group_commit.h"
 #include "common/eventstore/pg_event_store.h"
 #include "common/grpc/server.h"
 
 namespace bank::testing {
 
-// An in-process command service (real handler, real PostgreSQL event store,
-// real gRPC on a free port) and a client stub for it.
+// An in-process command service wired as in production (real handler, group
+// commit over the real PostgreSQL event store, real gRPC on a free port) and
+// a client stub for it.
 struct CommandServer {
   explicit CommandServer(const std::string& uri,
                          command::CommandHandler::Options options = {},
                          int pool_size = 8)
       : store({.uri = uri, .pool_size = pool_size}),
-        handler(store, options),
+        batched(store, store, {.metrics = &registry}),
+        handler(batched, options),
         impl(handler, registry) {
     server = *grpcutil::Server::Start({.listen = "127.0.0.1:0"}, {&impl});
     channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
@@ -35,6 +38,7 @@ struct CommandServer {
 
   metrics::Registry registry;
   eventstore::PgEventStore store;
+  eventstore::GroupCommitEventStore batched;
   command::CommandHandler handler;
   command::CommandServiceImpl impl;
   std::unique_ptr<grpcutil::Server> server;
