@@ -165,10 +165,11 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::Execute(
     const Command& command, const std::vector<std::string>& account_ids,
     std::optional<int64_t> expected_version, const Decide& decide,
     absl::Time deadline) {
-  absl::StatusOr<std::optional<Outcome>> replay = FindReplay(command, deadline);
-  if (!replay.ok()) return replay.status();
-  if (replay->has_value()) return **replay;
-
+  // Idempotency costs no round trip on the common path: the append itself
+  // refuses a recorded command_id (the commands table's primary key), and
+  // only then, or when the aggregate refuses, is the stored result looked
+  // up: a repeated command is answered with its first outcome, never with
+  // a refusal computed on the state it already changed.
   std::vector<size_t> stripes;
   for (const std::string& id : account_ids) {
     stripes.push_back(absl::Hash<std::string>()(id) % kStripes);
@@ -181,9 +182,26 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::Execute(
   for (auto it = stripes.rbegin(); it != stripes.rend(); ++it) {
     stripes_[*it].Unlock();
   }
-  if (!out.ok() || !out->command_raced) return out;
-  // Another request with the same command_id committed first.
-  replay = FindReplay(command, deadline);
+  if (!out.ok()) {
+    switch (out.status().code()) {
+      case absl::StatusCode::kFailedPrecondition:
+      case absl::StatusCode::kNotFound:
+      case absl::StatusCode::kAlreadyExists:
+      case absl::StatusCode::kAborted:
+        break;  // A refusal: maybe of a command that took effect already.
+      default:
+        return out;
+    }
+    absl::StatusOr<std::optional<Outcome>> replay =
+        FindReplay(command, deadline);
+    if (!replay.ok()) return replay.status();
+    if (replay->has_value()) return **replay;
+    return out;
+  }
+  if (!out->command_raced) return out;
+  // The command_id is recorded: by an earlier request or a concurrent one.
+  absl::StatusOr<std::optional<Outcome>> replay =
+      FindReplay(command, deadline);
   if (!replay.ok()) return replay.status();
   if (!replay->has_value()) {
     return absl::InternalError("command recorded but not found");

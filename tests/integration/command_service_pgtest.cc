@@ -445,6 +445,51 @@ TEST_F(CommandServiceTest, SameCommandIdTakesEffectOnceAcrossRestarts) {
   EXPECT_EQ(StoredBalance(id), 40);
 }
 
+// Idempotency is checked by the append itself, so the state a retried
+// command meets already holds its first effect: the answer must still be
+// that first outcome, never a refusal computed on the changed state.
+TEST_F(CommandServiceTest, RetriedCommandsAnswerTheirFirstOutcomeNotARefusal) {
+  std::string id = Open(100);
+  const std::string w = util::NewUuid();
+  for (int i = 0; i < 2; ++i) {  // The balance no longer covers a second one.
+    grpc::ClientContext ctx;
+    v1::WithdrawRequest req;
+    req.set_command_id(w);
+    req.set_account_id(id);
+    req.set_amount(100);
+    v1::CommandResult res;
+    grpc::Status s = stub().Withdraw(&ctx, req, &res);
+    ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+    EXPECT_EQ(res.version(), 2);
+    EXPECT_EQ(res.replayed(), i == 1);
+  }
+  const std::string d = util::NewUuid();
+  for (int i = 0; i < 2; ++i) {  // expected_version 2 is stale the second time.
+    v1::CommandResult res;
+    grpc::Status s = Deposit(id, 5, &res, d, 2);
+    ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+    EXPECT_EQ(res.version(), 3);
+    EXPECT_EQ(res.replayed(), i == 1);
+  }
+  const std::string o = util::NewUuid(), fixed = util::NewUuid();
+  for (int i = 0; i < 2; ++i) {  // The account exists the second time.
+    grpc::ClientContext ctx;
+    v1::OpenAccountRequest req;
+    req.set_command_id(o);
+    req.set_account_id(fixed);
+    req.set_owner("Carol");
+    req.set_currency("EUR");
+    v1::CommandResult res;
+    grpc::Status s = stub().OpenAccount(&ctx, req, &res);
+    ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+    EXPECT_EQ(res.replayed(), i == 1);
+  }
+  EXPECT_EQ(StoredBalance(id), 5);
+  // Without a command_id, the same requests are refused as they should be.
+  EXPECT_EQ(Withdraw(id, 100).error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Deposit(id, 5, nullptr, "", 2).error_code(), StatusCode::ABORTED);
+}
+
 TEST_F(CommandServiceTest, SameCommandIdRacingFromManyClientsAppliesOnce) {
   CommandServer other(uri);
   std::string a = Open(100), b = Open(0);
