@@ -12,6 +12,9 @@ namespace bank::query {
 namespace {
 
 constexpr char kProgressChannel[] = "bank_projection";
+// A streaming replica cannot LISTEN (and NOTIFY is not replicated): there,
+// waiters are served by polling this often.
+constexpr absl::Duration kReplicaPoll = absl::Milliseconds(10);
 
 class Progress : public pqxx::notification_receiver {
  public:
@@ -110,9 +113,10 @@ void VersionWaiter::Check() {
 void VersionWaiter::Loop() {
   std::unique_ptr<pqxx::connection> conn;
   std::unique_ptr<Progress> progress;
+  bool replica = false;
   absl::Duration backoff = absl::Milliseconds(100);
   while (!stopping_.load()) {
-    absl::Duration wait = safety_poll_;
+    absl::Duration wait = replica ? kReplicaPoll : safety_poll_;
     {
       absl::MutexLock lock(&mu_);
       for (const auto& [id, w] : waiters_) {
@@ -125,7 +129,18 @@ void VersionWaiter::Loop() {
         progress.reset();
         conn = std::make_unique<pqxx::connection>(uri_);
         conn->set_variable("application_name", "'bank-query-listen'");
-        progress = std::make_unique<Progress>(*conn);
+        const bool was_replica = replica;
+        {
+          pqxx::nontransaction tx(*conn);
+          replica = tx.exec("SELECT pg_is_in_recovery()")[0][0].as<bool>();
+        }
+        if (replica != was_replica) {
+          spdlog::info(replica ? "read database is a streaming replica: "
+                                 "read-your-writes waits poll every 10 ms"
+                               : "read database is a primary: read-your-writes "
+                                 "waits follow the projector's notifications");
+        }
+        if (!replica) progress = std::make_unique<Progress>(*conn);
         conn->get_notifs();
         backoff = absl::Milliseconds(100);
       }

@@ -20,7 +20,9 @@ namespace bank::query {
 // channel for all waiters; on each notification (and on a short safety poll
 // while anyone waits, since notifications can be lost) it reads the versions
 // of the waited-for accounts in one query and completes the waiters that got
-// there. Waiters cost no thread. Thread-safe.
+// there. Waiters cost no thread. On a streaming replica of the read database
+// (which can neither LISTEN nor receive notifications) it polls every 10 ms
+// instead. Thread-safe.
 class VersionWaiter {
  public:
   enum class Outcome { kReached, kDeadline, kShutdown };

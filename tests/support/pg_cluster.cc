@@ -84,19 +84,7 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start() {
         "PostgreSQL server binaries not found: install postgresql-15 or set "
         "BANK_PG_BINDIR");
   }
-  char tmpl[] = "/tmp/bank-pg-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
-  c->dir_ = tmpl;
-  if (geteuid() == 0) {
-    passwd* pw = getpwnam("postgres");
-    if (pw == nullptr) {
-      return absl::FailedPreconditionError(
-          "running as root needs the 'postgres' user (postgresql package)");
-    }
-    if (chown(c->dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
-      return absl::InternalError("cannot chown the cluster folder");
-    }
-  }
+  if (absl::Status s = c->MakeDir(); !s.ok()) return s;
   if (absl::Status s = c->RunAsServerUser(absl::StrCat(
           ShellQuote(c->bindir_ + "/initdb"), " -D ",
           ShellQuote(c->dir_ + "/data"),
@@ -110,6 +98,43 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start() {
   }
   return absl::InternalError(
       absl::StrCat("PostgreSQL did not start; see ", c->dir_, "/server.log"));
+}
+
+absl::Status PgCluster::MakeDir() {
+  char tmpl[] = "/tmp/bank-pg-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
+  dir_ = tmpl;
+  if (geteuid() == 0) {
+    passwd* pw = getpwnam("postgres");
+    if (pw == nullptr) {
+      return absl::FailedPreconditionError(
+          "running as root needs the 'postgres' user (postgresql package)");
+    }
+    if (chown(dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      return absl::InternalError("cannot chown the cluster folder");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::StartStandbyOf(
+    const PgCluster& primary) {
+  auto c = std::unique_ptr<PgCluster>(new PgCluster());
+  c->bindir_ = primary.bindir_;
+  if (absl::Status s = c->MakeDir(); !s.ok()) return s;
+  if (absl::Status s = c->RunAsServerUser(absl::StrCat(
+          ShellQuote(c->bindir_ + "/pg_basebackup"), " -h 127.0.0.1 -p ",
+          primary.port_, " -U postgres -D ", ShellQuote(c->dir_ + "/data"),
+          " -R -X stream -c fast"));
+      !s.ok()) {
+    return s;
+  }
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    c->port_ = PickFreePort();
+    if (c->StartServer().ok()) return c;
+  }
+  return absl::InternalError(
+      absl::StrCat("the standby did not start; see ", c->dir_, "/server.log"));
 }
 
 absl::Status PgCluster::StartServer() {

@@ -17,6 +17,10 @@ namespace bank::testing {
 class PgCluster {
  public:
   static absl::StatusOr<std::unique_ptr<PgCluster>> Start();
+  // A hot standby of `primary` (pg_basebackup, streaming replication), on a
+  // port of its own.
+  static absl::StatusOr<std::unique_ptr<PgCluster>> StartStandbyOf(
+      const PgCluster& primary);
   ~PgCluster();
 
   int port() const { return port_; }
@@ -31,6 +35,7 @@ class PgCluster {
 
  private:
   PgCluster() = default;
+  absl::Status MakeDir();
   absl::Status RunAsServerUser(const std::string& command) const;
   absl::Status StartServer();
 
