@@ -21,6 +21,7 @@
 #include "common/util/text.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace {
 
@@ -308,6 +309,13 @@ int main(int argc, char** argv) {
   history->add_option("--page-size", page_size, "entries per page");
   history->add_option("--page-token", page_token, "continue a listing");
   history->add_flag("--all", all, "follow every page");
+  std::string health_target = "command";
+  auto* health = app.add_subcommand(
+      "health",
+      "ask a server's grpc.health.v1 service; exit 0 only when SERVING");
+  health->add_option("server", health_target, "command or query")
+      ->check(CLI::IsMember({"command", "query"}))
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   Client c(o);
@@ -385,6 +393,22 @@ int main(int argc, char** argv) {
         std::cout << ToJson(b) << "\n";
       } else {
         PrintBalance(b);
+      }
+    } else if (health->parsed()) {
+      const bool command = health_target == "command";
+      auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+          command ? o.command_host : o.query_host, Credentials(o)));
+      grpc::health::v1::HealthCheckRequest req;
+      req.set_service(command ? "bank.v1.CommandService"
+                              : "bank.v1.QueryService");
+      grpc::health::v1::HealthCheckResponse resp;
+      auto ctx = c.Context();
+      Check(stub->Check(ctx.get(), req, &resp), "health");
+      std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+                       resp.status())
+                << "\n";
+      if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+        return 1;
       }
     } else if (accounts->parsed()) {
       do {

@@ -11,6 +11,7 @@ PACKAGES=(
   libspdlog-dev libcli11-dev nlohmann-json3-dev libcivetweb-dev
   postgresql-15 postgresql-client-15 openssl
   python3 python3-grpcio python3-protobuf python3-grpc-tools
+  docker.io docker-compose debootstrap iptables
 )
 
 missing=()

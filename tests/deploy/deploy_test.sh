@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# The deploy test (ctest label deploy): builds the images of deploy/, brings
+# the compose stack up with docker-compose, waits for health, runs a scenario
+# through the published ports only (open, deposit, transfer, read-your-writes
+# balances), restarts a service container and checks it recovers, then brings
+# the stack down and removes its containers, network and volumes.
+#
+# Uses the Docker engine at DOCKER_HOST (or the default socket) when one
+# answers; otherwise starts dockerd itself, with its data under
+# $BANK_DOCKER_DATA (default: <build dir>/deploy/docker, kept between runs as
+# the image cache) and stops it again by PID. When debian:bookworm is neither
+# present nor pullable, it is made with debootstrap from the Debian mirror of
+# the machine's apt sources. The PostgreSQL servers run deploy/postgres
+# unless BANK_POSTGRES_IMAGE names another image (e.g. postgres:15).
+#
+# Needs: BANKCTL (path to the host-built bankctl), root (or sudo) for dockerd.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BANKCTL="${BANKCTL:?BANKCTL must name the bankctl binary}"
+WORK="${BANK_DEPLOY_WORK:-$(dirname "$BANKCTL")/../deploy}"
+mkdir -p "$WORK"
+WORK="$(cd "$WORK" && pwd)"
+PROJECT="banktest$$"
+TMP="$(mktemp -d /tmp/bank-deploy.XXXXXX)"
+STARTED_DOCKERD_PID=""
+CREATED_BRIDGE=0
+SUDO=""
+T0=$(date +%s)
+
+log() { echo "[deploy $(($(date +%s) - T0))s] $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  if sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
+    echo "SKIP: the deploy test starts a Docker engine and needs root or sudo" >&2
+    exit 77
+  fi
+fi
+
+DOCKER_BIN=/usr/bin/docker
+[ -x "$DOCKER_BIN" ] || DOCKER_BIN="$(command -v docker)"
+docker() { $SUDO env DOCKER_HOST="$DOCKER_HOST" "$DOCKER_BIN" "$@"; }
+compose() {
+  $SUDO env DOCKER_HOST="$DOCKER_HOST" COMPOSE_HTTP_TIMEOUT=300 \
+    BANK_POSTGRES_IMAGE="$PG_IMAGE" BANK_IMAGE=bank-services:test \
+    BANK_COMMAND_PORT="$CMD_PORT" BANK_QUERY_PORT="$QRY_PORT" \
+    BANK_COMMAND_METRICS_PORT="$CMD_METRICS" BANK_PROJECTOR_METRICS_PORT="$PRJ_METRICS" \
+    BANK_QUERY_METRICS_PORT="$QRY_METRICS" \
+    docker-compose --ansi never -p "$PROJECT" -f "$ROOT/deploy/docker-compose.yml" "$@"
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -n "${PG_IMAGE:-}" ] && [ "$rc" -ne 0 ]; then
+    log "logs of the stack (failure):"
+    compose logs --no-color --tail 40 2>&1 | tail -n 200
+  fi
+  if [ -n "${PG_IMAGE:-}" ]; then
+    compose down -v --remove-orphans --timeout 20 >/dev/null 2>&1
+  fi
+  if [ -n "$STARTED_DOCKERD_PID" ]; then
+    log "stopping dockerd (pid $STARTED_DOCKERD_PID)"
+    $SUDO kill -TERM "$STARTED_DOCKERD_PID" 2>/dev/null
+    for _ in $(seq 1 60); do
+      $SUDO kill -0 "$STARTED_DOCKERD_PID" 2>/dev/null || break
+      sleep 0.5
+    done
+    if [ "$CREATED_BRIDGE" -eq 1 ]; then $SUDO ip link delete docker0 2>/dev/null; fi
+  fi
+  $SUDO rm -rf "$TMP"
+  log "done (rc=$rc)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+for tool in docker-compose dockerd; do
+  command -v "$tool" >/dev/null || fail "$tool is missing: run scripts/install-deps.sh"
+done
+
+# --- a Docker engine: the running one, or one of our own ---------------------
+export DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
+if ! docker info >/dev/null 2>&1; then
+  DATA="${BANK_DOCKER_DATA:-$WORK/docker}"
+  $SUDO mkdir -p "$DATA" "$TMP/exec"
+  ip link show docker0 >/dev/null 2>&1 || CREATED_BRIDGE=1
+  export DOCKER_HOST="unix://$TMP/docker.sock"
+  log "starting dockerd (data root $DATA)"
+  $SUDO dockerd --data-root "$DATA" --exec-root "$TMP/exec" \
+    --pidfile "$TMP/dockerd.pid" -H "$DOCKER_HOST" >"$TMP/dockerd.log" 2>&1 &
+  for _ in $(seq 1 120); do
+    if [ -s "$TMP/dockerd.pid" ]; then STARTED_DOCKERD_PID="$(cat "$TMP/dockerd.pid")"; fi
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || { tail -n 30 "$TMP/dockerd.log" >&2; fail "dockerd did not start"; }
+  STARTED_DOCKERD_PID="$(cat "$TMP/dockerd.pid")"
+fi
+
+# --- the base image ------------------------------------------------------------
+if ! docker image inspect debian:bookworm >/dev/null 2>&1; then
+  if ! timeout 60 "$DOCKER_BIN" -H "$DOCKER_HOST" pull debian:bookworm >/dev/null 2>&1; then
+    TARBALL="$WORK/debian-bookworm-minbase.tar"
+    if [ ! -s "$TARBALL" ]; then
+      MIRROR="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+        /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v '^[[:space:]]*#' |
+        grep -oE 'https?://[^ ]+' | grep -v -e security -e updates | head -n 1 || true)"
+      MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+      log "debootstrap bookworm (minbase) from $MIRROR"
+      $SUDO debootstrap --variant=minbase bookworm "$TMP/rootfs" "$MIRROR" >"$TMP/debootstrap.log" 2>&1 ||
+        { tail -n 20 "$TMP/debootstrap.log" >&2; fail "debootstrap failed"; }
+      $SUDO rm -rf "$TMP/rootfs/var/cache/apt/archives/"*.deb "$TMP/rootfs/var/lib/apt/lists/"*
+      $SUDO tar -C "$TMP/rootfs" -cf "$TARBALL.part" . && mv "$TARBALL.part" "$TARBALL"
+    fi
+    docker import "$TARBALL" debian:bookworm >/dev/null
+    log "imported debian:bookworm"
+  fi
+fi
+
+# --- images ----------------------------------------------------------------------
+PG_IMAGE="${BANK_POSTGRES_IMAGE:-bank-postgres:15}"
+if [ -z "${BANK_POSTGRES_IMAGE:-}" ]; then
+  log "building $PG_IMAGE from deploy/postgres"
+  docker build -q -t "$PG_IMAGE" "$ROOT/deploy/postgres" >/dev/null
+fi
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CMD_PORT=$(free_port); QRY_PORT=$(free_port)
+CMD_METRICS=$(free_port); PRJ_METRICS=$(free_port); QRY_METRICS=$(free_port)
+log "building the service image (docker-compose build)"
+compose build >"$TMP/build.log" 2>&1 || { tail -n 40 "$TMP/build.log" >&2; fail "image build failed"; }
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^(bank-|debian:)' | sed 's/^/  image /'
+
+# --- up, and wait for health -----------------------------------------------------
+log "docker-compose up"
+compose up -d >"$TMP/up.log" 2>&1 || { cat "$TMP/up.log" >&2; fail "docker-compose up failed"; }
+wait_healthy() {
+  local svc="$1" id status
+  for _ in $(seq 1 180); do
+    id="$(compose ps -q "$svc")"
+    status="$(docker inspect -f '{{.State.Health.Status}}' "$id" 2>/dev/null || true)"
+    [ "$status" = "healthy" ] && return 0
+    sleep 1
+  done
+  fail "$svc is not healthy (status: ${status:-none})"
+}
+for svc in postgres-events postgres-read command-service projector query-service; do
+  wait_healthy "$svc"
+done
+log "all five containers healthy"
+
+# Published ports are bound to 127.0.0.1 only, and the databases are not
+# published at all.
+ports="$(compose ps 2>/dev/null)"
+echo "$ports" | grep -q "127.0.0.1:$CMD_PORT->50051" || fail "command port not on 127.0.0.1: $ports"
+echo "$ports" | grep -q "127.0.0.1:$QRY_PORT->50052" || fail "query port not on 127.0.0.1: $ports"
+if echo "$ports" | grep -q -- "->5432"; then fail "a database port is published: $ports"; fi
+
+# --- the scenario, through the published ports --------------------------------
+ctl() { "$BANKCTL" --command-host "127.0.0.1:$CMD_PORT" --query-host "127.0.0.1:$QRY_PORT" --timeout 15 "$@"; }
+A="$(ctl --json open --owner Alice --currency EUR --initial 100.00 | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["account_id"])')"
+B="$(ctl --json open --owner Bob --currency EUR | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["account_id"])')"
+ctl deposit "$A" 25.50 >/dev/null
+ctl transfer "$A" "$B" 40.00 >/dev/null
+# bankctl waits (min_version) for its own writes before it prints a balance.
+out="$(ctl deposit "$B" 0.01)"
+echo "$out" | grep -q "balance  40.01 EUR" || fail "B after the deposit: $out"
+bal_a="$(ctl --json balance "$A" --wait --version 3 | python3 -c 'import json,sys; print(json.load(sys.stdin)["balance"])')"
+[ "$bal_a" = "8550" ] || fail "A's balance is $bal_a minor units, not 8550"
+ctl health command | grep -q SERVING || fail "command service not SERVING"
+for p in "$CMD_METRICS" "$PRJ_METRICS" "$QRY_METRICS"; do
+  python3 - "$p" <<'PY' || fail "no metrics on port $p"
+import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
+sys.exit(0 if "\nbank_" in body or body.startswith("bank_") or "# TYPE bank_" in body else 1)
+PY
+done
+log "scenario passed: A=85.50 B=40.01 EUR"
+
+# --- a service container restarts and recovers ----------------------------------
+log "restarting command-service and projector"
+compose restart -t 20 command-service projector >/dev/null 2>&1
+wait_healthy command-service
+wait_healthy projector
+out="$(ctl withdraw "$A" 5.50)"
+echo "$out" | grep -q "balance  80.00 EUR" || fail "A after the restart: $out"
+hist="$(ctl history "$A")"
+[ "$(echo "$hist" | wc -l)" -eq 4 ] || fail "A's history should have 4 entries: $hist"
+log "recovered after the restart"
+
+# The query service's process killed with SIGKILL (a crash, not a stop): the
+# restart policy brings it back.
+$SUDO kill -KILL "$(docker inspect -f '{{.State.Pid}}' "$(compose ps -q query-service)")"
+sleep 1
+wait_healthy query-service
+out="$(ctl balance "$B")"
+echo "$out" | grep -q "balance  40.01 EUR" || fail "B after the query service was killed: $out"
+log "query-service came back after kill -9"
