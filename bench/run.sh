@@ -4,7 +4,8 @@
 #   bench/run.sh            full run (build first: scripts/build.sh)
 #   bench/run.sh --smoke    a few seconds per scenario, no targets (ctest)
 # Settings (environment): BENCH_CLIENTS (32), BENCH_SECONDS (10),
-# BENCH_ACCOUNTS (10000). PostgreSQL runs with fsync on.
+# BENCH_ACCOUNTS (10000), BENCH_NOTIFY_TRIGGER (see below). PostgreSQL runs
+# with fsync on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -36,7 +37,16 @@ CP=$(free_port); QP=$(free_port); EP=$(free_port)
 "$BIN/bank-echo-server" --listen 127.0.0.1:$EP & PIDS+=($!)
 until bench_psql -d bank_read -tAc "SELECT to_regclass('account_balances') IS NOT NULL" 2>/dev/null | grep -q t; do sleep 0.2; done
 
-[ -n "${BENCH_NO_NOTIFY_TRIGGER:-}" ] && bench_psql -d bank_events -c "ALTER TABLE events DISABLE TRIGGER events_notify_after_insert"
+# BENCH_NOTIFY_TRIGGER=1: measure the old design, a NOTIFY inside every
+# writing transaction (the trigger removed by sql/events/004), for comparison.
+if [ -n "${BENCH_NOTIFY_TRIGGER:-}" ]; then
+  bench_psql -d bank_events <<'SQL'
+CREATE FUNCTION bench_events_notify() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM pg_notify('bank_events', ''); RETURN NULL; END; $$;
+CREATE TRIGGER bench_events_notify AFTER INSERT ON events
+  FOR EACH STATEMENT EXECUTE FUNCTION bench_events_notify();
+SQL
+fi
 # Baselines with pgbench, at the same client count.
 bench_psql -d baseline <<'SQL'
 CREATE TABLE events (

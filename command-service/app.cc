@@ -12,6 +12,7 @@
 #include "command-service/raw_command_service.h"
 #include "common/db/migrations.h"
 #include "common/db/uri.h"
+#include "common/eventstore/commit_notifier.h"
 #include "common/eventstore/group_commit.h"
 #include "common/eventstore/pg_event_store.h"
 #include "common/grpc/server.h"
@@ -46,12 +47,15 @@ int RunCommandService(const Config& config) {
                             "Callers waiting for a database connection.",
                             [&] { return store.pool().waiting(); });
   // Concurrent commands share transactions (group commit); a committer
-  // holds one connection while its batch commits.
+  // holds one connection while its batch commits. Readers are woken after
+  // commits, from outside the write path.
+  eventstore::CommitNotifier notifier(config.events_db);
   eventstore::GroupCommitEventStore batched(
       store, store,
       {.max_batch = config.append_batch,
        .committers = std::min(config.append_committers, config.db_pool_size),
-       .metrics = &registry});
+       .metrics = &registry,
+       .on_commit = [&notifier] { notifier.Committed(); }});
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   CommandHandler handler(

@@ -22,7 +22,7 @@ struct Config {
   // Group commit: commands appended per transaction at most (1: one
   // transaction per command), and how many batches may commit at once.
   int append_batch = 32;
-  int append_committers = 4;
+  int append_committers = 2;
   // TLS (see grpcutil::ServerOptions); empty: plain text.
   std::string tls_cert;
   std::string tls_key;

@@ -90,6 +90,11 @@ void GroupCommitEventStore::CommitLoop() {
                 ? std::move(results[i])
                 : absl::InternalError("the batch append lost an answer");
       }
+      if (options_.on_commit &&
+          std::any_of(sent.begin(), sent.end(),
+                      [](const Pending* p) { return p->result.ok(); })) {
+        options_.on_commit();
+      }
       batches_->Inc();
       batched_->Inc(static_cast<double>(items.size()));
     }

@@ -2,6 +2,7 @@
 #define BANK_COMMON_EVENTSTORE_GROUP_COMMIT_H_
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -25,9 +26,12 @@ class GroupCommitEventStore final : public EventStore {
     // At most 32: each command of a batch is a subtransaction, and a
     // backend caches only 64 of them before every snapshot overflows.
     int max_batch = 32;
-    int committers = 4;
+    int committers = 2;
     // Where batches are counted (a private registry when null).
     metrics::Registry* metrics = nullptr;
+    // Called after each batch in which at least one command committed
+    // (e.g. CommitNotifier::Committed).
+    std::function<void()> on_commit;
   };
 
   GroupCommitEventStore(EventStore& reads, BatchAppender& appender,

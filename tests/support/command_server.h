@@ -9,6 +9,7 @@
 #include "bank/v1/bank.grpc.pb.h"
 #include "command-service/command_handler.h"
 #include "command-service/command_service.h"
+#include "common/eventstore/commit_notifier.h"
 #include "common/eventstore/group_commit.h"
 #include "common/eventstore/pg_event_store.h"
 #include "common/grpc/server.h"
@@ -23,7 +24,10 @@ struct CommandServer {
                          command::CommandHandler::Options options = {},
                          int pool_size = 8)
       : store({.uri = uri, .pool_size = pool_size}),
-        batched(store, store, {.metrics = &registry}),
+        notifier(uri),
+        batched(store, store,
+                {.metrics = &registry,
+                 .on_commit = [this] { notifier.Committed(); }}),
         handler(batched, options),
         impl(handler, registry) {
     server = *grpcutil::Server::Start({.listen = "127.0.0.1:0"}, {&impl});
@@ -38,6 +42,7 @@ struct CommandServer {
 
   metrics::Registry registry;
   eventstore::PgEventStore store;
+  eventstore::CommitNotifier notifier;
   eventstore::GroupCommitEventStore batched;
   command::CommandHandler handler;
   command::CommandServiceImpl impl;
