@@ -13,11 +13,13 @@
 
 namespace bank::command {
 
-// A bounded LRU cache of account states that this process has seen
-// committed. An entry is always a true prefix of the account's stream, so it
-// is a safe place to resume reading from; it may be behind when another
-// instance wrote since (the store's unique constraint catches that on
-// append). Thread-safe.
+// A bounded LRU cache of account states: the state after this process's
+// latest append to the account, committed or still in flight (the command
+// handler erases an entry when its append fails or its outcome is unknown).
+// An entry may be behind when another instance wrote since (the store's
+// unique constraint catches that on append), or ahead of the stored stream
+// by appends in flight (appends built on it fail if those fail: the store's
+// gap check). Thread-safe.
 class AccountCache {
  public:
   explicit AccountCache(size_t capacity) : capacity_(capacity) {}

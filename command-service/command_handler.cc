@@ -170,18 +170,8 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::Execute(
   // only then, or when the aggregate refuses, is the stored result looked
   // up: a repeated command is answered with its first outcome, never with
   // a refusal computed on the state it already changed.
-  std::vector<size_t> stripes;
-  for (const std::string& id : account_ids) {
-    stripes.push_back(absl::Hash<std::string>()(id) % kStripes);
-  }
-  std::sort(stripes.begin(), stripes.end());
-  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-  for (size_t s : stripes) stripes_[s].Lock();
   absl::StatusOr<Outcome> out =
-      RunLocked(command, account_ids, expected_version, decide, deadline);
-  for (auto it = stripes.rbegin(); it != stripes.rend(); ++it) {
-    stripes_[*it].Unlock();
-  }
+      Run(command, account_ids, expected_version, decide, deadline);
   if (!out.ok()) {
     switch (out.status().code()) {
       case absl::StatusCode::kFailedPrecondition:
@@ -209,82 +199,178 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::Execute(
   return **replay;
 }
 
-absl::StatusOr<CommandHandler::Outcome> CommandHandler::RunLocked(
+std::vector<size_t> CommandHandler::StripesOf(
+    const std::vector<std::string>& account_ids) const {
+  std::vector<size_t> stripes;
+  for (const std::string& id : account_ids) {
+    stripes.push_back(absl::Hash<std::string>()(id) % kStripes);
+  }
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  return stripes;
+}
+
+std::vector<int64_t> CommandHandler::StartFlight(
+    const std::vector<std::string>& account_ids) {
+  absl::MutexLock lock(&flight_mu_);
+  std::vector<int64_t> seqs;
+  for (const std::string& id : account_ids) {
+    seqs.push_back(++flights_[id].started);
+  }
+  return seqs;
+}
+
+void CommandHandler::EndFlight(const std::vector<std::string>& account_ids,
+                               const std::vector<int64_t>& seqs) {
+  absl::MutexLock lock(&flight_mu_);
+  for (size_t i = 0; i < account_ids.size(); ++i) {
+    auto it = flights_.find(account_ids[i]);
+    if (it == flights_.end()) continue;
+    it->second.settled = std::max(it->second.settled, seqs[i]);
+    if (it->second.settled >= it->second.started) flights_.erase(it);
+  }
+}
+
+bool CommandHandler::InFlight(const std::vector<std::string>& account_ids) {
+  absl::MutexLock lock(&flight_mu_);
+  for (const std::string& id : account_ids) {
+    if (flights_.contains(id)) return true;
+  }
+  return false;
+}
+
+bool CommandHandler::AwaitLanded(const std::vector<std::string>& account_ids,
+                                 absl::Time deadline) {
+  struct Args {
+    CommandHandler* self;
+    const std::vector<std::string>* ids;
+  } args{this, &account_ids};
+  absl::MutexLock lock(&flight_mu_);
+  return flight_mu_.AwaitWithDeadline(
+      absl::Condition(
+          +[](Args* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->self->flight_mu_) {
+            for (const std::string& id : *a->ids) {
+              if (a->self->flights_.contains(id)) return false;
+            }
+            return true;
+          },
+          &args),
+      deadline);
+}
+
+absl::StatusOr<CommandHandler::Outcome> CommandHandler::Run(
     const Command& command, const std::vector<std::string>& account_ids,
     std::optional<int64_t> expected_version, const Decide& decide,
     absl::Time deadline) {
   const eventstore::CommandRecord record{command.command_id,
                                          command.request_type, command.request};
   const std::string metadata = Metadata(command);
+  const std::vector<size_t> stripes = StripesOf(account_ids);
+  // First try trusts the cache; after a conflict, read on from it.
+  bool trust_cache = true;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    // First try trusts the cache; a rejection or a conflict reads on from it.
-    bool trust_cache = attempt == 1;
     std::vector<domain::BankAccount> accounts;
-    bool any_cached = false;
-    auto load_all = [&]() -> absl::Status {
-      accounts.clear();
-      any_cached = false;
-      for (const std::string& id : account_ids) {
-        bool cached = false;
-        absl::StatusOr<domain::BankAccount> a =
-            Load(id, trust_cache, &cached, deadline);
-        if (!a.ok()) return a.status();
-        any_cached = any_cached || cached;
-        accounts.push_back(*std::move(a));
-      }
-      return absl::OkStatus();
-    };
-    auto check_and_decide = [&]() -> absl::Status {
-      if (expected_version.has_value() &&
-          accounts[0].state().version != *expected_version) {
-        if (accounts[0].state().version == 0) {
-          return absl::NotFoundError(
-              absl::StrCat("account ", account_ids[0], " does not exist"));
+    std::vector<eventstore::StreamAppend> ordered;
+    std::unique_ptr<eventstore::PendingAppend> pending;
+    std::vector<int64_t> flight;
+    {
+      // Commands on one account decide one at a time, in this order, each
+      // on the state the previous one left, committed or still in flight.
+      // The lock covers deciding and queueing the append, not its commit:
+      // the appends of a busy account share batches (pipelining).
+      StripeLock lock(*this, stripes);
+      bool any_cached = false;
+      auto load_all = [&]() -> absl::Status {
+        accounts.clear();
+        any_cached = false;
+        for (const std::string& id : account_ids) {
+          bool cached = false;
+          absl::StatusOr<domain::BankAccount> a =
+              Load(id, trust_cache, &cached, deadline);
+          if (!a.ok()) return a.status();
+          any_cached = any_cached || cached;
+          accounts.push_back(*std::move(a));
         }
-        return absl::AbortedError(
-            absl::StrCat("expected_version ", *expected_version,
-                         " but account ", account_ids[0], " is at version ",
-                         accounts[0].state().version, "; reload and retry"));
+        return absl::OkStatus();
+      };
+      auto check_and_decide = [&]() -> absl::Status {
+        if (expected_version.has_value() &&
+            accounts[0].state().version != *expected_version) {
+          if (accounts[0].state().version == 0) {
+            return absl::NotFoundError(
+                absl::StrCat("account ", account_ids[0], " does not exist"));
+          }
+          return absl::AbortedError(absl::StrCat(
+              "expected_version ", *expected_version, " but account ",
+              account_ids[0], " is at version ", accounts[0].state().version,
+              "; reload and retry"));
+        }
+        return decide(accounts);
+      };
+      bool all_cached = true;
+      for (const std::string& id : account_ids) {
+        all_cached = all_cached && cache_.Get(id).has_value();
       }
-      return decide(accounts);
-    };
-    if (absl::Status s = load_all(); !s.ok()) return s;
-    absl::Status decided = check_and_decide();
-    if (!decided.ok() && any_cached) {
-      // The cache may be behind another instance's writes: decide again on
-      // the current stream before refusing.
-      trust_cache = false;
+      if (!all_cached && InFlight(account_ids) &&
+          !AwaitLanded(account_ids, deadline)) {
+        // Without the state an append in flight leaves (evicted, or no
+        // cache), wait for it to land instead of deciding on an older one.
+        return absl::DeadlineExceededError(
+            "deadline passed waiting for earlier commands on the account");
+      }
       if (absl::Status s = load_all(); !s.ok()) return s;
-      decided = check_and_decide();
-    }
-    if (!decided.ok()) return decided;
-
-    std::vector<eventstore::StreamAppend> appends;
-    for (const domain::BankAccount& a : accounts) {
-      if (a.pending().empty()) continue;
-      eventstore::StreamAppend sa;
-      sa.stream_id = a.state().id;
-      sa.expected_version = a.committed_version();
-      for (const domain::AccountEvent& e : a.pending()) {
-        domain::EncodedEvent enc = domain::EncodeEvent(e);
-        sa.events.push_back(eventstore::NewEvent{
-            util::NewUuid(), enc.type, enc.schema_version, enc.json, metadata});
+      absl::Status decided = check_and_decide();
+      if (!decided.ok() && (any_cached || InFlight(account_ids))) {
+        // A refusal must rest on committed state: let the appends in flight
+        // on these accounts land (nobody can queue more while the stripes
+        // are held), then decide again on the stream as stored, which may
+        // also be ahead of a stale cache (another instance's writes).
+        if (!AwaitLanded(account_ids, deadline)) {
+          return absl::DeadlineExceededError(
+              "deadline passed waiting for earlier commands on the account");
+        }
+        trust_cache = false;
+        if (absl::Status s = load_all(); !s.ok()) return s;
+        decided = check_and_decide();
       }
-      appends.push_back(std::move(sa));
+      if (!decided.ok()) return decided;
+
+      for (const domain::BankAccount& a : accounts) {
+        if (a.pending().empty()) continue;
+        eventstore::StreamAppend sa;
+        sa.stream_id = a.state().id;
+        sa.expected_version = a.committed_version();
+        for (const domain::AccountEvent& e : a.pending()) {
+          domain::EncodedEvent enc = domain::EncodeEvent(e);
+          sa.events.push_back(eventstore::NewEvent{util::NewUuid(), enc.type,
+                                                   enc.schema_version,
+                                                   enc.json, metadata});
+        }
+        ordered.push_back(std::move(sa));
+      }
+      // A fixed order of rows keeps two opposite transfers from
+      // deadlocking on each other's unique-index entries.
+      std::sort(ordered.begin(), ordered.end(),
+                [](const auto& a, const auto& b) {
+                  return a.stream_id < b.stream_id;
+                });
+      pending = store_.StartAppend(
+          ordered, command.command_id.empty() ? nullptr : &record, deadline);
+      flight = StartFlight(account_ids);
+      // The next command on these accounts decides on this state; if this
+      // append fails, so does any append built on it (the store's gap and
+      // version checks), and the cache entry is dropped below.
+      for (const domain::BankAccount& a : accounts) cache_.Put(a.state());
     }
-    // A fixed order of rows keeps two opposite transfers from deadlocking
-    // on each other's unique-index entries.
-    std::vector<eventstore::StreamAppend> ordered = appends;
-    std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
-      return a.stream_id < b.stream_id;
-    });
     absl::StatusOr<std::vector<eventstore::StreamResult>> appended =
-        store_.Append(ordered, command.command_id.empty() ? nullptr : &record,
-                      deadline);
+        pending->Wait();
+    if (!appended.ok()) {
+      for (const std::string& id : account_ids) cache_.Erase(id);
+    }
+    EndFlight(account_ids, flight);
     if (appended.ok()) {
       Outcome out;
       for (const domain::BankAccount& a : accounts) {
-        cache_.Put(a.state());
         MaybeSnapshot(a.state(), a.committed_version(), deadline);
         for (const auto& r : *appended) {
           if (r.stream_id == a.state().id) out.results.push_back(r);
@@ -298,10 +384,6 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::RunLocked(
       return raced;
     }
     if (appended.status().code() != absl::StatusCode::kAborted) {
-      if (appended.status().code() == absl::StatusCode::kUnavailable) {
-        // The commit may or may not have happened: forget what we cached.
-        for (const std::string& id : account_ids) cache_.Erase(id);
-      }
       return appended.status();
     }
     conflicts_->Inc();
@@ -312,6 +394,7 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::RunLocked(
     }
     spdlog::debug("append conflict on attempt {} for command {}", attempt,
                   command.command_id);
+    trust_cache = false;
     SleepWithJitter(attempt, deadline);
     if (absl::Now() >= deadline) break;
     if (attempt < options_.max_attempts) retries_->Inc();

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -84,10 +85,40 @@ class CommandHandler {
                                   const std::vector<std::string>& account_ids,
                                   std::optional<int64_t> expected_version,
                                   const Decide& decide, absl::Time deadline);
-  absl::StatusOr<Outcome> RunLocked(const Command& command,
-                                    const std::vector<std::string>& account_ids,
-                                    std::optional<int64_t> expected_version,
-                                    const Decide& decide, absl::Time deadline);
+  // Decides and appends, retrying conflicts; no idempotency lookup.
+  absl::StatusOr<Outcome> Run(const Command& command,
+                              const std::vector<std::string>& account_ids,
+                              std::optional<int64_t> expected_version,
+                              const Decide& decide, absl::Time deadline);
+  std::vector<size_t> StripesOf(
+      const std::vector<std::string>& account_ids) const;
+  // Appends queued and not yet answered, per account: StartFlight when one
+  // is queued (returns its sequence numbers), EndFlight when answered.
+  std::vector<int64_t> StartFlight(const std::vector<std::string>& account_ids);
+  void EndFlight(const std::vector<std::string>& account_ids,
+                 const std::vector<int64_t>& seqs);
+  bool InFlight(const std::vector<std::string>& account_ids);
+  // Waits until no append is in flight on these accounts; false at deadline.
+  bool AwaitLanded(const std::vector<std::string>& account_ids,
+                   absl::Time deadline);
+
+  // Holds the stripes of a command's accounts, in order (no deadlock).
+  class StripeLock {
+   public:
+    StripeLock(CommandHandler& h, const std::vector<size_t>& stripes)
+        : h_(h), stripes_(stripes) {
+      for (size_t s : stripes_) h_.stripes_[s].Lock();
+    }
+    ~StripeLock() {
+      for (auto it = stripes_.rbegin(); it != stripes_.rend(); ++it) {
+        h_.stripes_[*it].Unlock();
+      }
+    }
+
+   private:
+    CommandHandler& h_;
+    const std::vector<size_t>& stripes_;
+  };
   // The stored outcome of command.command_id, if any; INVALID_ARGUMENT when
   // the id was used for a different request.
   absl::StatusOr<std::optional<Outcome>> FindReplay(const Command& command,
@@ -111,6 +142,12 @@ class CommandHandler {
   // Per-account serialization: an account id hashes to one stripe.
   static constexpr size_t kStripes = 1024;
   std::array<absl::Mutex, kStripes> stripes_;
+  struct Flight {
+    int64_t started = 0;
+    int64_t settled = 0;
+  };
+  absl::Mutex flight_mu_;
+  absl::flat_hash_map<std::string, Flight> flights_ ABSL_GUARDED_BY(flight_mu_);
 };
 
 }  // namespace bank::command

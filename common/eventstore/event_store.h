@@ -2,6 +2,7 @@
 #define BANK_COMMON_EVENTSTORE_EVENT_STORE_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,6 +71,14 @@ struct Snapshot {
   std::string state;  // JSON
 };
 
+// An append started with EventStore::StartAppend.
+class PendingAppend {
+ public:
+  virtual ~PendingAppend() = default;
+  // Blocks until the outcome is known; returns what Append would. Call once.
+  virtual absl::StatusOr<std::vector<StreamResult>> Wait() = 0;
+};
+
 // The append-only event store. Implementations are thread-safe. Every call
 // gives up at `deadline` (DEADLINE_EXCEEDED) and answers UNAVAILABLE when the
 // database cannot be reached.
@@ -87,6 +96,28 @@ class EventStore {
   virtual absl::StatusOr<std::vector<StreamResult>> Append(
       const std::vector<StreamAppend>& appends, const CommandRecord* command,
       absl::Time deadline) = 0;
+
+  // Starts an append and returns at once. Appends started one after the other
+  // are applied in that order on each stream they share, so a later one may
+  // build on the versions of an earlier one still in flight (and fails with
+  // ABORTED if that one fails). `appends` and `command` must stay alive until
+  // Wait returns. By default the append happens here, synchronously.
+  virtual std::unique_ptr<PendingAppend> StartAppend(
+      const std::vector<StreamAppend>& appends, const CommandRecord* command,
+      absl::Time deadline) {
+    class Done final : public PendingAppend {
+     public:
+      explicit Done(absl::StatusOr<std::vector<StreamResult>> r)
+          : r_(std::move(r)) {}
+      absl::StatusOr<std::vector<StreamResult>> Wait() override {
+        return std::move(r_);
+      }
+
+     private:
+      absl::StatusOr<std::vector<StreamResult>> r_;
+    };
+    return std::make_unique<Done>(Append(appends, command, deadline));
+  }
 
   // Up to max_count events of a stream with version > after_version, in
   // version order (empty when there are none).

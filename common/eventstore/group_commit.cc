@@ -3,12 +3,39 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
+
 namespace bank::eventstore {
+
+// The caller's handle on a queued append; waits for the answer if dropped
+// unanswered (the committer reads the caller's appends until then).
+class GroupCommitEventStore::Ticket final : public PendingAppend {
+ public:
+  Ticket(GroupCommitEventStore* store, std::shared_ptr<Pending> p)
+      : store_(store), p_(std::move(p)) {}
+  ~Ticket() override {
+    if (p_ != nullptr) (void)Wait();
+  }
+  absl::StatusOr<std::vector<StreamResult>> Wait() override {
+    if (p_ == nullptr) return absl::FailedPreconditionError("waited twice");
+    absl::MutexLock lock(&store_->mu_);
+    // The answer always comes: a committer answers every item it takes,
+    // even when its deadline has passed (the outcome must be known).
+    store_->mu_.Await(absl::Condition(&p_->done));
+    absl::StatusOr<std::vector<StreamResult>> out = std::move(p_->result);
+    p_.reset();
+    return out;
+  }
+
+ private:
+  GroupCommitEventStore* store_;
+  std::shared_ptr<Pending> p_;
+};
 
 GroupCommitEventStore::GroupCommitEventStore(EventStore& reads,
                                              BatchAppender& appender,
                                              Options options)
-    : reads_(reads), appender_(appender), options_(options) {
+    : reads_(reads), appender_(appender), options_(std::move(options)) {
   metrics::Registry* m = options_.metrics;
   if (m == nullptr) {
     own_metrics_ = std::make_unique<metrics::Registry>();
@@ -37,48 +64,102 @@ GroupCommitEventStore::~GroupCommitEventStore() {
 absl::StatusOr<std::vector<StreamResult>> GroupCommitEventStore::Append(
     const std::vector<StreamAppend>& appends, const CommandRecord* command,
     absl::Time deadline) {
-  if (appends.empty()) return absl::InvalidArgumentError("nothing to append");
-  Pending p;
-  p.item = BatchItem{&appends, command};
-  p.deadline = deadline;
+  return StartAppend(appends, command, deadline)->Wait();
+}
+
+std::unique_ptr<PendingAppend> GroupCommitEventStore::StartAppend(
+    const std::vector<StreamAppend>& appends, const CommandRecord* command,
+    absl::Time deadline) {
+  auto p = std::make_shared<Pending>();
+  p->item = BatchItem{&appends, command};
+  p->deadline = deadline;
   absl::MutexLock lock(&mu_);
-  if (stopping_) return absl::UnavailableError("the event store is stopping");
-  queue_.push_back(&p);
-  // The answer always comes: a committer answers every item it takes, even
-  // when its deadline has passed (the outcome must be known, not guessed).
-  mu_.Await(absl::Condition(&p.done));
-  return std::move(p.result);
+  if (appends.empty()) {
+    p->result = absl::InvalidArgumentError("nothing to append");
+    p->done = true;
+  } else if (stopping_) {
+    p->result = absl::UnavailableError("the event store is stopping");
+    p->done = true;
+  } else {
+    queue_.push_back(p);
+  }
+  return std::make_unique<Ticket>(this, std::move(p));
+}
+
+bool GroupCommitEventStore::CanTake() const {
+  if (stopping_) return true;
+  absl::flat_hash_set<std::string> blocked;
+  for (const auto& p : queue_) {
+    bool free = true;
+    for (const StreamAppend& a : *p->item.appends) {
+      if (in_flight_.contains(a.stream_id) || blocked.contains(a.stream_id)) {
+        free = false;
+      }
+    }
+    if (free) return true;
+    for (const StreamAppend& a : *p->item.appends) blocked.insert(a.stream_id);
+  }
+  return false;
+}
+
+void GroupCommitEventStore::TakeBatch(
+    std::vector<std::shared_ptr<Pending>>& batch) {
+  const size_t max_batch = std::clamp(options_.max_batch, 1, 32);
+  absl::flat_hash_set<std::string> blocked;
+  for (auto it = queue_.begin(); it != queue_.end() && batch.size() < max_batch;) {
+    bool free = true;
+    for (const StreamAppend& a : *(*it)->item.appends) {
+      if (in_flight_.contains(a.stream_id) || blocked.contains(a.stream_id)) {
+        free = false;
+      }
+    }
+    if (!free) {
+      for (const StreamAppend& a : *(*it)->item.appends) {
+        blocked.insert(a.stream_id);
+      }
+      ++it;
+      continue;
+    }
+    batch.push_back(*it);
+    it = queue_.erase(it);
+  }
+  // Claim the streams only now: appends in this batch may follow each other
+  // on one stream (one transaction applies them in order).
+  for (const auto& p : batch) {
+    for (const StreamAppend& a : *p->item.appends) ++in_flight_[a.stream_id];
+  }
 }
 
 void GroupCommitEventStore::CommitLoop() {
-  const size_t max_batch = std::clamp(options_.max_batch, 1, 32);
   while (true) {
-    std::vector<Pending*> batch;
+    std::vector<std::shared_ptr<Pending>> batch;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](GroupCommitEventStore* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
-               self->mu_) { return self->stopping_ || !self->queue_.empty(); },
+          +[](GroupCommitEventStore* self)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+                 return self->CanTake();
+               },
           this));
-      if (queue_.empty()) return;  // Stopping, and nothing left to answer.
-      while (!queue_.empty() && batch.size() < max_batch) {
-        batch.push_back(queue_.front());
-        queue_.pop_front();
-      }
+      if (stopping_ && queue_.empty()) return;  // Nothing left to answer.
+      TakeBatch(batch);
+      if (batch.empty()) continue;  // Stopping; another committer holds them.
     }
     // Items whose caller has given up are answered without being sent.
+    // Appends chained after one of them on a stream then fail their gap
+    // check (ABORTED) and are retried by their callers.
     const absl::Time now = absl::Now();
     std::vector<BatchItem> items;
     std::vector<Pending*> sent;
     absl::Time deadline = now;
-    for (Pending* p : batch) {
+    for (const auto& p : batch) {
       if (p->deadline <= now) {
         p->result = absl::DeadlineExceededError(
             "deadline passed while waiting to be appended");
         continue;
       }
       items.push_back(p->item);
-      sent.push_back(p);
+      sent.push_back(p.get());
       deadline = std::max(deadline, p->deadline);
     }
     if (!items.empty()) {
@@ -99,7 +180,13 @@ void GroupCommitEventStore::CommitLoop() {
       batched_->Inc(static_cast<double>(items.size()));
     }
     absl::MutexLock lock(&mu_);
-    for (Pending* p : batch) p->done = true;
+    for (const auto& p : batch) {
+      for (const StreamAppend& a : *p->item.appends) {
+        auto f = in_flight_.find(a.stream_id);
+        if (--f->second == 0) in_flight_.erase(f);
+      }
+      p->done = true;
+    }
   }
 }
 

@@ -7,24 +7,28 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "common/eventstore/event_store.h"
 #include "common/metrics/metrics.h"
 
 namespace bank::eventstore {
 
-// An EventStore whose appends are group-committed: concurrent Append calls
-// queue up and a few committer threads each take whatever is queued (up to
+// An EventStore whose appends are group-committed: concurrent appends queue
+// up and a few committer threads each take whatever is queued (up to
 // max_batch commands) and append it through BatchAppender in one
 // transaction. Nobody waits for a batch to fill: under light load a batch
 // holds one command and costs what a plain append costs; under load many
 // commands share one commit. Each caller is answered only after its batch
-// has committed, with its own outcome. Reads go straight to `reads`.
+// has committed, with its own outcome. Appends to the same stream are taken
+// in the order they were started, and never by two batches in flight at
+// once, so an append may build on an earlier one that has not committed yet
+// (StartAppend). Reads go straight to `reads`.
 class GroupCommitEventStore final : public EventStore {
  public:
   struct Options {
-    // At most 32: each command of a batch is a subtransaction, and a
-    // backend caches only 64 of them before every snapshot overflows.
+    // At most 32: each command of a batch may become a subtransaction, and
+    // a backend caches only 64 of them before every snapshot overflows.
     int max_batch = 32;
     int committers = 2;
     // Where batches are counted (a private registry when null).
@@ -46,6 +50,9 @@ class GroupCommitEventStore final : public EventStore {
   }
 
   absl::StatusOr<std::vector<StreamResult>> Append(
+      const std::vector<StreamAppend>& appends, const CommandRecord* command,
+      absl::Time deadline) override;
+  std::unique_ptr<PendingAppend> StartAppend(
       const std::vector<StreamAppend>& appends, const CommandRecord* command,
       absl::Time deadline) override;
   absl::StatusOr<std::vector<RecordedEvent>> ReadStream(
@@ -74,8 +81,15 @@ class GroupCommitEventStore final : public EventStore {
     absl::StatusOr<std::vector<StreamResult>> result =
         absl::UnknownError("not appended yet");
   };
+  class Ticket;
 
   void CommitLoop();
+  // Moves the appends a committer may take now into `batch`: queue order,
+  // skipping (with everything after them on the same streams) those whose
+  // streams are in another committer's batch.
+  void TakeBatch(std::vector<std::shared_ptr<Pending>>& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool CanTake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   EventStore& reads_;
   BatchAppender& appender_;
@@ -85,7 +99,9 @@ class GroupCommitEventStore final : public EventStore {
   metrics::Counter* batched_ = nullptr;
 
   absl::Mutex mu_;
-  std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<Pending>> queue_ ABSL_GUARDED_BY(mu_);
+  // Streams of the batches being appended, with how many of their appends.
+  absl::flat_hash_map<std::string, int> in_flight_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> committers_;
 };

@@ -87,6 +87,14 @@ ON CONFLICT (stream_id) DO UPDATE
 )sql";
 
 void PrepareStatements(pqxx::connection& conn) {
+  // Every statement is its own transaction; at REPEATABLE READ, all of
+  // append_commands() sees one snapshot taken before its transaction got an
+  // id. So an event it builds on (the version before its first one) was
+  // committed by a transaction with a smaller id, and the readers' order,
+  // (transaction_id, position), never puts a version before the one it
+  // follows. At READ COMMITTED a later statement of the same transaction
+  // could build on a commit newer than its own transaction id.
+  conn.set_variable("default_transaction_isolation", "'repeatable read'");
   conn.prepare("append", kAppendSql);
   conn.prepare("append_batch", kAppendBatchSql);
   conn.prepare("read_stream", kReadStreamSql);

@@ -17,6 +17,11 @@
 -- The gap checks probe the (stream_id, stream_version) index with scalar
 -- subqueries: an EXISTS here may be planned as a hashed subplan, a sequential
 -- scan of the whole table, when the cached plan was made on a small table.
+-- Run it at REPEATABLE READ (the event store's connections default to it):
+-- every statement then sees the snapshot taken before the transaction got
+-- its id, so whatever a command builds on was committed by a transaction with
+-- a smaller id, the order readers follow (001). At READ COMMITTED the slow
+-- path could build on a commit made after its own id was assigned.
 -- Callers keep batches to at most 32 commands, below the 64 subtransactions a
 -- backend caches before snapshots overflow to pg_subtrans for every reader.
 CREATE FUNCTION append_commands(
@@ -89,7 +94,7 @@ BEGIN
            AS o(c, s, v, p)
       ORDER BY o.c;
       RETURN;
-    EXCEPTION WHEN unique_violation THEN
+    EXCEPTION WHEN unique_violation OR serialization_failure THEN
       NULL;  -- Rolled back; sort it out command by command below.
     END;
   END IF;
@@ -141,7 +146,7 @@ BEGIN
              array_agg(l.position)
       INTO out_streams, out_versions, out_positions
       FROM last l;
-    EXCEPTION WHEN unique_violation THEN
+    EXCEPTION WHEN unique_violation OR serialization_failure THEN
       -- Only this command's subtransaction is rolled back.
       GET STACKED DIAGNOSTICS failed = CONSTRAINT_NAME;
       RETURN QUERY SELECT i,

@@ -180,7 +180,8 @@ TEST(ScalingTest, TwoCommandReplicasBehindRoundRobinKeepEveryInvariant) {
         return diffs.empty();
       },
       absl::Seconds(30)))
-      << (diffs.empty() ? "" : diffs[0]);
+      << (diffs.empty() ? "" : diffs[0]) << "\n"
+      << sys.projector->Log();
   EXPECT_EQ(Scalar(sys.read_uri, "SELECT sum(balance) FROM account_balances"),
             kAccounts * kInitial + net_in);
   EXPECT_EQ(Scalar(sys.read_uri,

@@ -168,6 +168,30 @@ TEST(GroupCommitTest, ExpiredAppendsAreAnsweredWithoutBeingSent) {
   EXPECT_EQ(fake.sent, (std::vector<std::string>{"first"}));
 }
 
+TEST(GroupCommitTest, AppendsToOneStreamAreNeverInTwoBatchesAtOnce) {
+  NoReads reads;
+  FakeAppender fake;
+  fake.hold_first = true;
+  GroupCommitEventStore store(reads, fake, {.committers = 2});
+  auto first_appends = One("A", 0);
+  auto first = store.StartAppend(first_appends, nullptr, Later());
+  fake.entered.WaitForNotification();  // Committer 1 holds A's batch.
+  auto second_appends = One("A", 1), other_appends = One("B", 0);
+  auto second = store.StartAppend(second_appends, nullptr, Later());
+  auto other = store.StartAppend(other_appends, nullptr, Later());
+  // Committer 2 takes B, which is free, but not A's follower.
+  ASSERT_TRUE(other->Wait().ok());
+  EXPECT_EQ(store.queued(), 1u);
+  fake.gate.Notify();
+  ASSERT_TRUE(first->Wait().ok());
+  auto r = second->Wait();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->at(0).version, 2);
+  absl::MutexLock lock(&fake.mu);
+  // (The held batch records what it sent once released.)
+  EXPECT_EQ(fake.sent, (std::vector<std::string>{"B", "A", "A"}));
+}
+
 TEST(GroupCommitTest, NothingToAppendIsInvalid) {
   NoReads reads;
   FakeAppender fake;
