@@ -374,9 +374,14 @@ absl::Status PgEventStore::SaveSnapshot(const Snapshot& snapshot,
   absl::StatusOr<bool> done = WithConnection(
       deadline, "saving a snapshot",
       [&](db::ConnectionPool::Lease& conn) -> absl::StatusOr<bool> {
-        pqxx::nontransaction tx(*conn);
+        // READ COMMITTED (the connections default to REPEATABLE READ): two
+        // snapshots of one stream saved at once must not fail each other;
+        // the upsert keeps the newer.
+        pqxx::work tx(*conn);
+        tx.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
         tx.exec_prepared("save_snapshot", snapshot.stream_id, snapshot.version,
                          snapshot.schema_version, snapshot.state);
+        tx.commit();
         return true;
       });
   return done.status();

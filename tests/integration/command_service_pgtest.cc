@@ -710,6 +710,26 @@ TEST_F(CommandServiceTest, SnapshotsAreTakenAndOldOnesIgnored) {
   ASSERT_TRUE(Withdraw(id, 91).ok());
 }
 
+// Pipelined commands on a busy account may save its snapshots at the same
+// time: none fails, the newest stays.
+TEST_F(CommandServiceTest, ConcurrentSnapshotSavesOfOneStreamAllSucceed) {
+  const std::string id = util::NewUuid();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 1; i <= 20; ++i) {
+        absl::Status s = server_->store.SaveSnapshot(
+            {id, i * 8 + t, 1, R"({"v":1})"}, absl::Now() + absl::Seconds(10));
+        EXPECT_TRUE(s.ok()) << s;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(Count("SELECT stream_version FROM snapshots WHERE stream_id = '" +
+                  id + "'"),
+            167);
+}
+
 TEST_F(CommandServiceTest, ReplaysStreamsHoldingOldAndNewSchemaVersions) {
   std::string id = util::NewUuid();
   {
