@@ -5,7 +5,7 @@
 //
 // It also compares the two server threading models with the same handler:
 //   --model callback  (default) the callback API; with --work-us, the work
-//                     runs on a separate pool (query-service's WorkerPool)
+//                     runs on a separate pool (common/util/worker_pool.h, as query-service)
 //   --model sync      the synchronous API: the work runs on gRPC's threads
 //                     (how command-service serves)
 // --work-us N makes each call wait N microseconds first, as for a database
@@ -17,7 +17,7 @@
 #include "bank/v1/bank.grpc.pb.h"
 #include "common/grpc/server.h"
 #include "common/util/signals.h"
-#include "query-service/worker_pool.h"
+#include "common/util/worker_pool.h"
 
 namespace {
 
@@ -37,7 +37,7 @@ void Work(int us) {
 
 class CallbackEcho final : public bank::v1::QueryService::CallbackService {
  public:
-  CallbackEcho(int work_us, bank::query::WorkerPool* pool)
+  CallbackEcho(int work_us, bank::util::WorkerPool* pool)
       : work_us_(work_us), pool_(pool) {}
   grpc::ServerUnaryReactor* GetBalance(
       grpc::CallbackServerContext* ctx, const bank::v1::GetBalanceRequest* req,
@@ -60,7 +60,7 @@ class CallbackEcho final : public bank::v1::QueryService::CallbackService {
 
  private:
   const int work_us_;
-  bank::query::WorkerPool* pool_;
+  bank::util::WorkerPool* pool_;
 };
 
 class SyncEcho final : public bank::v1::QueryService::Service {
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(2, 10000))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  bank::query::WorkerPool pool(workers, 4096);
+  bank::util::WorkerPool pool(workers, 4096);
   CallbackEcho callback(work_us, &pool);
   SyncEcho sync(work_us);
   grpc::Service* service = model == "sync"

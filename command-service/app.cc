@@ -20,6 +20,7 @@
 #include "common/metrics/metrics.h"
 #include "common/serving/serve.h"
 #include "common/util/signals.h"
+#include "common/util/worker_pool.h"
 
 namespace bank::sql {
 const std::vector<bank::db::Migration>& EventsMigrations();
@@ -66,7 +67,10 @@ int RunCommandService(const Config& config) {
        .instance_id = absl::StrCat("command-service@", host, ":", getpid()),
        .metrics = &registry});
   CommandServiceImpl service(handler, registry, config.max_in_flight);
-  RawCommandService raw(service);  // What the server registers (see there).
+  // Commands wait for the database on a pool of their own (callback API);
+  // a full queue sheds load at once.
+  util::WorkerPool pool(config.max_threads, config.max_in_flight);
+  RawCommandService raw(service, pool);  // What the server registers.
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,
        .max_threads = config.max_threads,

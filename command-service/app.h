@@ -17,7 +17,7 @@ struct Config {
   int snapshot_every = 100;
   int max_attempts = 10;
   int cache_size = 100000;
-  int max_threads = 64;
+  int max_threads = 64;  // Threads running commands.
   int max_in_flight = 256;
   // Group commit: commands appended per transaction at most (1: one
   // transaction per command), and how many batches may commit at once.

@@ -10,11 +10,12 @@
 namespace bank::command {
 
 template <typename Resp, typename Fn>
-grpc::Status CommandServiceImpl::Run(grpc::ServerContext* ctx, const char* rpc,
+grpc::Status CommandServiceImpl::Run(const grpc::ServerContextBase& ctx,
+                                     const char* rpc,
                                      const std::string& command_id, Resp* resp,
                                      Fn fn) {
   const absl::Time start = absl::Now();
-  absl::Time deadline = grpcutil::DeadlineOf(*ctx);
+  absl::Time deadline = grpcutil::DeadlineOf(ctx);
   // Load shedding: refuse at once rather than queue without bound.
   struct InFlight {
     std::atomic<int>& n;
@@ -29,7 +30,7 @@ grpc::Status CommandServiceImpl::Run(grpc::ServerContext* ctx, const char* rpc,
       : absl::Now() >= deadline
           ? absl::StatusOr<Resp>(absl::DeadlineExceededError(
                 "deadline passed before the command started"))
-          : fn(grpcutil::CorrelationIdOf(*ctx), deadline);
+          : fn(grpcutil::CorrelationIdOf(ctx), deadline);
   metrics_
       .GetCounter("bank_commands_total", "Commands by type and status code.",
                   {{"type", rpc},
@@ -55,48 +56,48 @@ grpc::Status CommandServiceImpl::Run(grpc::ServerContext* ctx, const char* rpc,
   return grpc::Status::OK;
 }
 
-grpc::Status CommandServiceImpl::OpenAccount(grpc::ServerContext* ctx,
-                                             const v1::OpenAccountRequest* req,
-                                             v1::CommandResult* resp) {
-  return Run(ctx, "OpenAccount", req->command_id(), resp,
+grpc::Status CommandServiceImpl::OpenAccount(
+    const grpc::ServerContextBase& ctx, const v1::OpenAccountRequest& req,
+    v1::CommandResult* resp) {
+  return Run(ctx, "OpenAccount", req.command_id(), resp,
              [&](const std::string& corr, absl::Time deadline) {
-               return handler_.OpenAccount(*req, corr, deadline);
+               return handler_.OpenAccount(req, corr, deadline);
              });
 }
 
-grpc::Status CommandServiceImpl::Deposit(grpc::ServerContext* ctx,
-                                         const v1::DepositRequest* req,
-                                         v1::CommandResult* resp) {
-  return Run(ctx, "Deposit", req->command_id(), resp,
+grpc::Status CommandServiceImpl::Deposit(
+    const grpc::ServerContextBase& ctx, const v1::DepositRequest& req,
+    v1::CommandResult* resp) {
+  return Run(ctx, "Deposit", req.command_id(), resp,
              [&](const std::string& corr, absl::Time deadline) {
-               return handler_.Deposit(*req, corr, deadline);
+               return handler_.Deposit(req, corr, deadline);
              });
 }
 
-grpc::Status CommandServiceImpl::Withdraw(grpc::ServerContext* ctx,
-                                          const v1::WithdrawRequest* req,
-                                          v1::CommandResult* resp) {
-  return Run(ctx, "Withdraw", req->command_id(), resp,
+grpc::Status CommandServiceImpl::Withdraw(
+    const grpc::ServerContextBase& ctx, const v1::WithdrawRequest& req,
+    v1::CommandResult* resp) {
+  return Run(ctx, "Withdraw", req.command_id(), resp,
              [&](const std::string& corr, absl::Time deadline) {
-               return handler_.Withdraw(*req, corr, deadline);
+               return handler_.Withdraw(req, corr, deadline);
              });
 }
 
-grpc::Status CommandServiceImpl::Transfer(grpc::ServerContext* ctx,
-                                          const v1::TransferRequest* req,
-                                          v1::TransferResult* resp) {
-  return Run(ctx, "Transfer", req->command_id(), resp,
+grpc::Status CommandServiceImpl::Transfer(
+    const grpc::ServerContextBase& ctx, const v1::TransferRequest& req,
+    v1::TransferResult* resp) {
+  return Run(ctx, "Transfer", req.command_id(), resp,
              [&](const std::string& corr, absl::Time deadline) {
-               return handler_.Transfer(*req, corr, deadline);
+               return handler_.Transfer(req, corr, deadline);
              });
 }
 
 grpc::Status CommandServiceImpl::CloseAccount(
-    grpc::ServerContext* ctx, const v1::CloseAccountRequest* req,
+    const grpc::ServerContextBase& ctx, const v1::CloseAccountRequest& req,
     v1::CommandResult* resp) {
-  return Run(ctx, "CloseAccount", req->command_id(), resp,
+  return Run(ctx, "CloseAccount", req.command_id(), resp,
              [&](const std::string& corr, absl::Time deadline) {
-               return handler_.CloseAccount(*req, corr, deadline);
+               return handler_.CloseAccount(req, corr, deadline);
              });
 }
 

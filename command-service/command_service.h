@@ -12,7 +12,7 @@ namespace bank::command {
 // bank.v1.CommandService over a CommandHandler: takes the call's deadline
 // and correlation id (metadata "x-correlation-id") and converts statuses.
 // Runs on the synchronous server's threads, where blocking is allowed.
-class CommandServiceImpl final : public v1::CommandService::Service {
+class CommandServiceImpl final {
  public:
   // Records bank_commands_total{type,code} and
   // bank_command_duration_seconds{type} in `metrics`.
@@ -22,24 +22,26 @@ class CommandServiceImpl final : public v1::CommandService::Service {
                      int max_in_flight = 256)
       : handler_(handler), metrics_(metrics), max_in_flight_(max_in_flight) {}
 
-  grpc::Status OpenAccount(grpc::ServerContext* ctx,
-                           const v1::OpenAccountRequest* req,
-                           v1::CommandResult* resp) override;
-  grpc::Status Deposit(grpc::ServerContext* ctx, const v1::DepositRequest* req,
-                       v1::CommandResult* resp) override;
-  grpc::Status Withdraw(grpc::ServerContext* ctx,
-                        const v1::WithdrawRequest* req,
-                        v1::CommandResult* resp) override;
-  grpc::Status Transfer(grpc::ServerContext* ctx,
-                        const v1::TransferRequest* req,
-                        v1::TransferResult* resp) override;
-  grpc::Status CloseAccount(grpc::ServerContext* ctx,
-                            const v1::CloseAccountRequest* req,
-                            v1::CommandResult* resp) override;
+  // One per RPC of bank.v1.CommandService; blocking (they wait for the
+  // database), so RawCommandService runs them on a pool of its own.
+  grpc::Status OpenAccount(const grpc::ServerContextBase& ctx,
+                           const v1::OpenAccountRequest& req,
+                           v1::CommandResult* resp);
+  grpc::Status Deposit(const grpc::ServerContextBase& ctx,
+                       const v1::DepositRequest& req, v1::CommandResult* resp);
+  grpc::Status Withdraw(const grpc::ServerContextBase& ctx,
+                        const v1::WithdrawRequest& req,
+                        v1::CommandResult* resp);
+  grpc::Status Transfer(const grpc::ServerContextBase& ctx,
+                        const v1::TransferRequest& req,
+                        v1::TransferResult* resp);
+  grpc::Status CloseAccount(const grpc::ServerContextBase& ctx,
+                            const v1::CloseAccountRequest& req,
+                            v1::CommandResult* resp);
 
  private:
   template <typename Resp, typename Fn>
-  grpc::Status Run(grpc::ServerContext* ctx, const char* rpc,
+  grpc::Status Run(const grpc::ServerContextBase& ctx, const char* rpc,
                    const std::string& command_id, Resp* resp, Fn fn);
 
   CommandHandler& handler_;

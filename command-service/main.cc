@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--max-threads", config.max_threads,
-                 "gRPC server threads at most")
+                 "threads running commands (they wait for the database)")
       ->envname("BANK_MAX_THREADS")
       ->check(CLI::Range(2, 10000))
       ->capture_default_str();

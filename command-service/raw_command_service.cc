@@ -10,7 +10,6 @@ namespace bank::command {
 namespace {
 
 using grpc::internal::RpcMethod;
-using grpc::internal::RpcMethodHandler;
 using grpc::internal::RpcServiceMethod;
 
 // Decodes `raw` into Req through its wire view Wire. INVALID_ARGUMENT for
@@ -47,42 +46,55 @@ grpc::Status Decode(const grpc::ByteBuffer& raw, Req* req) {
   return grpc::Status::OK;
 }
 
-template <typename Wire, typename Req, typename Resp>
-void Add(RawCommandService* self, const char* name,
-         grpc::Status (CommandServiceImpl::*method)(grpc::ServerContext*,
-                                                    const Req*, Resp*),
-         CommandServiceImpl& impl,
-         void (grpc::Service::*add)(RpcServiceMethod*)) {
-  (self->*add)(new RpcServiceMethod(
-      name, RpcMethod::NORMAL_RPC,
-      new RpcMethodHandler<RawCommandService, grpc::ByteBuffer, Resp>(
-          [&impl, method](RawCommandService*, grpc::ServerContext* ctx,
-                          const grpc::ByteBuffer* raw, Resp* resp) {
-            Req req;
-            grpc::Status s = Decode<Wire>(*raw, &req);
-            if (!s.ok()) return s;
-            return (impl.*method)(ctx, &req, resp);
-          },
-          self)));
-}
-
 }  // namespace
 
-RawCommandService::RawCommandService(CommandServiceImpl& impl) : impl_(impl) {
+template <typename Wire, typename Req, typename Resp>
+void RawCommandService::Add(const char* name,
+                            grpc::Status (CommandServiceImpl::*method)(
+                                const grpc::ServerContextBase&, const Req&,
+                                Resp*)) {
+  AddMethod(new RpcServiceMethod(name, RpcMethod::NORMAL_RPC, nullptr));
+  MarkMethodCallback(
+      methods_added_++,
+      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, Resp>(
+          [this, method](grpc::CallbackServerContext* ctx,
+                         const grpc::ByteBuffer* raw,
+                         Resp* resp) -> grpc::ServerUnaryReactor* {
+            grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+            auto req = std::make_shared<Req>();
+            grpc::Status s = Decode<Wire>(*raw, req.get());
+            if (!s.ok()) {
+              reactor->Finish(s);
+              return reactor;
+            }
+            if (!pool_.TrySubmit([this, method, ctx, req, resp, reactor] {
+                  reactor->Finish((impl_.*method)(*ctx, *req, resp));
+                })) {
+              reactor->Finish(grpc::Status(
+                  grpc::StatusCode::RESOURCE_EXHAUSTED,
+                  "command service overloaded (work queue full); retry with "
+                  "backoff"));
+            }
+            return reactor;
+          }));
+}
+
+RawCommandService::RawCommandService(CommandServiceImpl& impl,
+                                     util::WorkerPool& pool)
+    : impl_(impl), pool_(pool) {
   using namespace bank::internal::v1;
   // The order and names of the generated service, so clients and reflection
   // see bank.v1.CommandService.
-  auto add = &RawCommandService::AddMethod;
-  Add<OpenAccountRequestWire>(this, "/bank.v1.CommandService/OpenAccount",
-                              &CommandServiceImpl::OpenAccount, impl_, add);
-  Add<DepositRequestWire>(this, "/bank.v1.CommandService/Deposit",
-                          &CommandServiceImpl::Deposit, impl_, add);
-  Add<WithdrawRequestWire>(this, "/bank.v1.CommandService/Withdraw",
-                           &CommandServiceImpl::Withdraw, impl_, add);
-  Add<TransferRequestWire>(this, "/bank.v1.CommandService/Transfer",
-                           &CommandServiceImpl::Transfer, impl_, add);
-  Add<CloseAccountRequestWire>(this, "/bank.v1.CommandService/CloseAccount",
-                               &CommandServiceImpl::CloseAccount, impl_, add);
+  Add<OpenAccountRequestWire>("/bank.v1.CommandService/OpenAccount",
+                              &CommandServiceImpl::OpenAccount);
+  Add<DepositRequestWire>("/bank.v1.CommandService/Deposit",
+                          &CommandServiceImpl::Deposit);
+  Add<WithdrawRequestWire>("/bank.v1.CommandService/Withdraw",
+                           &CommandServiceImpl::Withdraw);
+  Add<TransferRequestWire>("/bank.v1.CommandService/Transfer",
+                           &CommandServiceImpl::Transfer);
+  Add<CloseAccountRequestWire>("/bank.v1.CommandService/CloseAccount",
+                               &CommandServiceImpl::CloseAccount);
 }
 
 }  // namespace bank::command

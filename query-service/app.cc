@@ -26,7 +26,7 @@ int RunQueryService(const Config& config) {
     return 1;
   }
   ReadModelReader reader(config.read_db, config.db_pool_size);
-  WorkerPool pool(config.workers, config.max_queue);
+  util::WorkerPool pool(config.workers, config.max_queue);
   auto waiter = std::make_unique<VersionWaiter>(config.read_db, reader);
   metrics::Registry registry;
   QueryServiceImpl service(reader, *waiter, pool, registry,

@@ -38,7 +38,7 @@ absl::StatusOr<absl::Time> AsOf(const google::protobuf::Timestamp& ts) {
 }  // namespace
 
 QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader,
-                                   VersionWaiter& waiter, WorkerPool& pool,
+                                   VersionWaiter& waiter, util::WorkerPool& pool,
                                    metrics::Registry& metrics, Options options)
     : reader_(reader),
       waiter_(waiter),

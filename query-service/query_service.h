@@ -6,7 +6,7 @@
 #include "common/metrics/metrics.h"
 #include "query-service/read_model_reader.h"
 #include "query-service/version_waiter.h"
-#include "query-service/worker_pool.h"
+#include "common/util/worker_pool.h"
 
 namespace bank::query {
 
@@ -25,7 +25,7 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
   // Records bank_queries_total{rpc,code}, bank_query_duration_seconds{rpc}
   // and bank_min_version_waits_total{outcome} in `metrics`.
   QueryServiceImpl(ReadModelReader& reader, VersionWaiter& waiter,
-                   WorkerPool& pool, metrics::Registry& metrics,
+                   util::WorkerPool& pool, metrics::Registry& metrics,
                    Options options);
 
   grpc::ServerUnaryReactor* GetBalance(grpc::CallbackServerContext* ctx,
@@ -72,7 +72,7 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
 
   ReadModelReader& reader_;
   VersionWaiter& waiter_;
-  WorkerPool& pool_;
+  util::WorkerPool& pool_;
   metrics::Registry& metrics_;
   const Options options_;
 };

@@ -13,14 +13,14 @@ namespace bank::grpcutil {
 inline constexpr absl::Duration kDefaultCallTimeout = absl::Seconds(30);
 
 // The call's deadline, capped at now + kDefaultCallTimeout.
-inline absl::Time DeadlineOf(const grpc::ServerContext& ctx) {
+inline absl::Time DeadlineOf(const grpc::ServerContextBase& ctx) {
   absl::Time cap = absl::Now() + kDefaultCallTimeout;
   absl::Time d = absl::FromChrono(ctx.deadline());
   return d < cap ? d : cap;
 }
 
 // The client's "x-correlation-id" metadata, or "".
-inline std::string CorrelationIdOf(const grpc::ServerContext& ctx) {
+inline std::string CorrelationIdOf(const grpc::ServerContextBase& ctx) {
   const auto& md = ctx.client_metadata();
   auto it = md.find("x-correlation-id");
   if (it == md.end()) return "";

@@ -9,6 +9,8 @@
 #include "bank/v1/bank.grpc.pb.h"
 #include "command-service/command_handler.h"
 #include "command-service/command_service.h"
+#include "command-service/raw_command_service.h"
+#include "common/util/worker_pool.h"
 #include "common/eventstore/commit_notifier.h"
 #include "common/eventstore/group_commit.h"
 #include "common/eventstore/pg_event_store.h"
@@ -29,8 +31,10 @@ struct CommandServer {
                 {.metrics = &registry,
                  .on_commit = [this] { notifier.Committed(); }}),
         handler(batched, options),
-        impl(handler, registry) {
-    server = *grpcutil::Server::Start({.listen = "127.0.0.1:0"}, {&impl});
+        impl(handler, registry),
+        pool(16, 256),
+        raw(impl, pool) {
+    server = *grpcutil::Server::Start({.listen = "127.0.0.1:0"}, {&raw});
     channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
                                   grpc::InsecureChannelCredentials());
     stub = v1::CommandService::NewStub(channel);
@@ -46,6 +50,8 @@ struct CommandServer {
   eventstore::GroupCommitEventStore batched;
   command::CommandHandler handler;
   command::CommandServiceImpl impl;
+  util::WorkerPool pool;
+  command::RawCommandService raw;
   std::unique_ptr<grpcutil::Server> server;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::CommandService::Stub> stub;

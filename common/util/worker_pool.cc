@@ -1,6 +1,6 @@
-#include "query-service/worker_pool.h"
+#include "common/util/worker_pool.h"
 
-namespace bank::query {
+namespace bank::util {
 
 WorkerPool::WorkerPool(int threads, int max_queue) : max_queue_(max_queue) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
@@ -39,4 +39,4 @@ void WorkerPool::Loop() {
   }
 }
 
-}  // namespace bank::query
+}  // namespace bank::util

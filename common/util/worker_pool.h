@@ -1,5 +1,5 @@
-#ifndef BANK_QUERY_SERVICE_WORKER_POOL_H_
-#define BANK_QUERY_SERVICE_WORKER_POOL_H_
+#ifndef BANK_COMMON_UTIL_WORKER_POOL_H_
+#define BANK_COMMON_UTIL_WORKER_POOL_H_
 
 #include <deque>
 #include <functional>
@@ -9,7 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 
-namespace bank::query {
+namespace bank::util {
 
 // A fixed set of threads running submitted work, with a bounded queue so
 // overload is refused at once instead of piling up. Thread-safe.
@@ -33,6 +33,6 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace bank::query
+}  // namespace bank::util
 
-#endif  // BANK_QUERY_SERVICE_WORKER_POOL_H_
+#endif  // BANK_COMMON_UTIL_WORKER_POOL_H_
