@@ -88,17 +88,34 @@ GET=$(LG --scenario get-balance --accounts "$N" --concurrency "$C")
 ECHO=$("$BIN/bank-loadgen" --command-host none --query-host 127.0.0.1:$EP --threads 4 \
         --duration "$D" --json --scenario get-balance --accounts "$N" --concurrency "$C")
 HALF=$(python3 -c "print(max(1, round($(field "$SPREAD" per_second) / 2)))")
+# The lag is measured in a steady state: first let the projector apply the
+# backlog the closed-loop scenarios left behind.
+caught_up() {
+  local head applied
+  head=$(bench_psql -d bank_events -tAc "SELECT count(*) FROM events")
+  applied=$(bench_psql -d bank_read -tAc "SELECT coalesce(sum(events_applied), 0) FROM projection_checkpoints")
+  [ "$head" = "$applied" ]
+}
+for _ in $(seq 1 600); do caught_up && break; sleep 0.5; done
 LAGW=$(LG --scenario lag-wait --accounts "$N" --rate "$HALF")
 LAGP=$(LG --scenario lag-poll --accounts "$N" --rate "$HALF")
+# The lag also at fixed, lower rates (BENCH_LAG_RATES, default "500 1000").
+LAGX="["
+for r in ${BENCH_LAG_RATES:-500 1000}; do
+  for _ in $(seq 1 600); do caught_up && break; sleep 0.5; done
+  LAGX="$LAGX$([ "$LAGX" = "[" ] || echo ,){\"rate\":$r,\"r\":$(LG --scenario lag-wait --accounts "$N" --rate "$r")}"
+done
+LAGX="$LAGX]"
 rss() { awk '/VmRSS/ {print int($2/1024) " MiB"}' /proc/$1/status; }
 RSS="command-service $(rss $CMD_PID), projector $(rss $PROJ_PID), query-service $(rss $QRY_PID)"
 
 [ -n "${BENCH_DEBUG:-}" ] && printf "%s\n" "$HOT" "$MIX" "$LAGW" >&2
-python3 - "$C" "$D" "$N" "$PG_INSERT" "$PG_READ" "$SPREAD" "$HOT" "$MIX" "$GET" "$ECHO" "$LAGW" "$LAGP" "$HALF" "$RSS" <<'PY'
+python3 - "$C" "$D" "$N" "$PG_INSERT" "$PG_READ" "$SPREAD" "$HOT" "$MIX" "$GET" "$ECHO" "$LAGW" "$LAGP" "$HALF" "$RSS" "$LAGX" <<'PY'
 import json, sys
 c, d, n, pg_ins, pg_read = sys.argv[1:6]
 spread, hot, mix, get, echo, lagw, lagp = [json.loads(x) for x in sys.argv[6:13]]
 half, rss = sys.argv[13], sys.argv[14]
+lagx = json.loads(sys.argv[15])
 pg_ins, pg_read = float(pg_ins or 0), float(pg_read or 0)
 print(f"\nbank benchmark: {c} clients, {d} s per scenario, {n} accounts, PostgreSQL 15 fsync on\n")
 print(f"{'measure':48} {'per s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9':>8} {'errors':>7}")
@@ -113,6 +130,8 @@ row("mix: deposits, withdrawals, transfers", mix)
 row("GetBalance over the accounts", get)
 row(f"lag ack->visible, min_version, {half}/s open loop", lagw)
 row(f"lag ack->visible, polling, {half}/s open loop", lagp)
+for x in lagx:
+    row(f"lag ack->visible, min_version, {x['rate']}/s open loop", x['r'])
 def ratio(a, b): return a / b if b else float('nan')
 print("\ntargets (ratios in this run):")
 print(f"  1. deposits / pgbench insert      {ratio(spread['per_second'], pg_ins):.2f}  (target >= 1.0)")
