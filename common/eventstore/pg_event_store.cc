@@ -5,7 +5,6 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/db/pg_status.h"
 #include "nlohmann/json.hpp"
@@ -13,40 +12,8 @@
 namespace bank::eventstore {
 namespace {
 
-// All events of one append, as parallel arrays, in one statement: the events
-// in the given order, the command record when $8 is not empty, and each
-// stream's last version and position. A single statement is atomic on its
-// own, so no BEGIN/COMMIT round trips are needed.
-constexpr char kAppendSql[] = R"sql(
-WITH input AS (
-  SELECT *
-  FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::int[],
-              $6::jsonb[], $7::jsonb[])
-       WITH ORDINALITY
-       AS t(event_id, stream_id, stream_version, event_type, schema_version,
-            data, metadata, ord)
-), inserted AS (
-  INSERT INTO events (event_id, stream_id, stream_version, event_type,
-                      schema_version, data, metadata)
-  SELECT event_id, stream_id, stream_version, event_type, schema_version,
-         data, metadata
-  FROM input ORDER BY ord
-  RETURNING position, stream_id, stream_version
-), last AS (
-  SELECT DISTINCT ON (stream_id) stream_id, stream_version, position
-  FROM inserted ORDER BY stream_id, stream_version DESC
-), command AS (
-  INSERT INTO commands (command_id, request_type, request, result)
-  SELECT $8, $9, decode($10, 'hex'),
-         (SELECT jsonb_agg(jsonb_build_object('stream_id', stream_id,
-                                              'version', stream_version,
-                                              'position', position))
-          FROM last)
-  WHERE $8 <> ''
-)
-SELECT stream_id::text, stream_version, position FROM last
-)sql";
-
+// The appends of a batch of commands, as parallel arrays, in one statement
+// (sql/events/003_append_batch.sql): one round trip, one transaction.
 constexpr char kAppendBatchSql[] = R"sql(
 SELECT command_index, outcome, stream_id::text, stream_version, event_position
 FROM append_commands($1::int[], $2::uuid[], $3::uuid[], $4::bigint[],
@@ -95,7 +62,6 @@ void PrepareStatements(pqxx::connection& conn) {
   // follows. At READ COMMITTED a later statement of the same transaction
   // could build on a commit newer than its own transaction id.
   conn.set_variable("default_transaction_isolation", "'repeatable read'");
-  conn.prepare("append", kAppendSql);
   conn.prepare("append_batch", kAppendBatchSql);
   conn.prepare("read_stream", kReadStreamSql);
   conn.prepare("find_command", kFindCommandSql);
@@ -151,63 +117,11 @@ auto PgEventStore::WithConnection(absl::Time deadline, const char* what, Fn fn)
 absl::StatusOr<std::vector<StreamResult>> PgEventStore::Append(
     const std::vector<StreamAppend>& appends, const CommandRecord* command,
     absl::Time deadline) {
-  std::vector<std::string> ids, streams, versions, types, schemas, datas, metas;
-  for (const StreamAppend& a : appends) {
-    int64_t v = a.expected_version;
-    for (const NewEvent& e : a.events) {
-      ids.push_back(e.event_id);
-      streams.push_back(a.stream_id);
-      versions.push_back(std::to_string(++v));
-      types.push_back(e.type);
-      schemas.push_back(std::to_string(e.schema_version));
-      datas.push_back(e.data);
-      metas.push_back(e.metadata);
-    }
-  }
-  if (ids.empty()) return absl::InvalidArgumentError("nothing to append");
-  const std::string command_id = command ? command->command_id : "";
-  const std::string request_type = command ? command->request_type : "";
-  const std::string request_hex =
-      command ? absl::BytesToHexString(command->request) : "";
-
-  absl::StatusOr<std::vector<StreamResult>> out = WithConnection(
-      deadline, "appending events",
-      [&](db::ConnectionPool::Lease& conn)
-          -> absl::StatusOr<std::vector<StreamResult>> {
-        pqxx::nontransaction tx(*conn);
-        pqxx::result r = tx.exec_prepared(
-            "append", ToArrayLiteral(ids), ToArrayLiteral(streams),
-            ToArrayLiteral(versions), ToArrayLiteral(types),
-            ToArrayLiteral(schemas), ToArrayLiteral(datas),
-            ToArrayLiteral(metas), command_id, request_type, request_hex);
-        std::vector<StreamResult> results;
-        for (const StreamAppend& a : appends) {
-          StreamResult sr;
-          sr.stream_id = a.stream_id;
-          for (const auto& row : r) {
-            if (row[0].as<std::string>() == a.stream_id) {
-              sr.version = row[1].as<int64_t>();
-              sr.position = row[2].as<int64_t>();
-            }
-          }
-          results.push_back(std::move(sr));
-        }
-        return results;
-      });
-  if (out.status().code() == absl::StatusCode::kAlreadyExists) {
-    // Which unique constraint fired tells the caller what happened.
-    if (absl::StrContains(out.status().message(), "commands_pkey")) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("command ", command_id, " is recorded already"));
-    }
-    if (absl::StrContains(out.status().message(),
-                          "events_stream_version_key")) {
-      return absl::AbortedError(
-          "version conflict: another writer appended to the stream first");
-    }
-    return absl::InternalError(out.status().message());
-  }
-  return out;
+  size_t events = 0;
+  for (const StreamAppend& a : appends) events += a.events.size();
+  if (events == 0) return absl::InvalidArgumentError("nothing to append");
+  // A batch of one: the same statement, checks and answers.
+  return std::move(AppendBatch({BatchItem{&appends, command}}, deadline)[0]);
 }
 
 std::vector<absl::StatusOr<std::vector<StreamResult>>>

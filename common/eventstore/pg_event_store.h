@@ -9,10 +9,10 @@
 
 namespace bank::eventstore {
 
-// The EventStore on PostgreSQL (schema: sql/events/). An append is a single
-// prepared statement (one round trip): a multi-row insert of every event
-// from arrays, plus the command record, in one implicit transaction.
-// Thread-safe.
+// The EventStore on PostgreSQL (schema: sql/events/). An append, or a batch
+// of them (BatchAppender), is a single prepared statement (one round trip,
+// one implicit transaction): append_commands() of every event from arrays,
+// plus the command records. Thread-safe.
 class PgEventStore final : public EventStore, public BatchAppender {
  public:
   struct Options {

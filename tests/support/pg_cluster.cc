@@ -92,12 +92,8 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start() {
       !s.ok()) {
     return s;
   }
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    c->port_ = PickFreePort();
-    if (c->StartServer().ok()) return c;
-  }
-  return absl::InternalError(
-      absl::StrCat("PostgreSQL did not start; see ", c->dir_, "/server.log"));
+  if (absl::Status s = c->StartOnAFreePort(); !s.ok()) return s;
+  return c;
 }
 
 absl::Status PgCluster::MakeDir() {
@@ -129,12 +125,17 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::StartStandbyOf(
       !s.ok()) {
     return s;
   }
+  if (absl::Status s = c->StartOnAFreePort(); !s.ok()) return s;
+  return c;
+}
+
+absl::Status PgCluster::StartOnAFreePort() {
   for (int attempt = 0; attempt < 5; ++attempt) {
-    c->port_ = PickFreePort();
-    if (c->StartServer().ok()) return c;
+    port_ = PickFreePort();
+    if (StartServer().ok()) return absl::OkStatus();
   }
   return absl::InternalError(
-      absl::StrCat("the standby did not start; see ", c->dir_, "/server.log"));
+      absl::StrCat("PostgreSQL did not start; see ", dir_, "/server.log"));
 }
 
 absl::Status PgCluster::StartServer() {

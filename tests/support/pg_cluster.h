@@ -36,6 +36,8 @@ class PgCluster {
  private:
   PgCluster() = default;
   absl::Status MakeDir();
+  // Starts the server on a free port (a few tries: ports race).
+  absl::Status StartOnAFreePort();
   absl::Status RunAsServerUser(const std::string& command) const;
   absl::Status StartServer();
 
