@@ -44,7 +44,8 @@ QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader,
       waiter_(waiter),
       pool_(pool),
       metrics_(metrics),
-      options_(options) {
+      options_(options),
+      batcher_(reader, /*threads=*/2, /*max_queue=*/4096) {
   metrics_.AddCallbackGauge(
       "bank_min_version_waiting", "GetBalance calls waiting for a version.",
       [this] { return static_cast<double>(waiter_.waiting()); });
@@ -170,6 +171,35 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
 grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
     grpc::CallbackServerContext* ctx, const v1::GetBalanceRequest* req,
     v1::AccountBalance* resp) {
+  if (req->min_version() == 0 && !req->has_as_of()) {
+    // The plain read, the common one: validated here, read in a batch.
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    Finisher finish(this, reactor, "GetBalance");
+    if (absl::Status s = ValidateId(req->account_id()); !s.ok()) {
+      finish(grpcutil::ToGrpcStatus(s));
+      return reactor;
+    }
+    std::string id = util::CanonicalUuid(req->account_id());
+    const bool queued = batcher_.Submit(
+        id, DeadlineOf(ctx),
+        [finish, resp, id](BalanceBatcher::Result b) {
+          if (b.ok() && !b->has_value()) {
+            b = absl::NotFoundError(
+                absl::StrCat("account ", id, " does not exist"));
+          }
+          if (!b.ok()) {
+            finish(grpcutil::ToGrpcStatus(b.status()));
+            return;
+          }
+          *resp = **std::move(b);
+          finish(grpc::Status::OK);
+        });
+    if (!queued) {
+      finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "query service overloaded; retry with backoff"));
+    }
+    return reactor;
+  }
   return Submit(
       ctx, "GetBalance",
       [this, req, resp](const Finisher& finish,

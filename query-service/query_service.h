@@ -4,6 +4,7 @@
 #include "absl/time/time.h"
 #include "bank/v1/bank.grpc.pb.h"
 #include "common/metrics/metrics.h"
+#include "query-service/balance_batcher.h"
 #include "query-service/read_model_reader.h"
 #include "query-service/version_waiter.h"
 #include "common/util/worker_pool.h"
@@ -75,6 +76,9 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
   util::WorkerPool& pool_;
   metrics::Registry& metrics_;
   const Options options_;
+  // Plain GetBalance reads (no min_version, no as_of): coalesced into one
+  // query per batch, answered without a pool thread per call.
+  BalanceBatcher batcher_;
 };
 
 }  // namespace bank::query

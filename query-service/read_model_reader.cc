@@ -16,6 +16,12 @@ SELECT account_id::text, owner, currency, balance, version, status,
 FROM account_balances WHERE account_id = $1::uuid
 )sql";
 
+constexpr char kBalancesSql[] = R"sql(
+SELECT account_id::text, owner, currency, balance, version, status,
+       (extract(epoch FROM updated_at) * 1000000)::bigint
+FROM account_balances WHERE account_id = ANY($1::uuid[])
+)sql";
+
 constexpr char kBalanceAsOfSql[] = R"sql(
 SELECT b.account_id::text, b.owner, b.currency, h.balance_after, h.version,
        CASE WHEN h.kind = 6 THEN 2 ELSE 1 END,
@@ -53,6 +59,7 @@ WHERE account_id = ANY($1::uuid[])
 
 void Prepare(pqxx::connection& c) {
   c.prepare("balance", kBalanceSql);
+  c.prepare("balances", kBalancesSql);
   c.prepare("balance_as_of", kBalanceAsOfSql);
   c.prepare("list_accounts", kListAccountsSql);
   c.prepare("history", kHistorySql);
@@ -113,6 +120,21 @@ absl::StatusOr<std::optional<v1::AccountBalance>> ReadModelReader::GetBalance(
                 pqxx::result r = tx.exec_prepared("balance", account_id);
                 if (r.empty()) return std::optional<v1::AccountBalance>();
                 return std::optional<v1::AccountBalance>(ToBalance(r[0]));
+              });
+}
+
+absl::StatusOr<std::vector<v1::AccountBalance>> ReadModelReader::GetBalances(
+    const std::vector<std::string>& account_ids, absl::Time deadline) {
+  return With(deadline, "reading balances",
+              [&](db::ConnectionPool::Lease& c)
+                  -> absl::StatusOr<std::vector<v1::AccountBalance>> {
+                pqxx::nontransaction tx(*c);
+                pqxx::result r = tx.exec_prepared(
+                    "balances", eventstore::ToArrayLiteral(account_ids));
+                std::vector<v1::AccountBalance> out;
+                out.reserve(r.size());
+                for (const auto& row : r) out.push_back(ToBalance(row));
+                return out;
               });
 }
 

@@ -147,6 +147,50 @@ TEST(QueryServiceTest, ReadYourWritesAfterEachOfAThousandCommands) {
       absl::Seconds(10)));
 }
 
+// Plain reads are coalesced into shared queries: each caller still gets its
+// own account's balance (or NOT_FOUND), whatever shares its batch.
+TEST(QueryServiceTest, ConcurrentPlainReadsEachGetTheirOwnAccount) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    ids.push_back(testing::OpenAccount(sys->commands(), 1000 + i));
+  }
+  for (const std::string& id : ids) {  // All projected.
+    v1::GetBalanceRequest req;
+    req.set_account_id(id);
+    req.set_min_version(1);
+    v1::AccountBalance b;
+    auto ctx = testing::Ctx();
+    ASSERT_TRUE(sys->queries().GetBalance(ctx.get(), req, &b).ok());
+  }
+  std::atomic<int> checked{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        const int k = (t * 7 + i) % (static_cast<int>(ids.size()) + 1);
+        v1::GetBalanceRequest req;
+        // One in 41 asks for an account that does not exist.
+        req.set_account_id(k < static_cast<int>(ids.size())
+                               ? ids[k]
+                               : "00000000-0000-4000-8000-00000000dead");
+        v1::AccountBalance b;
+        auto ctx = testing::Ctx();
+        grpc::Status s = sys->queries().GetBalance(ctx.get(), req, &b);
+        if (k < static_cast<int>(ids.size())) {
+          EXPECT_TRUE(s.ok()) << s.error_message();
+          EXPECT_EQ(b.account_id(), ids[k]);
+          EXPECT_EQ(b.balance(), 1000 + k);
+        } else {
+          EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+        }
+        ++checked;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(checked.load(), 1600);
+}
+
 TEST(QueryServiceTest, UnreachedMinVersionIsDeadlineExceeded) {
   std::string a = testing::OpenAccount(sys->commands(), 0);
   v1::AccountBalance b;
