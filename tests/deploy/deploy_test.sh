@@ -176,6 +176,10 @@ body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeo
 sys.exit(0 if "\nbank_" in body or body.startswith("bank_") or "# TYPE bank_" in body else 1)
 PY
 done
+# bankctl from the image itself, as the README shows it.
+out="$(docker run --rm --network host bank-services:test bankctl \
+  --query-host "127.0.0.1:$QRY_PORT" balance "$A")"
+echo "$out" | grep -q "balance  85.50 EUR" || fail "bankctl in the image: $out"
 log "scenario passed: A=85.50 B=40.01 EUR"
 
 # --- a service container restarts and recovers ----------------------------------
