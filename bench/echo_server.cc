@@ -5,7 +5,8 @@
 //
 // It also compares the two server threading models with the same handler:
 //   --model callback  (default) the callback API; with --work-us, the work
-//                     runs on a separate pool (common/util/worker_pool.h, as query-service)
+//                     runs on a separate pool (common/util/worker_pool.h, as
+//                     query-service)
 //   --model sync      the synchronous API: the work runs on gRPC's threads
 //                     (how command-service serves)
 // --work-us N makes each call wait N microseconds first, as for a database
@@ -16,6 +17,7 @@
 #include "CLI/CLI.hpp"
 #include "bank/v1/bank.grpc.pb.h"
 #include "common/grpc/server.h"
+#include "common/util/runtime.h"
 #include "common/util/signals.h"
 #include "common/util/worker_pool.h"
 
@@ -81,6 +83,7 @@ class SyncEcho final : public bank::v1::QueryService::Service {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bank::util::ConfigureServingRuntime();
   bank::util::BlockTerminationSignals();
   std::string listen = "127.0.0.1:50060";
   std::string model = "callback";

@@ -9,9 +9,18 @@
 
 namespace bank::command {
 
+std::unique_ptr<metrics::RpcMetrics> CommandServiceImpl::Outcomes(
+    metrics::Registry& metrics, const char* rpc) {
+  return std::make_unique<metrics::RpcMetrics>(
+      metrics, "bank_commands_total", "Commands by type and status code.",
+      "bank_command_duration_seconds",
+      "Command latency in the service, by type.", "type", rpc);
+}
+
 template <typename Resp, typename Fn>
 grpc::Status CommandServiceImpl::Run(const grpc::ServerContextBase& ctx,
                                      const char* rpc,
+                                     metrics::RpcMetrics& outcomes,
                                      const std::string& command_id, Resp* resp,
                                      Fn fn) {
   const absl::Time start = absl::Now();
@@ -31,15 +40,7 @@ grpc::Status CommandServiceImpl::Run(const grpc::ServerContextBase& ctx,
           ? absl::StatusOr<Resp>(absl::DeadlineExceededError(
                 "deadline passed before the command started"))
           : fn(grpcutil::CorrelationIdOf(ctx), deadline);
-  metrics_
-      .GetCounter("bank_commands_total", "Commands by type and status code.",
-                  {{"type", rpc},
-                   {"code", absl::StatusCodeToString(out.status().code())}})
-      .Inc();
-  metrics_
-      .GetHistogram("bank_command_duration_seconds",
-                    "Command latency in the service, by type.", {{"type", rpc}})
-      .Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  outcomes.Record(out.status().code(), absl::Now() - start);
   if (!out.ok()) {
     const auto code = out.status().code();
     if (code == absl::StatusCode::kInternal ||
@@ -56,37 +57,37 @@ grpc::Status CommandServiceImpl::Run(const grpc::ServerContextBase& ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status CommandServiceImpl::OpenAccount(
-    const grpc::ServerContextBase& ctx, const v1::OpenAccountRequest& req,
-    v1::CommandResult* resp) {
-  return Run(ctx, "OpenAccount", req.command_id(), resp,
+grpc::Status CommandServiceImpl::OpenAccount(const grpc::ServerContextBase& ctx,
+                                             const v1::OpenAccountRequest& req,
+                                             v1::CommandResult* resp) {
+  return Run(ctx, "OpenAccount", *open_account_metrics_, req.command_id(), resp,
              [&](const std::string& corr, absl::Time deadline) {
                return handler_.OpenAccount(req, corr, deadline);
              });
 }
 
-grpc::Status CommandServiceImpl::Deposit(
-    const grpc::ServerContextBase& ctx, const v1::DepositRequest& req,
-    v1::CommandResult* resp) {
-  return Run(ctx, "Deposit", req.command_id(), resp,
+grpc::Status CommandServiceImpl::Deposit(const grpc::ServerContextBase& ctx,
+                                         const v1::DepositRequest& req,
+                                         v1::CommandResult* resp) {
+  return Run(ctx, "Deposit", *deposit_metrics_, req.command_id(), resp,
              [&](const std::string& corr, absl::Time deadline) {
                return handler_.Deposit(req, corr, deadline);
              });
 }
 
-grpc::Status CommandServiceImpl::Withdraw(
-    const grpc::ServerContextBase& ctx, const v1::WithdrawRequest& req,
-    v1::CommandResult* resp) {
-  return Run(ctx, "Withdraw", req.command_id(), resp,
+grpc::Status CommandServiceImpl::Withdraw(const grpc::ServerContextBase& ctx,
+                                          const v1::WithdrawRequest& req,
+                                          v1::CommandResult* resp) {
+  return Run(ctx, "Withdraw", *withdraw_metrics_, req.command_id(), resp,
              [&](const std::string& corr, absl::Time deadline) {
                return handler_.Withdraw(req, corr, deadline);
              });
 }
 
-grpc::Status CommandServiceImpl::Transfer(
-    const grpc::ServerContextBase& ctx, const v1::TransferRequest& req,
-    v1::TransferResult* resp) {
-  return Run(ctx, "Transfer", req.command_id(), resp,
+grpc::Status CommandServiceImpl::Transfer(const grpc::ServerContextBase& ctx,
+                                          const v1::TransferRequest& req,
+                                          v1::TransferResult* resp) {
+  return Run(ctx, "Transfer", *transfer_metrics_, req.command_id(), resp,
              [&](const std::string& corr, absl::Time deadline) {
                return handler_.Transfer(req, corr, deadline);
              });
@@ -95,8 +96,8 @@ grpc::Status CommandServiceImpl::Transfer(
 grpc::Status CommandServiceImpl::CloseAccount(
     const grpc::ServerContextBase& ctx, const v1::CloseAccountRequest& req,
     v1::CommandResult* resp) {
-  return Run(ctx, "CloseAccount", req.command_id(), resp,
-             [&](const std::string& corr, absl::Time deadline) {
+  return Run(ctx, "CloseAccount", *close_account_metrics_, req.command_id(),
+             resp, [&](const std::string& corr, absl::Time deadline) {
                return handler_.CloseAccount(req, corr, deadline);
              });
 }

@@ -2,6 +2,7 @@
 #define BANK_COMMAND_SERVICE_COMMAND_SERVICE_H_
 
 #include <atomic>
+#include <memory>
 
 #include "bank/v1/bank.grpc.pb.h"
 #include "command-service/command_handler.h"
@@ -11,7 +12,6 @@ namespace bank::command {
 
 // bank.v1.CommandService over a CommandHandler: takes the call's deadline
 // and correlation id (metadata "x-correlation-id") and converts statuses.
-// Runs on the synchronous server's threads, where blocking is allowed.
 class CommandServiceImpl final {
  public:
   // Records bank_commands_total{type,code} and
@@ -20,7 +20,14 @@ class CommandServiceImpl final {
   // with RESOURCE_EXHAUSTED (load shedding).
   CommandServiceImpl(CommandHandler& handler, metrics::Registry& metrics,
                      int max_in_flight = 256)
-      : handler_(handler), metrics_(metrics), max_in_flight_(max_in_flight) {}
+      : handler_(handler),
+        metrics_(metrics),
+        max_in_flight_(max_in_flight),
+        open_account_metrics_(Outcomes(metrics, "OpenAccount")),
+        deposit_metrics_(Outcomes(metrics, "Deposit")),
+        withdraw_metrics_(Outcomes(metrics, "Withdraw")),
+        transfer_metrics_(Outcomes(metrics, "Transfer")),
+        close_account_metrics_(Outcomes(metrics, "CloseAccount")) {}
 
   // One per RPC of bank.v1.CommandService; blocking (they wait for the
   // database), so RawCommandService runs them on a pool of its own.
@@ -42,12 +49,21 @@ class CommandServiceImpl final {
  private:
   template <typename Resp, typename Fn>
   grpc::Status Run(const grpc::ServerContextBase& ctx, const char* rpc,
-                   const std::string& command_id, Resp* resp, Fn fn);
+                   metrics::RpcMetrics& outcomes, const std::string& command_id,
+                   Resp* resp, Fn fn);
+  static std::unique_ptr<metrics::RpcMetrics> Outcomes(
+      metrics::Registry& metrics, const char* rpc);
 
   CommandHandler& handler_;
   metrics::Registry& metrics_;
   const int max_in_flight_;
   std::atomic<int> in_flight_{0};
+  // bank_commands_total and bank_command_duration_seconds, per type.
+  std::unique_ptr<metrics::RpcMetrics> open_account_metrics_;
+  std::unique_ptr<metrics::RpcMetrics> deposit_metrics_;
+  std::unique_ptr<metrics::RpcMetrics> withdraw_metrics_;
+  std::unique_ptr<metrics::RpcMetrics> transfer_metrics_;
+  std::unique_ptr<metrics::RpcMetrics> close_account_metrics_;
 };
 
 }  // namespace bank::command

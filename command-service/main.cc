@@ -3,9 +3,11 @@
 #include "CLI/CLI.hpp"
 #include "command-service/app.h"
 #include "common/log/log.h"
+#include "common/util/runtime.h"
 #include "common/util/signals.h"
 
 int main(int argc, char** argv) {
+  bank::util::ConfigureServingRuntime();
   bank::util::BlockTerminationSignals();
   bank::command::Config config;
   std::string log_level = "info";

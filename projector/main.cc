@@ -4,10 +4,12 @@
 
 #include "CLI/CLI.hpp"
 #include "common/log/log.h"
+#include "common/util/runtime.h"
 #include "common/util/signals.h"
 #include "projector/app.h"
 
 int main(int argc, char** argv) {
+  bank::util::ConfigureServingRuntime();
   bank::util::BlockTerminationSignals();
   bank::projector::ProjectorOptions options;
   options.events_db = "postgresql:///bank_events";

@@ -1,10 +1,12 @@
 // query-service: answers balance and history queries from the read database.
 #include "CLI/CLI.hpp"
 #include "common/log/log.h"
+#include "common/util/runtime.h"
 #include "common/util/signals.h"
 #include "query-service/app.h"
 
 int main(int argc, char** argv) {
+  bank::util::ConfigureServingRuntime();
   bank::util::BlockTerminationSignals();
   bank::query::Config config;
   std::string log_level = "info";

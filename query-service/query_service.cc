@@ -38,13 +38,26 @@ absl::StatusOr<absl::Time> AsOf(const google::protobuf::Timestamp& ts) {
 }  // namespace
 
 QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader,
-                                   VersionWaiter& waiter, util::WorkerPool& pool,
+                                   VersionWaiter& waiter,
+                                   util::WorkerPool& pool,
                                    metrics::Registry& metrics, Options options)
     : reader_(reader),
       waiter_(waiter),
       pool_(pool),
       metrics_(metrics),
       options_(options),
+      get_balance_metrics_(metrics, "bank_queries_total",
+                           "Queries by RPC and status code.",
+                           "bank_query_duration_seconds",
+                           "Query latency by RPC.", "rpc", "GetBalance"),
+      list_accounts_metrics_(metrics, "bank_queries_total",
+                             "Queries by RPC and status code.",
+                             "bank_query_duration_seconds",
+                             "Query latency by RPC.", "rpc", "ListAccounts"),
+      get_history_metrics_(metrics, "bank_queries_total",
+                           "Queries by RPC and status code.",
+                           "bank_query_duration_seconds",
+                           "Query latency by RPC.", "rpc", "GetHistory"),
       batcher_(reader, /*threads=*/2, /*max_queue=*/4096) {
   metrics_.AddCallbackGauge(
       "bank_min_version_waiting", "GetBalance calls waiting for a version.",
@@ -52,25 +65,16 @@ QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader,
 }
 
 void QueryServiceImpl::Finisher::operator()(const grpc::Status& status) const {
-  service_->metrics_
-      .GetCounter(
-          "bank_queries_total", "Queries by RPC and status code.",
-          {{"rpc", rpc_},
-           {"code", absl::StatusCodeToString(
-                        static_cast<absl::StatusCode>(status.error_code()))}})
-      .Inc();
-  service_->metrics_
-      .GetHistogram("bank_query_duration_seconds", "Query latency by RPC.",
-                    {{"rpc", rpc_}})
-      .Observe(absl::ToDoubleSeconds(absl::Now() - start_));
+  rpc_->Record(static_cast<absl::StatusCode>(status.error_code()),
+               absl::Now() - start_);
   reactor_->Finish(status);
 }
 
 template <typename Fn>
 grpc::ServerUnaryReactor* QueryServiceImpl::Submit(
-    grpc::CallbackServerContext* ctx, const char* rpc, Fn fn) {
+    grpc::CallbackServerContext* ctx, metrics::RpcMetrics& rpc, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  Finisher finish(this, reactor, rpc);
+  Finisher finish(reactor, rpc);
   absl::Time deadline = DeadlineOf(ctx);
   bool queued =
       pool_.TrySubmit([finish, deadline, fn = std::move(fn)]() mutable {
@@ -174,15 +178,14 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
   if (req->min_version() == 0 && !req->has_as_of()) {
     // The plain read, the common one: validated here, read in a batch.
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    Finisher finish(this, reactor, "GetBalance");
+    Finisher finish(reactor, get_balance_metrics_);
     if (absl::Status s = ValidateId(req->account_id()); !s.ok()) {
       finish(grpcutil::ToGrpcStatus(s));
       return reactor;
     }
     std::string id = util::CanonicalUuid(req->account_id());
     const bool queued = batcher_.Submit(
-        id, DeadlineOf(ctx),
-        [finish, resp, id](BalanceBatcher::Result b) {
+        id, DeadlineOf(ctx), [finish, resp, id](BalanceBatcher::Result b) {
           if (b.ok() && !b->has_value()) {
             b = absl::NotFoundError(
                 absl::StrCat("account ", id, " does not exist"));
@@ -201,7 +204,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
     return reactor;
   }
   return Submit(
-      ctx, "GetBalance",
+      ctx, get_balance_metrics_,
       [this, req, resp](const Finisher& finish,
                         absl::Time deadline) -> std::optional<absl::Status> {
         if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;
@@ -233,7 +236,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListAccounts(
     grpc::CallbackServerContext* ctx, const v1::ListAccountsRequest* req,
     v1::ListAccountsResponse* resp) {
   return Submit(
-      ctx, "ListAccounts",
+      ctx, list_accounts_metrics_,
       [this, req, resp](const Finisher&,
                         absl::Time deadline) -> std::optional<absl::Status> {
         absl::StatusOr<int> size = PageSize(req->page_size());
@@ -267,7 +270,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHistory(
     grpc::CallbackServerContext* ctx, const v1::GetHistoryRequest* req,
     v1::GetHistoryResponse* resp) {
   return Submit(
-      ctx, "GetHistory",
+      ctx, get_history_metrics_,
       [this, req, resp](const Finisher&,
                         absl::Time deadline) -> std::optional<absl::Status> {
         if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;

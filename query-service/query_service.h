@@ -4,10 +4,10 @@
 #include "absl/time/time.h"
 #include "bank/v1/bank.grpc.pb.h"
 #include "common/metrics/metrics.h"
+#include "common/util/worker_pool.h"
 #include "query-service/balance_batcher.h"
 #include "query-service/read_model_reader.h"
 #include "query-service/version_waiter.h"
-#include "common/util/worker_pool.h"
 
 namespace bank::query {
 
@@ -43,18 +43,13 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
   // Finishes one call and records it.
   class Finisher {
    public:
-    Finisher(QueryServiceImpl* service, grpc::ServerUnaryReactor* reactor,
-             const char* rpc)
-        : service_(service),
-          reactor_(reactor),
-          rpc_(rpc),
-          start_(absl::Now()) {}
+    Finisher(grpc::ServerUnaryReactor* reactor, metrics::RpcMetrics& rpc)
+        : reactor_(reactor), rpc_(&rpc), start_(absl::Now()) {}
     void operator()(const grpc::Status& status) const;
 
    private:
-    QueryServiceImpl* service_;
     grpc::ServerUnaryReactor* reactor_;
-    const char* rpc_;
+    metrics::RpcMetrics* rpc_;
     absl::Time start_;
   };
 
@@ -62,7 +57,7 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
   // returns nullopt: it then finishes the call itself through the Finisher).
   template <typename Fn>
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
-                                   const char* rpc, Fn fn);
+                                   metrics::RpcMetrics& rpc, Fn fn);
   absl::Status AnswerBalance(const v1::GetBalanceRequest& req,
                              const std::string& id, absl::Time deadline,
                              v1::AccountBalance* resp);
@@ -76,6 +71,9 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
   util::WorkerPool& pool_;
   metrics::Registry& metrics_;
   const Options options_;
+  metrics::RpcMetrics get_balance_metrics_;
+  metrics::RpcMetrics list_accounts_metrics_;
+  metrics::RpcMetrics get_history_metrics_;
   // Plain GetBalance reads (no min_version, no as_of): coalesced into one
   // query per batch, answered without a pool thread per call.
   BalanceBatcher batcher_;

@@ -1,5 +1,6 @@
 #include "common/db/connection_pool.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,13 +13,24 @@ ConnectionPool::Lease::~Lease() {
   if (slot_ != nullptr) pool_->Release(std::move(slot_), discard_);
 }
 
+std::optional<absl::Duration> StatementTimeoutToSet(absl::Duration current,
+                                                    absl::Duration wanted) {
+  const int64_t want_ms = std::max<int64_t>(
+      1, absl::ToInt64Milliseconds(absl::Ceil(wanted, absl::Milliseconds(1))));
+  const int64_t have_ms = absl::ToInt64Milliseconds(current);
+  // The millisecond of slack keeps a rounded-up setting of a very short
+  // timeout from being replaced on every call.
+  if (have_ms >= want_ms && have_ms * 4 <= want_ms * 5 + 4) return std::nullopt;
+  return absl::Milliseconds(want_ms + (want_ms + 9) / 10);
+}
+
 void ConnectionPool::Lease::SetStatementTimeout(absl::Duration timeout) {
-  // Whole milliseconds, at least 1 (0 would mean "no timeout").
-  int64_t ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout));
-  absl::Duration rounded = absl::Milliseconds(ms);
-  if (slot_->statement_timeout == rounded) return;
-  slot_->conn->set_variable("statement_timeout", std::to_string(ms));
-  slot_->statement_timeout = rounded;
+  std::optional<absl::Duration> set =
+      StatementTimeoutToSet(slot_->statement_timeout, timeout);
+  if (!set.has_value()) return;
+  slot_->conn->set_variable("statement_timeout",
+                            std::to_string(absl::ToInt64Milliseconds(*set)));
+  slot_->statement_timeout = *set;
 }
 
 ConnectionPool::ConnectionPool(Options options)

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
 #include <vector>
@@ -19,6 +20,18 @@ namespace bank::db {
 // deadline and then gets UNAVAILABLE. A connection found broken is discarded
 // and replaced on a later Acquire, so the pool recovers by itself when the
 // database comes back. Thread-safe.
+// What to set statement_timeout to on a connection whose current setting is
+// `current` (zero: not set yet) when a statement must end within `wanted`,
+// or nullopt to keep `current`. A deadline-derived timeout differs by a few
+// milliseconds on every call, and each change costs a round trip, so the
+// current setting is kept while it lies within [wanted, 1.25 * wanted]; a
+// new setting gets 10 % headroom above `wanted`, so the calls that follow
+// keep it. A statement may thus run up to a quarter (and a millisecond)
+// longer than asked, never shorter. Whole milliseconds, at least 1 (0 would
+// mean "no timeout").
+std::optional<absl::Duration> StatementTimeoutToSet(absl::Duration current,
+                                                    absl::Duration wanted);
+
 class ConnectionPool {
  public:
   struct Options {
@@ -49,9 +62,10 @@ class ConnectionPool {
     pqxx::connection* operator->() const { return slot_->conn.get(); }
     // Drops the connection instead of returning it (after it broke).
     void Discard() { discard_ = true; }
-    // Sets the session's statement_timeout when it differs from the last one
-    // set on this connection (a round trip only when it changes). May throw
-    // libpqxx exceptions. REQUIRES: no transaction open on the connection.
+    // Bounds the session's statement_timeout to `timeout`, as
+    // StatementTimeoutToSet() decides: a round trip only when the setting
+    // must change. May throw libpqxx exceptions. REQUIRES: no transaction
+    // open on the connection.
     void SetStatementTimeout(absl::Duration timeout);
 
    private:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -120,6 +121,35 @@ void Registry::AddCallbackCounter(const std::string& name,
   absl::MutexLock lock(&mu_);
   FamilyFor(name, "counter", help).callbacks[LabelString(labels)] =
       std::move(fn);
+}
+
+RpcMetrics::RpcMetrics(Registry& registry, std::string counter_name,
+                       std::string counter_help,
+                       const std::string& histogram_name,
+                       const std::string& histogram_help, std::string label,
+                       std::string rpc)
+    : registry_(registry),
+      counter_name_(std::move(counter_name)),
+      counter_help_(std::move(counter_help)),
+      label_(std::move(label)),
+      rpc_(std::move(rpc)),
+      duration_(registry.GetHistogram(histogram_name, histogram_help,
+                                      {{label_, rpc_}})) {}
+
+void RpcMetrics::Record(absl::StatusCode code, absl::Duration latency) {
+  const int i = static_cast<int>(code);
+  Counter* c = nullptr;
+  if (i >= 0 && i < kCodes) c = by_code_[i].load(std::memory_order_acquire);
+  if (c == nullptr) {
+    // First call with this code (or an unknown code): the registry returns
+    // the same counter to every thread that races here.
+    c = &registry_.GetCounter(
+        counter_name_, counter_help_,
+        {{label_, rpc_}, {"code", absl::StatusCodeToString(code)}});
+    if (i >= 0 && i < kCodes) by_code_[i].store(c, std::memory_order_release);
+  }
+  c->Inc();
+  duration_.Observe(absl::ToDoubleSeconds(latency));
 }
 
 std::string Registry::Render() const {

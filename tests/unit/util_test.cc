@@ -1,3 +1,4 @@
+#include "common/db/connection_pool.h"
 #include "common/db/uri.h"
 #include "common/eventstore/pg_event_store.h"
 #include "common/util/text.h"
@@ -5,6 +6,34 @@
 
 namespace bank {
 namespace {
+
+TEST(StatementTimeoutTest, SetsOnceThenKeepsWhileDeadlinesDrift) {
+  using absl::Milliseconds;
+  // Not set yet: set with headroom, never below what was asked.
+  std::optional<absl::Duration> first =
+      db::StatementTimeoutToSet(absl::ZeroDuration(), Milliseconds(9990));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, Milliseconds(10989));
+  // Calls whose deadlines drift by milliseconds keep it: no round trip.
+  EXPECT_FALSE(db::StatementTimeoutToSet(*first, Milliseconds(9990)));
+  EXPECT_FALSE(db::StatementTimeoutToSet(*first, Milliseconds(9999)));
+  EXPECT_FALSE(db::StatementTimeoutToSet(*first, Milliseconds(10989)));
+  EXPECT_FALSE(db::StatementTimeoutToSet(*first, Milliseconds(8800)));
+  // A longer budget than the setting: raised (never cut a statement short).
+  EXPECT_EQ(db::StatementTimeoutToSet(*first, Milliseconds(11000)),
+            Milliseconds(12100));
+  // A much shorter one: lowered, so the statement ends near its deadline.
+  EXPECT_EQ(db::StatementTimeoutToSet(*first, Milliseconds(500)),
+            Milliseconds(550));
+  // Tiny and non-positive budgets: at least 1 ms (0 would disable it), and a
+  // rounded-up setting of a tiny one is kept, not reset on every call.
+  EXPECT_EQ(
+      db::StatementTimeoutToSet(absl::ZeroDuration(), absl::ZeroDuration()),
+      Milliseconds(2));
+  EXPECT_FALSE(db::StatementTimeoutToSet(Milliseconds(2), Milliseconds(1)));
+  EXPECT_FALSE(
+      db::StatementTimeoutToSet(Milliseconds(2), absl::Microseconds(-5)));
+}
 
 TEST(TextTest, Utf8Length) {
   EXPECT_EQ(util::Utf8Length("abc"), 3u);
