@@ -1,7 +1,8 @@
 // Fuzzes the decoding of stored data: event JSON of every type and schema
 // version (with the upcaster), snapshots, and query page tokens. Whatever the
-// bytes, decoding returns a value or an error; what decodes re-encodes to
-// something that decodes to the same event.
+// bytes, decoding returns a value or an error, the same with and without the
+// fast path for plain JSON; what decodes re-encodes to something that decodes
+// to the same event.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -20,6 +21,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string json(reinterpret_cast<const char*>(data + 1), size - 1);
   absl::StatusOr<domain::AccountEvent> e =
       domain::DecodeEvent(type, version, json);
+  // The fast path DecodeEvent tries first must agree with the full parser.
+  absl::StatusOr<domain::AccountEvent> full =
+      domain::DecodeEventWithoutFastPathForTesting(type, version, json);
+  if (e.ok() != full.ok()) __builtin_trap();
+  if (e.ok() &&
+      (e->index() != full->index() ||
+       domain::EncodeEvent(*e).json != domain::EncodeEvent(*full).json)) {
+    __builtin_trap();
+  }
   if (e.ok()) {
     domain::EncodedEvent again = domain::EncodeEvent(*e);
     absl::StatusOr<domain::AccountEvent> back =

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
@@ -23,10 +24,129 @@ std::string ToJson(const google::protobuf::Message& m) {
   return out;
 }
 
+bool IsJsonSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+// The fast path of decoding: a flat JSON object whose keys are proto field
+// names and whose values are strings of printable ASCII without escapes,
+// integers (bare or quoted, as the JSON mapping writes int64) or booleans.
+// That is every event this service writes, as PostgreSQL's jsonb prints it.
+// Anything else (escapes, non-ASCII, json_name keys, floats, null, nesting,
+// repeated keys, unknown keys) returns false and the full protobuf JSON
+// parser decides, so both paths give the same result on what this one
+// accepts (checked by the fuzz target and event_codec_test).
+bool ParsePlainJson(absl::string_view s, google::protobuf::Message& m) {
+  const google::protobuf::Descriptor* d = m.GetDescriptor();
+  const google::protobuf::Reflection* r = m.GetReflection();
+  size_t i = 0;
+  auto skip = [&] {
+    while (i < s.size() && IsJsonSpace(s[i])) ++i;
+  };
+  auto eat = [&](char c) {
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  };
+  // A string without escapes or non-ASCII bytes: its contents.
+  auto plain_string = [&](absl::string_view& out) {
+    if (!eat('"')) return false;
+    const size_t begin = i;
+    while (i < s.size() && s[i] != '"') {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c < 0x20 || c >= 0x7f || c == '\\') return false;
+      ++i;
+    }
+    if (i >= s.size()) return false;
+    out = s.substr(begin, i - begin);
+    ++i;
+    return true;
+  };
+  // -?(0|[1-9][0-9]*) within int64.
+  auto integer = [](absl::string_view digits, int64_t& out) {
+    size_t j = !digits.empty() && digits[0] == '-' ? 1 : 0;
+    if (j >= digits.size()) return false;
+    if (digits[j] == '0' && j + 1 != digits.size()) return false;
+    for (size_t k = j; k < digits.size(); ++k) {
+      if (digits[k] < '0' || digits[k] > '9') return false;
+    }
+    return absl::SimpleAtoi(digits, &out);
+  };
+  uint64_t seen = 0;
+  skip();
+  if (!eat('{')) return false;
+  skip();
+  if (!eat('}')) {
+    while (true) {
+      absl::string_view key;
+      if (!plain_string(key)) return false;
+      const google::protobuf::FieldDescriptor* f =
+          d->FindFieldByName(std::string(key));
+      if (f == nullptr || f->is_repeated() || f->index() >= 64 ||
+          f->containing_oneof() != nullptr) {
+        return false;
+      }
+      if (seen & (uint64_t{1} << f->index())) return false;
+      seen |= uint64_t{1} << f->index();
+      skip();
+      if (!eat(':')) return false;
+      skip();
+      switch (f->type()) {
+        case google::protobuf::FieldDescriptor::TYPE_STRING: {
+          absl::string_view v;
+          if (!plain_string(v)) return false;
+          r->SetString(&m, f, std::string(v));
+          break;
+        }
+        case google::protobuf::FieldDescriptor::TYPE_INT64: {
+          absl::string_view v;
+          if (i < s.size() && s[i] == '"') {
+            if (!plain_string(v)) return false;
+          } else {
+            const size_t begin = i;
+            while (i < s.size() &&
+                   (s[i] == '-' || (s[i] >= '0' && s[i] <= '9'))) {
+              ++i;
+            }
+            v = s.substr(begin, i - begin);
+          }
+          int64_t n = 0;
+          if (!integer(v, n)) return false;
+          r->SetInt64(&m, f, n);
+          break;
+        }
+        case google::protobuf::FieldDescriptor::TYPE_BOOL:
+          if (s.substr(i, 4) == "true") {
+            i += 4;
+            r->SetBool(&m, f, true);
+          } else if (s.substr(i, 5) == "false") {
+            i += 5;
+            r->SetBool(&m, f, false);
+          } else {
+            return false;
+          }
+          break;
+        default:
+          return false;
+      }
+      skip();
+      if (eat('}')) break;
+      if (!eat(',')) return false;
+      skip();
+    }
+  }
+  skip();
+  return i == s.size();
+}
+
 template <typename M>
 absl::StatusOr<AccountEvent> Parse(absl::string_view type,
-                                   absl::string_view json) {
+                                   absl::string_view json, bool fast_path) {
   M m;
+  if (fast_path && ParsePlainJson(json, m)) return AccountEvent(std::move(m));
+  m.Clear();
   JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
   auto st =
@@ -72,9 +192,10 @@ EncodedEvent EncodeEvent(const AccountEvent& event) {
   return out;
 }
 
-absl::StatusOr<AccountEvent> DecodeEvent(absl::string_view type,
-                                         int schema_version,
-                                         absl::string_view json) {
+namespace {
+
+absl::StatusOr<AccountEvent> Decode(absl::string_view type, int schema_version,
+                                    absl::string_view json, bool fast_path) {
   const int current = CurrentSchemaVersion(type);
   if (current == 0) {
     return absl::InvalidArgumentError(
@@ -92,15 +213,31 @@ absl::StatusOr<AccountEvent> DecodeEvent(absl::string_view type,
       if (!up.ok()) return up.status();
       data = *std::move(up);
     }
-    return Parse<ev::AccountOpened>(type, data);
+    return Parse<ev::AccountOpened>(type, data, fast_path);
   }
-  if (type == "MoneyDeposited") return Parse<ev::MoneyDeposited>(type, data);
-  if (type == "MoneyWithdrawn") return Parse<ev::MoneyWithdrawn>(type, data);
-  if (type == "TransferSent") return Parse<ev::TransferSent>(type, data);
+  if (type == "MoneyDeposited")
+    return Parse<ev::MoneyDeposited>(type, data, fast_path);
+  if (type == "MoneyWithdrawn")
+    return Parse<ev::MoneyWithdrawn>(type, data, fast_path);
+  if (type == "TransferSent")
+    return Parse<ev::TransferSent>(type, data, fast_path);
   if (type == "TransferReceived") {
-    return Parse<ev::TransferReceived>(type, data);
+    return Parse<ev::TransferReceived>(type, data, fast_path);
   }
-  return Parse<ev::AccountClosed>(type, data);
+  return Parse<ev::AccountClosed>(type, data, fast_path);
+}
+
+}  // namespace
+
+absl::StatusOr<AccountEvent> DecodeEvent(absl::string_view type,
+                                         int schema_version,
+                                         absl::string_view json) {
+  return Decode(type, schema_version, json, /*fast_path=*/true);
+}
+
+absl::StatusOr<AccountEvent> DecodeEventWithoutFastPathForTesting(
+    absl::string_view type, int schema_version, absl::string_view json) {
+  return Decode(type, schema_version, json, /*fast_path=*/false);
 }
 
 std::string EncodeSnapshot(const AccountState& state) {

@@ -31,6 +31,11 @@ absl::StatusOr<AccountEvent> DecodeEvent(absl::string_view type,
                                          int schema_version,
                                          absl::string_view json);
 
+// DecodeEvent with only the full protobuf JSON parser, without the fast path
+// DecodeEvent tries first; for tests that check the two agree.
+absl::StatusOr<AccountEvent> DecodeEventWithoutFastPathForTesting(
+    absl::string_view type, int schema_version, absl::string_view json);
+
 // Snapshots of the aggregate's state.
 inline constexpr int kSnapshotSchemaVersion = 1;
 std::string EncodeSnapshot(const AccountState& state);

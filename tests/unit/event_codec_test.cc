@@ -1,5 +1,10 @@
 #include "common/domain/event_codec.h"
 
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace bank::domain {
@@ -59,6 +64,133 @@ TEST(EventCodecTest, RejectsPoison) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(DecodeEvent("AccountOpened", 1, "[]").status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// DecodeEvent tries a fast parser for plain JSON first and falls back to the
+// full protobuf JSON parser; whatever the input, the two must agree.
+void ExpectSameAsFullParser(const std::string& type, int version,
+                            const std::string& json) {
+  absl::StatusOr<AccountEvent> fast = DecodeEvent(type, version, json);
+  absl::StatusOr<AccountEvent> full =
+      DecodeEventWithoutFastPathForTesting(type, version, json);
+  ASSERT_EQ(fast.ok(), full.ok()) << type << " " << json << ": "
+                                  << fast.status() << " vs " << full.status();
+  if (!fast.ok()) return;
+  ASSERT_EQ(fast->index(), full->index());
+  std::visit(
+      [&](const auto& f) {
+        using M = std::decay_t<decltype(f)>;
+        EXPECT_EQ(f.SerializeAsString(), std::get<M>(*full).SerializeAsString())
+            << type << " " << json;
+      },
+      *fast);
+}
+
+TEST(EventCodecTest, FastPathAgreesWithTheFullParser) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"MoneyDeposited", R"({"amount": "700"})"},
+      {"MoneyDeposited", R"({"amount":700})"},
+      {"MoneyDeposited", " \t\n{ \"amount\" :\r\"-5\" } \n"},
+      {"MoneyDeposited", R"({"amount": "9223372036854775807"})"},
+      {"MoneyDeposited", R"({"amount": "9223372036854775808"})"},
+      {"MoneyDeposited", R"({"amount": "-9223372036854775808"})"},
+      {"MoneyDeposited", R"({"amount": "007"})"},
+      {"MoneyDeposited", R"({"amount": "-0"})"},
+      {"MoneyDeposited", R"({"amount": 1e3})"},
+      {"MoneyDeposited", R"({"amount": 1.0})"},
+      {"MoneyDeposited", R"({"amount": " 1"})"},
+      {"MoneyDeposited", R"({"amount": null})"},
+      {"MoneyDeposited", R"({"amount": true})"},
+      {"MoneyDeposited", R"({"amount": "1", "amount": "2"})"},
+      {"MoneyDeposited", R"({"amount": "1",})"},
+      {"MoneyDeposited", R"({"amount": "1"} x)"},
+      {"MoneyDeposited", R"({"amount": "1")"},
+      {"MoneyDeposited", R"({})"},
+      {"MoneyDeposited", R"({"Amount": "1"})"},
+      {"AccountOpened",
+       R"({"owner": "Ann", "currency": "EUR", "account_id": "a1", "initial_deposit": "100"})"},
+      {"AccountOpened",
+       R"({"owner": "Zo\u00eb", "currency": "EUR", "account_id": "a1", "initial_deposit": "1"})"},
+      {"AccountOpened",
+       "{\"owner\": \"Zo\xc3\xab\", \"currency\": \"EUR\", \"account_id\": "
+       "\"a\"}"},
+      {"AccountOpened", "{\"owner\": \"bad\xff\", \"currency\": \"EUR\"}"},
+      {"AccountOpened", R"({"owner": "a\"b", "initialDeposit": "3"})"},
+      {"AccountOpened", R"({"owner": 5})"},
+      {"AccountOpened", R"({"owner": ["x"]})"},
+      {"AccountOpened", R"({"owner": {"x": 1}})"},
+      {"TransferSent",
+       R"({"amount": "25", "transfer_id": "t", "to_account_id": "b"})"},
+      {"TransferReceived",
+       R"({"amount": "25", "transfer_id": "t", "from_account_id": "b"})"},
+      {"AccountClosed", R"({})"},
+      {"AccountClosed", R"({"reason": "x"})"},
+      {"MoneyWithdrawn", R"([])"},
+      {"MoneyWithdrawn", ""},
+  };
+  for (const auto& [type, json] : cases) {
+    ExpectSameAsFullParser(type, CurrentSchemaVersion(type), json);
+  }
+  // Random flat objects built from the pieces both parsers meet.
+  const std::vector<std::string> keys = {"\"amount\"",
+                                         "\"owner\"",
+                                         "\"currency\"",
+                                         "\"account_id\"",
+                                         "\"initial_deposit\"",
+                                         "\"initialDeposit\"",
+                                         "\"transfer_id\"",
+                                         "\"to_account_id\"",
+                                         "\"from_account_id\"",
+                                         "\"nope\"",
+                                         "amount"};
+  const std::vector<std::string> values = {"\"1\"",
+                                           "1",
+                                           "-1",
+                                           "\"-1\"",
+                                           "0",
+                                           "\"0\"",
+                                           "01",
+                                           "\"01\"",
+                                           "\"9223372036854775807\"",
+                                           "9223372036854775808",
+                                           "\"x\"",
+                                           "\"\"",
+                                           "\"a b\"",
+                                           "\"\\n\"",
+                                           "\"\\u0041\"",
+                                           "true",
+                                           "false",
+                                           "null",
+                                           "1.5",
+                                           "\"1.5\"",
+                                           "[]",
+                                           "{}",
+                                           "\"\xc3\xa9\"",
+                                           "-",
+                                           "\"-\"",
+                                           "2e2"};
+  const std::vector<std::string> spaces = {"", " ", "\n", "\t ", "\r"};
+  const std::vector<std::string> types = {"AccountOpened",    "MoneyDeposited",
+                                          "MoneyWithdrawn",   "TransferSent",
+                                          "TransferReceived", "AccountClosed"};
+  std::mt19937 rng(7);
+  auto pick = [&](const std::vector<std::string>& v) -> const std::string& {
+    return v[rng() % v.size()];
+  };
+  for (int n = 0; n < 20000; ++n) {
+    std::string json = pick(spaces) + "{" + pick(spaces);
+    const int fields = rng() % 4;
+    for (int k = 0; k < fields; ++k) {
+      if (k > 0) json += "," + pick(spaces);
+      json += pick(keys) + pick(spaces) + ":" + pick(spaces) + pick(values) +
+              pick(spaces);
+    }
+    json += "}" + pick(spaces);
+    if (rng() % 10 == 0) json.resize(rng() % (json.size() + 1));
+    const std::string& type = pick(types);
+    ExpectSameAsFullParser(type, CurrentSchemaVersion(type), json);
+    if (HasFailure()) return;
+  }
 }
 
 TEST(EventCodecTest, SnapshotsRoundTripAndOldVersionsAreRefused) {
