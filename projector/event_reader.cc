@@ -5,11 +5,12 @@
 namespace bank::projector {
 namespace {
 
-// The gap-free tailing read: see sql/events/001_events.sql.
+// The gap-free tailing read: see sql/events/001_events.sql. Only what the
+// projection uses: event_id and metadata are left out (printing them was a
+// fifth of PostgreSQL's time for the read).
 constexpr char kReadAfterSql[] = R"sql(
-SELECT position, event_id::text, stream_id::text, stream_version, event_type,
-       schema_version, data::text, metadata::text,
-       transaction_id::text::bigint,
+SELECT position, stream_id::text, stream_version, event_type,
+       schema_version, data::text, transaction_id::text::bigint,
        (extract(epoch FROM recorded_at) * 1000000)::bigint
 FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
@@ -61,15 +62,13 @@ absl::StatusOr<std::vector<eventstore::RecordedEvent>> EventReader::ReadAfter(
     for (const auto& row : r) {
       eventstore::RecordedEvent e;
       e.position = row[0].as<int64_t>();
-      e.event_id = row[1].as<std::string>();
-      e.stream_id = row[2].as<std::string>();
-      e.stream_version = row[3].as<int64_t>();
-      e.type = row[4].as<std::string>();
-      e.schema_version = row[5].as<int>();
-      e.data = row[6].as<std::string>();
-      e.metadata = row[7].as<std::string>();
-      e.transaction_id = row[8].as<int64_t>();
-      e.recorded_at = absl::FromUnixMicros(row[9].as<int64_t>());
+      e.stream_id = row[1].as<std::string>();
+      e.stream_version = row[2].as<int64_t>();
+      e.type = row[3].as<std::string>();
+      e.schema_version = row[4].as<int>();
+      e.data = row[5].as<std::string>();
+      e.transaction_id = row[6].as<int64_t>();
+      e.recorded_at = absl::FromUnixMicros(row[7].as<int64_t>());
       out.push_back(std::move(e));
     }
     return out;

@@ -36,7 +36,9 @@ class EventReader {
  public:
   explicit EventReader(std::string uri) : uri_(std::move(uri)) {}
 
-  // Up to `limit` events after `after`; UNAVAILABLE when unreachable.
+  // Up to `limit` events after `after`, in tailing order, with what the
+  // projection reads (event_id and metadata are left empty); UNAVAILABLE
+  // when unreachable.
   absl::StatusOr<std::vector<eventstore::RecordedEvent>> ReadAfter(
       const Checkpoint& after, int limit);
   absl::StatusOr<HeadInfo> Head(const Checkpoint& after);

@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/domain/bank_account.h"
 #include "common/eventstore/event_store.h"
 
 namespace bank::projector {
@@ -54,6 +55,16 @@ struct BatchChanges {
   int64_t duplicates = 0;  // Already projected (version guard): no-ops.
 };
 
+// One account while a batch (or a whole rebuild) is folded: its row and the
+// aggregate its events are applied to.
+struct AccountFold {
+  BalanceRow row;
+  domain::BankAccount account;
+  explicit AccountFold(BalanceRow r);
+  // The row with the aggregate's owner, currency and status.
+  BalanceRow FinalRow() const;
+};
+
 // Folds a batch of events (in tailing order) into the read model rows,
 // starting from the current rows of the accounts they touch. Pure. An event
 // whose version the account has already reached is a duplicate and changes
@@ -63,6 +74,15 @@ struct BatchChanges {
 absl::StatusOr<BatchChanges> ProjectBatch(
     const absl::flat_hash_map<std::string, BalanceRow>& current,
     const std::vector<eventstore::RecordedEvent>& events, bool skip_poison);
+
+// ProjectBatch for a rebuild, which holds every account in memory: folds the
+// batch into `accounts` in place (no copy per touched account) and adds the
+// history rows and poison to `out` (out->balances stays empty: the rows are
+// in `accounts`). On FAILED_PRECONDITION `accounts` may hold part of the
+// batch: the rebuild is abandoned then.
+absl::Status FoldBatch(absl::flat_hash_map<std::string, AccountFold>& accounts,
+                       const std::vector<eventstore::RecordedEvent>& events,
+                       bool skip_poison, BatchChanges* out);
 
 }  // namespace bank::projector
 

@@ -207,7 +207,7 @@ absl::StatusOr<int64_t> Projector::Rebuild(const std::atomic<bool>& stop) {
   ReadModelWriter writer(options_.read_db, shadow, "_rebuild");
   if (absl::Status s = writer.ResetShadow(); !s.ok()) return s;
   // Every account's state while loading: one row per account in memory.
-  absl::flat_hash_map<std::string, BalanceRow> state;
+  absl::flat_hash_map<std::string, AccountFold> state;
   Checkpoint c;
   int64_t projected = 0;
   absl::Time start = absl::Now();

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <pqxx/tablewriter>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/db/pg_status.h"
 #include "common/eventstore/pg_event_store.h"
+#include "common/util/text.h"
 
 namespace bank::projector {
 namespace {
@@ -132,8 +134,33 @@ std::string Micros(absl::Time t) {
 }
 
 // A timestamptz in COPY's text format.
+// A field in COPY's text format: backslash, tab, newline and carriage
+// return escaped.
+void AppendCopyField(absl::string_view v, std::string* out) {
+  for (char c : v) {
+    switch (c) {
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      default:
+        out->push_back(c);
+    }
+  }
+}
+
 std::string CopyTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
+  std::string out;
+  util::AppendUtcTimestamp(t, &out);
+  return out;
 }
 
 }  // namespace
@@ -312,18 +339,35 @@ absl::Status ReadModelWriter::ResetShadow() {
   return absl::OkStatus();
 }
 
+struct ReadModelWriter::Bulk {
+  Bulk(pqxx::connection& c, const std::string& table,
+       const std::vector<std::string>& columns)
+      : tx(c), copy(tx, table, columns.begin(), columns.end(), "") {}
+  pqxx::work tx;
+  pqxx::tablewriter copy;
+  std::vector<PoisonEvent> poison;
+};
+
+ReadModelWriter::~ReadModelWriter() = default;
+
+void ReadModelWriter::Disconnect() {
+  bulk_.reset();
+  conn_.reset();
+}
+
 absl::StatusOr<BatchResult> ReadModelWriter::BulkLoad(
     const std::vector<eventstore::RecordedEvent>& events,
-    absl::flat_hash_map<std::string, BalanceRow>& state, bool skip_poison) {
+    absl::flat_hash_map<std::string, AccountFold>& state, bool skip_poison) {
   BatchResult out;
   if (events.empty()) return out;
-  absl::StatusOr<BatchChanges> changes =
-      ProjectBatch(state, events, skip_poison);
-  if (!changes.ok()) return changes.status();
-  if (absl::Status s = Connect(); !s.ok()) return s;
+  BatchChanges changes;
+  if (absl::Status s = FoldBatch(state, events, skip_poison, &changes);
+      !s.ok()) {
+    return s;
+  }
   try {
-    pqxx::work tx(*conn_);
-    {
+    if (bulk_ == nullptr) {
+      if (absl::Status s = Connect(); !s.ok()) return s;
       const std::vector<std::string> columns = {"account_id",
                                                 "version",
                                                 "kind",
@@ -332,50 +376,82 @@ absl::StatusOr<BatchResult> ReadModelWriter::BulkLoad(
                                                 "occurred_at",
                                                 "counterparty_account_id",
                                                 "position"};
-      // Empty fields are NULL: only counterparty_account_id can be empty.
-      pqxx::tablewriter copy(tx, "account_history" + suffix_, columns.begin(),
-                             columns.end(), "");
-      for (const HistoryRow& h : changes->history) {
-        copy << std::vector<std::string>{h.account_id,
-                                         std::to_string(h.version),
-                                         std::to_string(h.kind),
-                                         std::to_string(h.amount),
-                                         std::to_string(h.balance_after),
-                                         CopyTime(h.occurred_at),
-                                         h.counterparty_account_id,
-                                         std::to_string(h.position)};
-      }
-      copy.complete();
+      bulk_ =
+          std::make_unique<Bulk>(*conn_, "account_history" + suffix_, columns);
     }
-    if (!changes->poison.empty()) {
+    // Rows in COPY's text format, written in chunks: formatting them here
+    // costs a fraction of one vector of strings per row.
+    std::string chunk;
+    chunk.reserve(1 << 16);
+    for (const HistoryRow& h : changes.history) {
+      if (!chunk.empty()) chunk.push_back('\n');
+      AppendCopyField(h.account_id, &chunk);
+      absl::StrAppend(&chunk, "\t", h.version, "\t", h.kind, "\t", h.amount,
+                      "\t", h.balance_after, "\t");
+      util::AppendUtcTimestamp(h.occurred_at, &chunk);
+      chunk.push_back('\t');
+      if (h.counterparty_account_id.empty()) {
+        chunk.append("\\N");
+      } else {
+        AppendCopyField(h.counterparty_account_id, &chunk);
+      }
+      absl::StrAppend(&chunk, "\t", h.position);
+      if (chunk.size() >= (1 << 16) - 256) {
+        bulk_->copy.write_raw_line(chunk);  // Adds the last row's newline.
+        chunk.clear();
+      }
+    }
+    if (!chunk.empty()) bulk_->copy.write_raw_line(chunk);
+  } catch (const std::exception& e) {
+    bulk_.reset();
+    if (db::IsConnectionLost(e)) conn_.reset();
+    return db::StatusFromException(e, "loading the rebuild tables");
+  }
+  for (PoisonEvent& p : changes.poison) bulk_->poison.push_back(std::move(p));
+  out.applied = changes.applied;
+  out.duplicates = changes.duplicates;
+  out.poison = static_cast<int64_t>(changes.poison.size());
+  out.checkpoint = {events.back().transaction_id, events.back().position};
+  return out;
+}
+
+absl::Status ReadModelWriter::EndBulk() {
+  if (bulk_ == nullptr) return absl::OkStatus();
+  try {
+    bulk_->copy.complete();
+    if (!bulk_->poison.empty()) {
       std::vector<std::string> pos, stream, type, error;
-      for (const PoisonEvent& p : changes->poison) {
+      for (const PoisonEvent& p : bulk_->poison) {
         pos.push_back(std::to_string(p.position));
         stream.push_back(p.stream_id);
         type.push_back(p.event_type);
         error.push_back(p.error);
       }
-      tx.exec_prepared("insert_poison", ToArrayLiteral(pos),
-                       ToArrayLiteral(stream), ToArrayLiteral(type),
-                       ToArrayLiteral(error));
+      bulk_->tx.exec_prepared("insert_poison", ToArrayLiteral(pos),
+                              ToArrayLiteral(stream), ToArrayLiteral(type),
+                              ToArrayLiteral(error));
     }
-    tx.commit();
+    bulk_->tx.commit();
   } catch (const std::exception& e) {
+    bulk_.reset();
     if (db::IsConnectionLost(e)) conn_.reset();
     return db::StatusFromException(e, "loading the rebuild tables");
   }
-  for (BalanceRow& b : changes->balances) state[b.account_id] = std::move(b);
-  out.applied = changes->applied;
-  out.duplicates = changes->duplicates;
-  out.poison = static_cast<int64_t>(changes->poison.size());
-  out.checkpoint = {events.back().transaction_id, events.back().position};
-  return out;
+  bulk_.reset();
+  return absl::OkStatus();
 }
 
 absl::Status ReadModelWriter::FinishShadow(
-    const absl::flat_hash_map<std::string, BalanceRow>& state,
+    const absl::flat_hash_map<std::string, AccountFold>& state,
     const Checkpoint& checkpoint) {
+  if (absl::Status s = EndBulk(); !s.ok()) return s;
   if (absl::Status s = Connect(); !s.ok()) return s;
+  // The balances, and the DDL of the indexes to build.
+  struct Index {
+    std::string ddl, table, name;
+    bool primary_key;
+  };
+  std::vector<Index> indexes;
   try {
     pqxx::work tx(*conn_);
     {
@@ -384,7 +460,10 @@ absl::Status ReadModelWriter::FinishShadow(
           "status",     "opened_at", "updated_at", "last_position"};
       pqxx::tablewriter copy(tx, "account_balances" + suffix_, columns.begin(),
                              columns.end(), "\\N");
-      for (const auto& [id, b] : state) {
+      for (const auto& [id, fold] : state) {
+        // Accounts seen only through poison were never opened: no row.
+        if (fold.row.version == 0) continue;
+        const BalanceRow b = fold.FinalRow();
         copy << std::vector<std::string>{b.account_id,
                                          b.owner,
                                          b.currency,
@@ -398,11 +477,43 @@ absl::Status ReadModelWriter::FinishShadow(
       copy.complete();
     }
     for (const auto& row : tx.exec(kShadowIndexesSql)) {
-      tx.exec(row[0].as<std::string>());
-      if (row[3].as<bool>()) {
-        tx.exec("ALTER TABLE " + tx.quote_name(row[1].as<std::string>()) +
-                " ADD PRIMARY KEY USING INDEX " +
-                tx.quote_name(row[2].as<std::string>()));
+      indexes.push_back({row[0].as<std::string>(), row[1].as<std::string>(),
+                         row[2].as<std::string>(), row[3].as<bool>()});
+    }
+    tx.commit();
+  } catch (const std::exception& e) {
+    if (db::IsConnectionLost(e)) conn_.reset();
+    return db::StatusFromException(e, "writing the rebuild balances");
+  }
+  // Each index is one sort of its table: they are built side by side, one
+  // connection each (committed tables, so no transaction is shared; a crash
+  // here leaves shadow tables that the next rebuild drops).
+  std::vector<absl::Status> built(indexes.size());
+  {
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < indexes.size(); ++i) {
+      threads.emplace_back([this, &indexes, &built, i] {
+        try {
+          pqxx::connection c(uri_);
+          c.set_variable("application_name", "'bank-projector-indexer'");
+          pqxx::nontransaction tx(c);
+          tx.exec(indexes[i].ddl);
+        } catch (const std::exception& e) {
+          built[i] = db::StatusFromException(e, "indexing the rebuild tables");
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  for (const absl::Status& s : built) {
+    if (!s.ok()) return s;
+  }
+  try {
+    pqxx::work tx(*conn_);
+    for (const Index& index : indexes) {
+      if (index.primary_key) {
+        tx.exec("ALTER TABLE " + tx.quote_name(index.table) +
+                " ADD PRIMARY KEY USING INDEX " + tx.quote_name(index.name));
       }
     }
     tx.exec("ANALYZE account_balances" + suffix_);

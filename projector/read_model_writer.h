@@ -31,6 +31,7 @@ struct BatchResult {
 class ReadModelWriter {
  public:
   ReadModelWriter(std::string uri, std::string projection, std::string suffix);
+  ~ReadModelWriter();
 
   // The stored checkpoint (created at (0, 0) when missing).
   absl::StatusOr<Checkpoint> LoadCheckpoint();
@@ -52,13 +53,16 @@ class ReadModelWriter {
   // Recreates empty shadow tables (columns and constraints of the live ones,
   // no indexes) and their checkpoint at (0, 0).
   absl::Status ResetShadow();
-  // Projects a batch into the shadow history, folding it into `state`.
+  // Projects a batch into the shadow history, folding it into `state`. The
+  // history goes into one COPY held open across calls, in one transaction
+  // that FinishShadow commits, so PostgreSQL ingests a batch while the next
+  // one is projected (a failure leaves nothing: the rebuild starts over).
   absl::StatusOr<BatchResult> BulkLoad(
       const std::vector<eventstore::RecordedEvent>& events,
-      absl::flat_hash_map<std::string, BalanceRow>& state, bool skip_poison);
+      absl::flat_hash_map<std::string, AccountFold>& state, bool skip_poison);
   // Writes the balances, builds the indexes and stores the checkpoint.
   absl::Status FinishShadow(
-      const absl::flat_hash_map<std::string, BalanceRow>& state,
+      const absl::flat_hash_map<std::string, AccountFold>& state,
       const Checkpoint& checkpoint);
   // Rebuild support: under the live checkpoint's row lock, catches the shadow
   // tables up to the head with `reader` and swaps them in for the live ones,
@@ -66,7 +70,7 @@ class ReadModelWriter {
   absl::StatusOr<Checkpoint> SwapIn(const std::string& live_projection,
                                     EventReader& reader, int batch_size);
 
-  void Disconnect() { conn_.reset(); }
+  void Disconnect();
 
  private:
   absl::Status Connect();
@@ -79,6 +83,10 @@ class ReadModelWriter {
   const std::string projection_;
   const std::string suffix_;
   std::unique_ptr<pqxx::connection> conn_;
+  // The open bulk load, between the first BulkLoad and FinishShadow.
+  struct Bulk;
+  std::unique_ptr<Bulk> bulk_;
+  absl::Status EndBulk();
 };
 
 }  // namespace bank::projector

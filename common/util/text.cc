@@ -95,4 +95,57 @@ std::string CanonicalUuid(absl::string_view s) {
   return absl::AsciiStrToLower(s);
 }
 
+void AppendUtcTimestamp(absl::Time t, std::string* out) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  // Days and microseconds of the day, flooring towards the past.
+  constexpr int64_t kDay = int64_t{86400} * 1000000;
+  int64_t days = micros / kDay;
+  int64_t of_day = micros % kDay;
+  if (of_day < 0) {
+    of_day += kDay;
+    --days;
+  }
+  // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+  const int64_t z = days + 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  if (year < 1000 || year > 9999) {
+    out->append(
+        absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone()));
+    return;
+  }
+  const int64_t secs = of_day / 1000000;
+  const int64_t frac = of_day % 1000000;
+  char buf[32];
+  auto put = [&buf](int at, int64_t v, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      buf[at + i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+  };
+  put(0, year, 4);
+  buf[4] = '-';
+  put(5, month, 2);
+  buf[7] = '-';
+  put(8, day, 2);
+  buf[10] = ' ';
+  put(11, secs / 3600, 2);
+  buf[13] = ':';
+  put(14, secs / 60 % 60, 2);
+  buf[16] = ':';
+  put(17, secs % 60, 2);
+  buf[19] = '.';
+  put(20, frac, 6);
+  buf[26] = '+';
+  buf[27] = '0';
+  buf[28] = '0';
+  out->append(buf, 29);
+}
+
 }  // namespace bank::util

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace bank::util {
 
@@ -25,6 +26,13 @@ std::string NewUuid();
 
 // The UUID in lower case (REQUIRES: IsUuid(s)).
 std::string CanonicalUuid(absl::string_view s);
+
+// Appends t in UTC as "YYYY-MM-DD HH:MM:SS.ffffff+00", the form PostgreSQL
+// reads for timestamptz (microseconds; finer digits are dropped), the same as
+// absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, UTC) but without the time
+// zone machinery, for bulk loads (years 1000 to 9999; others go through
+// absl::FormatTime). REQUIRES: t is finite.
+void AppendUtcTimestamp(absl::Time t, std::string* out);
 
 }  // namespace bank::util
 

@@ -1,5 +1,9 @@
 #include "projector/projection.h"
 
+#include <map>
+#include <random>
+
+#include "absl/strings/str_format.h"
 #include "bank/v1/bank.pb.h"
 #include "common/domain/event_codec.h"
 #include "gtest/gtest.h"
@@ -118,6 +122,96 @@ TEST(ProjectBatchTest, ClosingSetsTheStatus) {
   ASSERT_EQ(out->balances.size(), 1u);
   EXPECT_EQ(out->balances[0].status, v1::ACCOUNT_STATUS_CLOSED);
   EXPECT_EQ(out->history[1].kind, v1::ENTRY_KIND_CLOSED);
+}
+
+// The rebuild folds in place (FoldBatch); the live path projects each batch
+// against the stored rows (ProjectBatch). Same events, same read model.
+TEST(FoldBatchTest, GivesWhatProjectBatchGivesBatchAfterBatch) {
+  std::mt19937 rng(3);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    ids.push_back(absl::StrFormat("%08d-1111-4111-8111-111111111111", i));
+  }
+  // Interleaved streams, with a duplicate, a gap and an unknown type here
+  // and there (skipped as poison), and one stream that is only poison.
+  std::vector<eventstore::RecordedEvent> all;
+  std::map<std::string, int64_t> version;
+  int64_t position = 0;
+  for (int n = 0; n < 600; ++n) {
+    const std::string& id = ids[rng() % ids.size()];
+    int64_t v = version[id] + 1;
+    eventstore::RecordedEvent e =
+        v == 1 ? Event(id, v, Opened(id, 10), ++position)
+               : Event(id, v, Deposited(1 + rng() % 50), ++position);
+    switch (rng() % 20) {
+      case 0:
+        e.stream_version = std::max<int64_t>(1, v - 1);  // duplicate
+        break;
+      case 1:
+        e.stream_version = v + 1;  // gap
+        break;
+      case 2:
+        e.type = "MoneyTeleported";
+        break;
+      default:
+        version[id] = v;
+    }
+    all.push_back(e);
+  }
+  all.push_back(Event("99999999-1111-4111-8111-111111111111", 2, Deposited(1),
+                      ++position));
+  for (size_t batch : {1u, 7u, 50u, 600u}) {
+    absl::flat_hash_map<std::string, BalanceRow> live;
+    absl::flat_hash_map<std::string, AccountFold> folded;
+    std::vector<HistoryRow> live_history, folded_history;
+    size_t live_poison = 0, folded_poison = 0;
+    for (size_t at = 0; at < all.size(); at += batch) {
+      std::vector<eventstore::RecordedEvent> events(
+          all.begin() + at, all.begin() + std::min(all.size(), at + batch));
+      absl::StatusOr<BatchChanges> p = ProjectBatch(live, events, true);
+      ASSERT_TRUE(p.ok()) << p.status();
+      for (BalanceRow& b : p->balances) live[b.account_id] = b;
+      live_history.insert(live_history.end(), p->history.begin(),
+                          p->history.end());
+      live_poison += p->poison.size();
+      BatchChanges f;
+      ASSERT_TRUE(FoldBatch(folded, events, true, &f).ok());
+      EXPECT_TRUE(f.balances.empty());
+      folded_history.insert(folded_history.end(), f.history.begin(),
+                            f.history.end());
+      folded_poison += f.poison.size();
+    }
+    EXPECT_GT(live_poison, 0u);
+    EXPECT_EQ(folded_poison, live_poison);
+    ASSERT_EQ(folded_history.size(), live_history.size());
+    for (size_t i = 0; i < live_history.size(); ++i) {
+      EXPECT_EQ(folded_history[i].account_id, live_history[i].account_id);
+      EXPECT_EQ(folded_history[i].version, live_history[i].version);
+      EXPECT_EQ(folded_history[i].balance_after, live_history[i].balance_after);
+    }
+    size_t opened = 0;
+    for (const auto& [id, fold] : folded) {
+      if (fold.row.version == 0) continue;  // poison only: no row
+      ++opened;
+      BalanceRow row = fold.FinalRow();
+      ASSERT_TRUE(live.contains(id)) << id;
+      const BalanceRow& want = live.at(id);
+      EXPECT_EQ(row.balance, want.balance) << id;
+      EXPECT_EQ(row.version, want.version) << id;
+      EXPECT_EQ(row.owner, want.owner) << id;
+      EXPECT_EQ(row.status, want.status) << id;
+      EXPECT_EQ(row.opened_at, want.opened_at) << id;
+      EXPECT_EQ(row.updated_at, want.updated_at) << id;
+      EXPECT_EQ(row.last_position, want.last_position) << id;
+    }
+    EXPECT_EQ(opened, live.size());
+  }
+  // Without skip_poison the fold stops at the first poison, naming it.
+  absl::flat_hash_map<std::string, AccountFold> folded;
+  BatchChanges f;
+  absl::Status s = FoldBatch(folded, all, false, &f);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("position"), absl::string_view::npos);
 }
 
 }  // namespace

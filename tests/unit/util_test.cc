@@ -1,3 +1,5 @@
+#include <random>
+
 #include "common/db/connection_pool.h"
 #include "common/db/uri.h"
 #include "common/eventstore/pg_event_store.h"
@@ -45,6 +47,38 @@ TEST(TextTest, Utf8Length) {
   EXPECT_FALSE(util::Utf8Length("\xc0\xaf").has_value());          // overlong
   EXPECT_FALSE(util::Utf8Length("\xed\xa0\x80").has_value());      // surrogate
   EXPECT_FALSE(util::Utf8Length("\xf4\x90\x80\x80").has_value());  // > U+10FFFF
+}
+
+TEST(TextTest, UtcTimestampsMatchAbslFormatting) {
+  auto fast = [](absl::Time t) {
+    std::string out = "x";
+    util::AppendUtcTimestamp(t, &out);
+    return out.substr(1);
+  };
+  auto slow = [](absl::Time t) {
+    return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
+  };
+  EXPECT_EQ(fast(absl::UnixEpoch()), "1970-01-01 00:00:00.000000+00");
+  EXPECT_EQ(fast(absl::FromUnixMicros(-1)), "1969-12-31 23:59:59.999999+00");
+  EXPECT_EQ(fast(absl::FromUnixMicros(951782400000000)),  // leap day 2000
+            "2000-02-29 00:00:00.000000+00");
+  // Sub-microsecond digits are dropped, as %E6S does.
+  EXPECT_EQ(fast(absl::UnixEpoch() + absl::Nanoseconds(1999)),
+            "1970-01-01 00:00:00.000001+00");
+  std::mt19937_64 rng(11);
+  // Years 1 to 9999 (before 1000 and after 9999 the slow path answers).
+  const int64_t lo = -62135596800LL * 1000000, hi = 253402300799LL * 1000000;
+  for (int i = 0; i < 200000; ++i) {
+    int64_t us =
+        lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo));
+    if (i % 3 == 0) us = static_cast<int64_t>(rng() % 4102444800000000ULL);
+    absl::Time t = absl::FromUnixMicros(us);
+    ASSERT_EQ(fast(t), slow(t)) << us;
+  }
+  for (int64_t us : {lo, lo - 1, hi, hi + 1, hi * 2, lo * 2}) {
+    absl::Time t = absl::FromUnixMicros(us);
+    EXPECT_EQ(fast(t), slow(t)) << us;
+  }
 }
 
 TEST(TextTest, Uuids) {
