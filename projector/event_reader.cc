@@ -1,5 +1,7 @@
 #include "projector/event_reader.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/db/pg_status.h"
 
 namespace bank::projector {
@@ -29,7 +31,63 @@ SELECT coalesce((SELECT max(position) FROM events), 0),
         ORDER BY transaction_id, position LIMIT 1)
 )sql";
 
+// CopyAfter's query: kReadAfterSql's, with the values as literals (COPY
+// takes no parameters) and the columns in their own types.
+constexpr char kCopyAfterSql[] = R"sql(
+COPY (
+  SELECT position, stream_id, stream_version, event_type, schema_version,
+         data, transaction_id, recorded_at
+  FROM events
+  WHERE (transaction_id, position) > ('{T}'::xid8, {P})
+    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+  ORDER BY events.transaction_id, events.position
+  LIMIT {L}
+) TO STDOUT (FORMAT binary)
+)sql";
+
 }  // namespace
+
+EventReader::EventReader(std::string uri) : uri_(std::move(uri)) {}
+
+EventReader::~EventReader() = default;
+
+void EventReader::Disconnect() {
+  conn_.reset();
+  copy_.reset();
+}
+
+absl::StatusOr<std::vector<eventstore::RecordedEvent>> EventReader::CopyAfter(
+    const Checkpoint& after, int limit) {
+  const std::string sql = absl::StrReplaceAll(
+      kCopyAfterSql, {{"{T}", absl::StrCat(after.transaction_id)},
+                      {"{P}", absl::StrCat(after.position)},
+                      {"{L}", absl::StrCat(limit)}});
+  std::vector<eventstore::RecordedEvent> out;
+  try {
+    if (copy_ == nullptr) {
+      copy_ =
+          std::make_unique<db::BinaryCopyOut>(uri_, "bank-projector-reader");
+    }
+    using F = db::BinaryCopyOut;
+    copy_->Run(sql, [&out](const std::vector<F::Field>& row) {
+      if (row.size() != 8) {
+        throw pqxx::data_exception("unexpected row shape in the events COPY");
+      }
+      eventstore::RecordedEvent& e = out.emplace_back();
+      e.position = F::Int64(row[0]);
+      e.stream_id = F::UuidText(row[1]);
+      e.stream_version = F::Int64(row[2]);
+      e.type = std::string(row[3].bytes);
+      e.schema_version = F::Int32(row[4]);
+      e.data = std::string(F::JsonbText(row[5]));
+      e.transaction_id = F::Int64(row[6]);
+      e.recorded_at = F::Timestamp(row[7]);
+    });
+  } catch (const std::exception& e) {
+    return db::StatusFromException(e, "reading events");
+  }
+  return out;
+}
 
 absl::Status EventReader::Connect() {
   if (conn_ != nullptr && conn_->is_open()) return absl::OkStatus();

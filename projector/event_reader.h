@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/db/binary_copy.h"
 #include "common/eventstore/event_store.h"
 
 namespace bank::projector {
@@ -34,20 +35,27 @@ struct HeadInfo {
 // thread-safe.
 class EventReader {
  public:
-  explicit EventReader(std::string uri) : uri_(std::move(uri)) {}
+  explicit EventReader(std::string uri);
+  ~EventReader();
 
   // Up to `limit` events after `after`, in tailing order, with what the
   // projection reads (event_id and metadata are left empty); UNAVAILABLE
   // when unreachable.
   absl::StatusOr<std::vector<eventstore::RecordedEvent>> ReadAfter(
       const Checkpoint& after, int limit);
+  // ReadAfter for bulk reads (the rebuild): the same events, read with a
+  // binary COPY on a connection of its own, which costs PostgreSQL about
+  // half as much as printing them as text.
+  absl::StatusOr<std::vector<eventstore::RecordedEvent>> CopyAfter(
+      const Checkpoint& after, int limit);
   absl::StatusOr<HeadInfo> Head(const Checkpoint& after);
-  void Disconnect() { conn_.reset(); }
+  void Disconnect();
 
  private:
   absl::Status Connect();
   const std::string uri_;
   std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<db::BinaryCopyOut> copy_;
 };
 
 }  // namespace bank::projector

@@ -214,7 +214,7 @@ absl::StatusOr<int64_t> Projector::Rebuild(const std::atomic<bool>& stop) {
   // The next batch is read while the current one is written.
   EventReader ahead(options_.events_db);
   absl::StatusOr<std::vector<eventstore::RecordedEvent>> batch =
-      reader_.ReadAfter(c, options_.batch_size);
+      reader_.CopyAfter(c, options_.batch_size);
   bool use_ahead = true;
   while (!stop.load()) {
     if (!batch.ok()) return batch.status();
@@ -223,7 +223,7 @@ absl::StatusOr<int64_t> Projector::Rebuild(const std::atomic<bool>& stop) {
     EventReader& r = use_ahead ? ahead : reader_;
     use_ahead = !use_ahead;
     auto pending = std::async(std::launch::async, [&r, next, this] {
-      return r.ReadAfter(next, options_.batch_size);
+      return r.CopyAfter(next, options_.batch_size);
     });
     absl::StatusOr<BatchResult> applied =
         writer.BulkLoad(*batch, state, options_.skip_poison);

@@ -54,9 +54,10 @@ class ReadModelWriter {
   // no indexes) and their checkpoint at (0, 0).
   absl::Status ResetShadow();
   // Projects a batch into the shadow history, folding it into `state`. The
-  // history goes into one COPY held open across calls, in one transaction
-  // that FinishShadow commits, so PostgreSQL ingests a batch while the next
-  // one is projected (a failure leaves nothing: the rebuild starts over).
+  // history goes into one binary COPY held open across calls on a
+  // connection of its own, committed by FinishShadow, so PostgreSQL ingests
+  // a batch while the next one is folded (a failure leaves nothing: the
+  // rebuild starts over).
   absl::StatusOr<BatchResult> BulkLoad(
       const std::vector<eventstore::RecordedEvent>& events,
       absl::flat_hash_map<std::string, AccountFold>& state, bool skip_poison);

@@ -8,6 +8,8 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "common/db/binary_copy.h"
 #include "gtest/gtest.h"
 #include "tests/support/oracle.h"
 #include "tests/support/system.h"
@@ -98,6 +100,105 @@ class ProjectorTest : public ::testing::Test {
   }
   std::unique_ptr<System> sys_;
 };
+
+// The rebuild's binary COPY in both directions, at the edges of each type.
+TEST(BinaryCopyTest, RoundTripsEdgeValuesAndRefusesBadUuids) {
+  ASSERT_TRUE(pg->CreateDatabase("binary_copy").ok());
+  const std::string uri = pg->Uri("binary_copy");
+  {
+    pqxx::connection c(uri);
+    pqxx::work tx(c);
+    tx.exec(
+        "CREATE TABLE t (id uuid, other uuid, small smallint, big bigint, "
+        "at timestamptz, note jsonb)");
+    tx.commit();
+  }
+  const absl::Time before_2000 = absl::FromUnixMicros(-1234567);  // 1969
+  const absl::Time after_2000 = absl::FromUnixMicros(1795766671338649);
+  {
+    db::BinaryCopyIn in(uri,
+                        "COPY t (id, other, small, big, at) FROM STDIN "
+                        "(FORMAT binary)",
+                        "test");
+    in.StartRow(5);
+    in.AddUuid("0123ABCD-4567-89ab-cdef-0123456789AB");
+    in.AddNull();
+    in.AddInt16(-32768);
+    in.AddInt64(INT64_MIN);
+    in.AddTimestamp(before_2000);
+    in.StartRow(5);
+    in.AddUuid("ffffffff-ffff-ffff-ffff-ffffffffffff");
+    in.AddUuid("00000000-0000-0000-0000-000000000000");
+    in.AddInt16(32767);
+    in.AddInt64(INT64_MAX);
+    in.AddTimestamp(after_2000);
+    EXPECT_EQ(in.Finish(), 2);
+  }
+  EXPECT_EQ(Query(uri,
+                  "SELECT count(*) FROM t WHERE id = "
+                  "'0123abcd-4567-89ab-cdef-0123456789ab' AND other IS "
+                  "NULL AND small = -32768 AND big = "
+                  "-9223372036854775808 AND at = "
+                  "'1969-12-31 23:59:58.765433+00'"),
+            1);
+  EXPECT_EQ(Query(uri,
+                  "SELECT count(*) FROM t WHERE small = 32767 AND big = "
+                  "9223372036854775807 AND at = "
+                  "'2026-11-27 08:04:31.338649+00'"),
+            1);
+  // A bad uuid fails the COPY, and nothing of it is committed.
+  {
+    db::BinaryCopyIn in(uri, "COPY t (id) FROM STDIN (FORMAT binary)", "test");
+    in.StartRow(1);
+    in.AddUuid("00000000-0000-0000-0000-000000000001");
+    in.StartRow(1);
+    EXPECT_THROW(in.AddUuid("00000000-0000-0000-0000-00000000000g"),
+                 pqxx::data_exception);
+    EXPECT_THROW(in.AddUuid("0000000000000000000000000000000000ab"),
+                 pqxx::data_exception);
+  }
+  EXPECT_EQ(Query(uri, "SELECT count(*) FROM t"), 2);
+  // And back out, in PostgreSQL's send formats.
+  {
+    pqxx::connection c(uri);
+    pqxx::work tx(c);
+    tx.exec("UPDATE t SET note = '{\"a\": \"b\"}'");
+    tx.commit();
+  }
+  db::BinaryCopyOut out(uri, "test");
+  std::vector<std::string> rows;
+  out.Run(
+      "COPY (SELECT id, other, small, big, at, note FROM t ORDER BY small) "
+      "TO STDOUT (FORMAT binary)",
+      [&](const std::vector<db::BinaryCopyOut::Field>& f) {
+        ASSERT_EQ(f.size(), 6u);
+        using F = db::BinaryCopyOut;
+        rows.push_back(absl::StrCat(
+            F::UuidText(f[0]), " ", f[1].null ? "null" : F::UuidText(f[1]), " ",
+            F::Int16(f[2]), " ", F::Int64(f[3]), " ",
+            absl::ToUnixMicros(F::Timestamp(f[4])), " ", F::JsonbText(f[5])));
+      });
+  EXPECT_EQ(rows, (std::vector<std::string>{
+                      "0123abcd-4567-89ab-cdef-0123456789ab null -32768 "
+                      "-9223372036854775808 -1234567 {\"a\": \"b\"}",
+                      "ffffffff-ffff-ffff-ffff-ffffffffffff "
+                      "00000000-0000-0000-0000-000000000000 32767 "
+                      "9223372036854775807 1795766671338649 {\"a\": \"b\"}"}));
+  // A failing statement throws with its SQLSTATE; the next one reconnects.
+  try {
+    out.Run("COPY (SELECT 1/0) TO STDOUT (FORMAT binary)",
+            [](const std::vector<db::BinaryCopyOut::Field>&) {});
+    ADD_FAILURE() << "division by zero did not throw";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(e.sqlstate(), "22012");
+  }
+  int n = 0;
+  out.Run("COPY (SELECT 1) TO STDOUT (FORMAT binary)",
+          [&](const std::vector<db::BinaryCopyOut::Field>& f) {
+            n += db::BinaryCopyOut::Int32(f[0]);
+          });
+  EXPECT_EQ(n, 1);
+}
 
 TEST_F(ProjectorTest, NeverSkipsAnEventThatCommitsLate) {
   Start("late");

@@ -1,0 +1,318 @@
+#include "common/db/binary_copy.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <pqxx/except>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace bank::db {
+namespace {
+
+// COPY's binary format: signature, flags, header extension length.
+constexpr char kHeader[] = "PGCOPY\n\377\r\n\0";
+constexpr size_t kHeaderSignature = 11;
+constexpr size_t kFlushAt = 1 << 16;
+// timestamptz counts microseconds from 2000-01-01 00:00:00 UTC.
+constexpr int64_t kPostgresEpochUnixMicros = 946684800LL * 1000000;
+
+void PutBigEndian(std::string& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) {
+    out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  }
+}
+void PutBigEndian16(std::string& out, uint16_t v) { PutBigEndian(out, v, 2); }
+void PutBigEndian32(std::string& out, uint32_t v) { PutBigEndian(out, v, 4); }
+void PutBigEndian64(std::string& out, uint64_t v) { PutBigEndian(out, v, 8); }
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+BinaryCopyIn::BinaryCopyIn(const std::string& uri, const std::string& copy_sql,
+                           const std::string& application_name) {
+  const char* keys[] = {"dbname", "application_name", nullptr};
+  const char* values[] = {uri.c_str(), application_name.c_str(), nullptr};
+  conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
+    std::string message =
+        conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";
+    PQfinish(conn_);
+    conn_ = nullptr;
+    throw pqxx::broken_connection(message);
+  }
+  PGresult* r = PQexec(conn_, copy_sql.c_str());
+  const bool started = PQresultStatus(r) == PGRES_COPY_IN;
+  PQclear(r);
+  if (!started) Fail(copy_sql);
+  buffer_.reserve(kFlushAt + 1024);
+  buffer_.append(kHeader, kHeaderSignature);
+  PutBigEndian32(buffer_, 0);  // flags
+  PutBigEndian32(buffer_, 0);  // header extension length
+}
+
+BinaryCopyIn::~BinaryCopyIn() {
+  // Closing the connection mid-COPY aborts it: nothing is committed.
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+
+void BinaryCopyIn::Fail(const std::string& what) {
+  std::string message = PQerrorMessage(conn_);
+  std::string sqlstate;
+  PGresult* r = PQgetResult(conn_);
+  while (r != nullptr) {
+    if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) sqlstate = s;
+    if (const char* m = PQresultErrorMessage(r); m != nullptr && *m) {
+      message = m;
+    }
+    PQclear(r);
+    r = PQgetResult(conn_);
+  }
+  const bool broken = PQstatus(conn_) != CONNECTION_OK;
+  PQfinish(conn_);
+  conn_ = nullptr;
+  if (broken) throw pqxx::broken_connection(message);
+  throw pqxx::sql_error(message, what,
+                        sqlstate.empty() ? nullptr : sqlstate.c_str());
+}
+
+void BinaryCopyIn::Flush() {
+  if (conn_ == nullptr) throw pqxx::usage_error("COPY already ended");
+  if (buffer_.empty()) return;
+  if (PQputCopyData(conn_, buffer_.data(), static_cast<int>(buffer_.size())) !=
+      1) {
+    Fail("COPY data");
+  }
+  buffer_.clear();
+}
+
+void BinaryCopyIn::StartRow(int16_t columns) {
+  if (buffer_.size() >= kFlushAt) Flush();
+  PutBigEndian16(buffer_, static_cast<uint16_t>(columns));
+  ++rows_;
+}
+
+void BinaryCopyIn::AddInt16(int16_t v) {
+  PutBigEndian32(buffer_, 2);
+  PutBigEndian16(buffer_, static_cast<uint16_t>(v));
+}
+
+void BinaryCopyIn::AddInt64(int64_t v) {
+  PutBigEndian32(buffer_, 8);
+  PutBigEndian64(buffer_, static_cast<uint64_t>(v));
+}
+
+void BinaryCopyIn::AddUuid(absl::string_view v) {
+  // 8-4-4-4-12 hex digits.
+  char bytes[16];
+  int n = 0;
+  bool ok = v.size() == 36;
+  for (size_t i = 0; ok && i < v.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      ok = v[i] == '-';
+      continue;
+    }
+    const int hi = HexValue(v[i]);
+    const int lo = i + 1 < v.size() ? HexValue(v[i + 1]) : -1;
+    ok = hi >= 0 && lo >= 0;
+    if (ok) bytes[n++] = static_cast<char>(hi << 4 | lo);
+    ++i;
+  }
+  if (!ok || n != 16) {
+    throw pqxx::data_exception(
+        absl::StrCat("invalid input syntax for type uuid: \"", v, "\""), "",
+        "22P02");
+  }
+  PutBigEndian32(buffer_, 16);
+  buffer_.append(bytes, 16);
+}
+
+void BinaryCopyIn::AddTimestamp(absl::Time t) {
+  AddInt64(absl::ToUnixMicros(t) - kPostgresEpochUnixMicros);
+}
+
+void BinaryCopyIn::AddNull() { PutBigEndian32(buffer_, 0xFFFFFFFFu); }
+
+int64_t BinaryCopyIn::Finish() {
+  PutBigEndian16(buffer_, 0xFFFF);  // trailer
+  Flush();
+  if (PQputCopyEnd(conn_, nullptr) != 1) Fail("COPY end");
+  PGresult* r = PQgetResult(conn_);
+  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) {
+    std::string sqlstate;
+    if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) sqlstate = s;
+    std::string message = PQresultErrorMessage(r);
+    PQclear(r);
+    while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);
+    const bool broken = PQstatus(conn_) != CONNECTION_OK;
+    PQfinish(conn_);
+    conn_ = nullptr;
+    if (broken) throw pqxx::broken_connection(message);
+    throw pqxx::sql_error(message, "COPY",
+                          sqlstate.empty() ? nullptr : sqlstate.c_str());
+  }
+  PQclear(r);
+  while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);
+  PQfinish(conn_);
+  conn_ = nullptr;
+  return rows_;
+}
+
+BinaryCopyOut::BinaryCopyOut(std::string uri, std::string application_name)
+    : uri_(std::move(uri)), application_name_(std::move(application_name)) {}
+
+BinaryCopyOut::~BinaryCopyOut() { Drop(); }
+
+void BinaryCopyOut::Drop() {
+  if (conn_ != nullptr) PQfinish(conn_);
+  conn_ = nullptr;
+}
+
+void BinaryCopyOut::Connect() {
+  if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) return;
+  Drop();
+  const char* keys[] = {"dbname", "application_name", nullptr};
+  const char* values[] = {uri_.c_str(), application_name_.c_str(), nullptr};
+  conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
+    std::string message =
+        conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";
+    Drop();
+    throw pqxx::broken_connection(message);
+  }
+}
+
+void BinaryCopyOut::Run(
+    const std::string& copy_sql,
+    const std::function<void(const std::vector<Field>&)>& on_row) {
+  Connect();
+  // The statement's result: the COPY starting, then, after the data, its
+  // outcome. An error drops the connection (it may be mid-COPY).
+  auto fail = [this, &copy_sql](PGresult* r) {
+    std::string message = r != nullptr ? PQresultErrorMessage(r) : "";
+    if (message.empty()) message = PQerrorMessage(conn_);
+    std::string sqlstate;
+    if (r != nullptr) {
+      if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) sqlstate = s;
+      PQclear(r);
+    }
+    const bool broken = PQstatus(conn_) != CONNECTION_OK;
+    Drop();
+    if (broken) throw pqxx::broken_connection(message);
+    throw pqxx::sql_error(message, copy_sql,
+                          sqlstate.empty() ? nullptr : sqlstate.c_str());
+  };
+  PGresult* r = PQexec(conn_, copy_sql.c_str());
+  if (PQresultStatus(r) != PGRES_COPY_OUT) fail(r);
+  PQclear(r);
+  data_.clear();
+  while (true) {
+    char* buf = nullptr;
+    const int n = PQgetCopyData(conn_, &buf, /*async=*/0);
+    if (n == -1) break;  // done
+    if (n == -2) fail(nullptr);
+    data_.append(buf, static_cast<size_t>(n));
+    PQfreemem(buf);
+  }
+  r = PQgetResult(conn_);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) fail(r);
+  PQclear(r);
+  while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);
+  // Header: signature, flags, extension (skipped); then rows, then -1.
+  size_t at = 0;
+  auto take = [this, &at, &copy_sql](size_t n) {
+    if (data_.size() - at < n) {
+      throw pqxx::data_exception("truncated binary COPY data", copy_sql);
+    }
+    absl::string_view out(data_.data() + at, n);
+    at += n;
+    return out;
+  };
+  auto be = [](absl::string_view b) {
+    uint64_t v = 0;
+    for (char c : b) v = v << 8 | static_cast<unsigned char>(c);
+    return v;
+  };
+  if (take(kHeaderSignature) != absl::string_view(kHeader, kHeaderSignature)) {
+    throw pqxx::data_exception("not binary COPY data", copy_sql);
+  }
+  take(4);
+  take(static_cast<size_t>(be(take(4))));
+  std::vector<Field> fields;
+  while (true) {
+    const int16_t n = static_cast<int16_t>(be(take(2)));
+    if (n == -1) break;
+    fields.assign(static_cast<size_t>(std::max<int16_t>(n, 0)), Field{});
+    for (Field& f : fields) {
+      const int32_t len = static_cast<int32_t>(be(take(4)));
+      if (len < 0) {
+        f.null = true;
+      } else {
+        f.bytes = take(static_cast<size_t>(len));
+      }
+    }
+    on_row(fields);
+  }
+}
+
+namespace {
+
+uint64_t BigEndian(const BinaryCopyOut::Field& f, size_t size) {
+  if (f.null || f.bytes.size() != size) {
+    throw pqxx::data_exception(absl::StrCat(
+        "binary COPY field of ", f.bytes.size(), " bytes, expected ", size));
+  }
+  uint64_t v = 0;
+  for (char c : f.bytes) v = v << 8 | static_cast<unsigned char>(c);
+  return v;
+}
+
+}  // namespace
+
+int16_t BinaryCopyOut::Int16(const Field& f) {
+  return static_cast<int16_t>(BigEndian(f, 2));
+}
+int32_t BinaryCopyOut::Int32(const Field& f) {
+  return static_cast<int32_t>(BigEndian(f, 4));
+}
+int64_t BinaryCopyOut::Int64(const Field& f) {
+  return static_cast<int64_t>(BigEndian(f, 8));
+}
+
+std::string BinaryCopyOut::UuidText(const Field& f) {
+  if (f.null || f.bytes.size() != 16) {
+    throw pqxx::data_exception("binary uuid is not 16 bytes");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    const unsigned char c = static_cast<unsigned char>(f.bytes[i]);
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xF]);
+  }
+  return out;
+}
+
+absl::Time BinaryCopyOut::Timestamp(const Field& f) {
+  return absl::FromUnixMicros(Int64(f) + kPostgresEpochUnixMicros);
+}
+
+absl::string_view BinaryCopyOut::JsonbText(const Field& f) {
+  // jsonb's send format: a version byte (1), then the JSON text.
+  if (f.null || f.bytes.empty() || f.bytes[0] != 1) {
+    throw pqxx::data_exception("unknown binary jsonb format");
+  }
+  return f.bytes.substr(1);
+}
+
+}  // namespace bank::db
