@@ -310,8 +310,6 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyBatch(
     }
     absl::StatusOr<BatchResult> out = ApplyInTx(tx, events, skip_poison);
     if (!out.ok()) return out.status();
-    tx.exec("ANALYZE account_balances" + suffix_);
-    tx.exec("ANALYZE account_history" + suffix_);
     tx.exec_prepared("update_checkpoint", projection_,
                      out->checkpoint.transaction_id, out->checkpoint.position,
                      out->applied);
@@ -514,6 +512,8 @@ absl::Status ReadModelWriter::FinishShadow(
                 " ADD PRIMARY KEY USING INDEX " + tx.quote_name(index.name));
       }
     }
+    tx.exec("ANALYZE account_balances" + suffix_);
+    tx.exec("ANALYZE account_history" + suffix_);
     tx.exec_prepared("update_checkpoint", projection_,
                      checkpoint.transaction_id, checkpoint.position, 0);
     tx.commit();
