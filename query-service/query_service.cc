@@ -134,8 +134,8 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
   const int64_t min_version = req->min_version();
   uint64_t wid = waiter_.Add(
       id, min_version, wait_until,
-      [this, finish, req, id, deadline, resp,
-       min_version](VersionWaiter::Outcome outcome) {
+      [this, finish, req, id, deadline, resp, min_version](
+          VersionWaiter::Outcome outcome, const v1::AccountBalance* balance) {
         const char* name =
             outcome == VersionWaiter::Outcome::kReached    ? "reached"
             : outcome == VersionWaiter::Outcome::kDeadline ? "deadline"
@@ -157,6 +157,12 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
                            min_version, " in the read model in time")));
           return;
         }
+        if (!req->has_as_of() && balance != nullptr) {
+          // The waiter read the account: that row is the answer.
+          *resp = *balance;
+          finish(grpc::Status::OK);
+          return;
+        }
         bool queued = pool_.TrySubmit([this, finish, req, id, deadline, resp] {
           finish(
               grpcutil::ToGrpcStatus(AnswerBalance(*req, id, deadline, resp)));
@@ -166,10 +172,15 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
                               "query service overloaded"));
         }
       });
-  // The projector may have got there between the first read and Add.
+  // One read after registering: it answers at once when the read model is
+  // there already, and closes the race with a notification sent before Add.
   absl::StatusOr<std::optional<v1::AccountBalance>> now =
       reader_.GetBalance(id, deadline);
-  if (now.ok() && now->has_value()) waiter_.Offer(wid, (*now)->version());
+  if (!now.ok()) {
+    if (waiter_.Cancel(wid)) finish(grpcutil::ToGrpcStatus(now.status()));
+    return;
+  }
+  if (now->has_value()) waiter_.Offer(wid, **now);
 }
 
 grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
@@ -216,17 +227,8 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
         }
         const std::string id = util::CanonicalUuid(req->account_id());
         if (req->min_version() > 0) {
-          absl::StatusOr<std::optional<v1::AccountBalance>> b =
-              reader_.GetBalance(id, deadline);
-          if (!b.ok()) return b.status();
-          if (!b->has_value() || (*b)->version() < req->min_version()) {
-            WaitThenAnswer(finish, req, id, deadline, resp);
-            return std::nullopt;  // Finished by the waiter.
-          }
-          if (!req->has_as_of()) {
-            *resp = **b;
-            return absl::OkStatus();
-          }
+          WaitThenAnswer(finish, req, id, deadline, resp);
+          return std::nullopt;  // Finished by the waiter.
         }
         return AnswerBalance(*req, id, deadline, resp);
       });

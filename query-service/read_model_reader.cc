@@ -52,18 +52,12 @@ ORDER BY version
 LIMIT $3
 )sql";
 
-constexpr char kVersionsSql[] = R"sql(
-SELECT account_id::text, version FROM account_balances
-WHERE account_id = ANY($1::uuid[])
-)sql";
-
 void Prepare(pqxx::connection& c) {
   c.prepare("balance", kBalanceSql);
   c.prepare("balances", kBalancesSql);
   c.prepare("balance_as_of", kBalanceAsOfSql);
   c.prepare("list_accounts", kListAccountsSql);
   c.prepare("history", kHistorySql);
-  c.prepare("versions", kVersionsSql);
 }
 
 void SetTime(google::protobuf::Timestamp* ts, int64_t micros) {
@@ -192,24 +186,6 @@ absl::StatusOr<std::vector<v1::HistoryEntry>> ReadModelReader::GetHistory(
                 }
                 return out;
               });
-}
-
-absl::StatusOr<std::vector<std::pair<std::string, int64_t>>>
-ReadModelReader::Versions(const std::vector<std::string>& account_ids,
-                          absl::Time deadline) {
-  return With(
-      deadline, "reading versions",
-      [&](db::ConnectionPool::Lease& c)
-          -> absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> {
-        pqxx::nontransaction tx(*c);
-        pqxx::result r = tx.exec_prepared(
-            "versions", eventstore::ToArrayLiteral(account_ids));
-        std::vector<std::pair<std::string, int64_t>> out;
-        for (const auto& row : r) {
-          out.emplace_back(row[0].as<std::string>(), row[1].as<int64_t>());
-        }
-        return out;
-      });
 }
 
 }  // namespace bank::query

@@ -39,9 +39,6 @@ class ReadModelReader {
   absl::StatusOr<std::vector<v1::HistoryEntry>> GetHistory(
       const std::string& account_id, int64_t after_version, int limit,
       absl::Time deadline);
-  // The projected version of each given account that has a row.
-  absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> Versions(
-      const std::vector<std::string>& account_ids, absl::Time deadline);
 
  private:
   template <typename Fn>

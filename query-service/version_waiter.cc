@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 #include <pqxx/pqxx>
+#include <tuple>
 #include <vector>
 
 #include "common/db/pg_status.h"
@@ -39,7 +40,7 @@ VersionWaiter::~VersionWaiter() {
     absl::MutexLock lock(&mu_);
     left.swap(waiters_);
   }
-  for (auto& [id, w] : left) w.done(Outcome::kShutdown);
+  for (auto& [id, w] : left) w.done(Outcome::kShutdown, nullptr);
 }
 
 uint64_t VersionWaiter::Add(const std::string& account_id, int64_t min_version,
@@ -51,16 +52,23 @@ uint64_t VersionWaiter::Add(const std::string& account_id, int64_t min_version,
   return id;
 }
 
-void VersionWaiter::Offer(uint64_t id, int64_t version) {
+void VersionWaiter::Offer(uint64_t id, const v1::AccountBalance& balance) {
   Done done;
   {
     absl::MutexLock lock(&mu_);
     auto it = waiters_.find(id);
-    if (it == waiters_.end() || version < it->second.min_version) return;
+    if (it == waiters_.end() || balance.version() < it->second.min_version) {
+      return;
+    }
     done = std::move(it->second.done);
     waiters_.erase(it);
   }
-  done(Outcome::kReached);
+  done(Outcome::kReached, &balance);
+}
+
+bool VersionWaiter::Cancel(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  return waiters_.erase(id) > 0;
 }
 
 size_t VersionWaiter::waiting() const {
@@ -69,14 +77,17 @@ size_t VersionWaiter::waiting() const {
 }
 
 void VersionWaiter::Check() {
-  std::vector<std::pair<Done, Outcome>> finished;
+  std::vector<std::tuple<Done, Outcome, const v1::AccountBalance*>> finished;
+  // The balances read; `finished` points into it.
+  absl::StatusOr<std::vector<v1::AccountBalance>> balances;
   std::vector<std::string> accounts;
   absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if (it->second.deadline <= now) {
-        finished.emplace_back(std::move(it->second.done), Outcome::kDeadline);
+        finished.emplace_back(std::move(it->second.done), Outcome::kDeadline,
+                              nullptr);
         waiters_.erase(it++);
       } else {
         accounts.push_back(it->second.account_id);
@@ -88,26 +99,28 @@ void VersionWaiter::Check() {
     std::sort(accounts.begin(), accounts.end());
     accounts.erase(std::unique(accounts.begin(), accounts.end()),
                    accounts.end());
-    auto versions = reader_.Versions(accounts, absl::Now() + absl::Seconds(2));
-    if (versions.ok()) {
-      absl::flat_hash_map<std::string, int64_t> by_id(versions->begin(),
-                                                      versions->end());
+    balances = reader_.GetBalances(accounts, absl::Now() + absl::Seconds(2));
+    if (balances.ok()) {
+      absl::flat_hash_map<std::string, const v1::AccountBalance*> by_id;
+      for (const v1::AccountBalance& b : *balances) by_id[b.account_id()] = &b;
       absl::MutexLock lock(&mu_);
       for (auto it = waiters_.begin(); it != waiters_.end();) {
-        auto v = by_id.find(it->second.account_id);
-        if (v != by_id.end() && v->second >= it->second.min_version) {
-          finished.emplace_back(std::move(it->second.done), Outcome::kReached);
+        auto b = by_id.find(it->second.account_id);
+        if (b != by_id.end() &&
+            b->second->version() >= it->second.min_version) {
+          finished.emplace_back(std::move(it->second.done), Outcome::kReached,
+                                b->second);
           waiters_.erase(it++);
         } else {
           ++it;
         }
       }
     } else {
-      spdlog::warn("reading versions for waiters: {}",
-                   versions.status().message());
+      spdlog::warn("reading balances for waiters: {}",
+                   balances.status().message());
     }
   }
-  for (auto& [done, outcome] : finished) done(outcome);
+  for (auto& [done, outcome, balance] : finished) done(outcome, balance);
 }
 
 void VersionWaiter::Loop() {

@@ -18,15 +18,18 @@ namespace bank::query {
 // Waits for accounts to reach versions in the read model, for read-your-writes
 // (GetBalance.min_version). One thread LISTENs on the projector's progress
 // channel for all waiters; on each notification (and on a short safety poll
-// while anyone waits, since notifications can be lost) it reads the versions
+// while anyone waits, since notifications can be lost) it reads the balances
 // of the waited-for accounts in one query and completes the waiters that got
-// there. Waiters cost no thread. On a streaming replica of the read database
-// (which can neither LISTEN nor receive notifications) it polls every 10 ms
-// instead. Thread-safe.
+// there with the balance read, so they answer without another query. Waiters
+// cost no thread. On a streaming replica of the read database (which can
+// neither LISTEN nor receive notifications) it polls every 10 ms instead.
+// Thread-safe.
 class VersionWaiter {
  public:
   enum class Outcome { kReached, kDeadline, kShutdown };
-  using Done = std::function<void(Outcome)>;
+  // `balance` is the account as read when the outcome is kReached, else
+  // null; valid during the call only.
+  using Done = std::function<void(Outcome, const v1::AccountBalance* balance)>;
 
   VersionWaiter(std::string uri, ReadModelReader& reader,
                 absl::Duration safety_poll = absl::Milliseconds(100));
@@ -37,9 +40,13 @@ class VersionWaiter {
   // thread or from Offer. Returns its id.
   uint64_t Add(const std::string& account_id, int64_t min_version,
                absl::Time deadline, Done done);
-  // Completes waiter `id` if `version` satisfies it (the caller read the
-  // account after Add: closes the race with a notification sent before).
-  void Offer(uint64_t id, int64_t version);
+  // Completes waiter `id` with `balance` if its version satisfies it (the
+  // caller read the account after Add: answers at once when the read model
+  // is there already, and closes the race with a notification sent before).
+  void Offer(uint64_t id, const v1::AccountBalance& balance);
+  // Removes waiter `id` without calling it; false when it has completed
+  // already (its `done` has run or is running).
+  bool Cancel(uint64_t id);
   size_t waiting() const;
 
  private:
