@@ -172,15 +172,21 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
                               "query service overloaded"));
         }
       });
-  // One read after registering: it answers at once when the read model is
-  // there already, and closes the race with a notification sent before Add.
-  absl::StatusOr<std::optional<v1::AccountBalance>> now =
-      reader_.GetBalance(id, deadline);
-  if (!now.ok()) {
-    if (waiter_.Cancel(wid)) finish(grpcutil::ToGrpcStatus(now.status()));
-    return;
+  // One read after registering, in a batch with the plain reads: it answers
+  // at once when the read model is there already, and closes the race with
+  // a notification sent before Add.
+  const bool queued = batcher_.Submit(
+      id, deadline, [this, wid, finish](BalanceBatcher::Result now) {
+        if (!now.ok()) {
+          if (waiter_.Cancel(wid)) finish(grpcutil::ToGrpcStatus(now.status()));
+          return;
+        }
+        if (now->has_value()) waiter_.Offer(wid, **now);
+      });
+  if (!queued && waiter_.Cancel(wid)) {
+    finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "query service overloaded; retry with backoff"));
   }
-  if (now->has_value()) waiter_.Offer(wid, **now);
 }
 
 grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
@@ -212,6 +218,19 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
       finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                           "query service overloaded; retry with backoff"));
     }
+    return reactor;
+  }
+  if (req->min_version() > 0 && !req->has_as_of()) {
+    // Read-your-writes: validated here; the waiter and the batched read
+    // answer it, without a pool thread.
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    Finisher finish(reactor, get_balance_metrics_);
+    if (absl::Status s = ValidateId(req->account_id()); !s.ok()) {
+      finish(grpcutil::ToGrpcStatus(s));
+      return reactor;
+    }
+    WaitThenAnswer(finish, req, util::CanonicalUuid(req->account_id()),
+                   DeadlineOf(ctx), resp);
     return reactor;
   }
   return Submit(
