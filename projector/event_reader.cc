@@ -1,5 +1,7 @@
 #include "projector/event_reader.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/db/pg_status.h"
@@ -63,6 +65,7 @@ absl::StatusOr<std::vector<eventstore::RecordedEvent>> EventReader::CopyAfter(
                       {"{P}", absl::StrCat(after.position)},
                       {"{L}", absl::StrCat(limit)}});
   std::vector<eventstore::RecordedEvent> out;
+  out.reserve(static_cast<size_t>(std::max(0, limit)));
   try {
     if (copy_ == nullptr) {
       copy_ =

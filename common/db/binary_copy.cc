@@ -19,9 +19,12 @@ constexpr size_t kFlushAt = 1 << 16;
 constexpr int64_t kPostgresEpochUnixMicros = 946684800LL * 1000000;
 
 void PutBigEndian(std::string& out, uint64_t v, int bytes) {
+  char b[8];
   for (int i = bytes - 1; i >= 0; --i) {
-    out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+    b[i] = static_cast<char>(v & 0xFF);
+    v >>= 8;
   }
+  out.append(b, static_cast<size_t>(bytes));
 }
 void PutBigEndian16(std::string& out, uint16_t v) { PutBigEndian(out, v, 2); }
 void PutBigEndian32(std::string& out, uint32_t v) { PutBigEndian(out, v, 4); }
@@ -105,33 +108,35 @@ void BinaryCopyIn::AddInt16(int16_t v) {
 }
 
 void BinaryCopyIn::AddInt64(int64_t v) {
-  PutBigEndian32(buffer_, 8);
-  PutBigEndian64(buffer_, static_cast<uint64_t>(v));
+  // Length and value in one append.
+  char b[12] = {0, 0, 0, 8};
+  uint64_t u = static_cast<uint64_t>(v);
+  for (int i = 11; i >= 4; --i) {
+    b[i] = static_cast<char>(u & 0xFF);
+    u >>= 8;
+  }
+  buffer_.append(b, sizeof(b));
 }
 
 void BinaryCopyIn::AddUuid(absl::string_view v) {
-  // 8-4-4-4-12 hex digits.
-  char bytes[16];
-  int n = 0;
-  bool ok = v.size() == 36;
-  for (size_t i = 0; ok && i < v.size(); ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      ok = v[i] == '-';
-      continue;
-    }
+  // 8-4-4-4-12 hex digits; the field is its length (16) and the 16 bytes.
+  char b[20] = {0, 0, 0, 16};
+  bool ok = v.size() == 36 && v[8] == '-' && v[13] == '-' && v[18] == '-' &&
+            v[23] == '-';
+  int n = 4;
+  for (size_t i = 0; ok && i < 36; i += 2) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) ++i;
     const int hi = HexValue(v[i]);
-    const int lo = i + 1 < v.size() ? HexValue(v[i + 1]) : -1;
+    const int lo = HexValue(v[i + 1]);
     ok = hi >= 0 && lo >= 0;
-    if (ok) bytes[n++] = static_cast<char>(hi << 4 | lo);
-    ++i;
+    b[n++] = static_cast<char>(hi << 4 | lo);
   }
-  if (!ok || n != 16) {
+  if (!ok || n != 20) {
     throw pqxx::data_exception(
         absl::StrCat("invalid input syntax for type uuid: \"", v, "\""), "",
         "22P02");
   }
-  PutBigEndian32(buffer_, 16);
-  buffer_.append(bytes, 16);
+  buffer_.append(b, sizeof(b));
 }
 
 void BinaryCopyIn::AddTimestamp(absl::Time t) {
@@ -292,15 +297,15 @@ std::string BinaryCopyOut::UuidText(const Field& f) {
     throw pqxx::data_exception("binary uuid is not 16 bytes");
   }
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
+  char out[36];
+  int n = 0;
   for (size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[n++] = '-';
     const unsigned char c = static_cast<unsigned char>(f.bytes[i]);
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xF]);
+    out[n++] = kHex[c >> 4];
+    out[n++] = kHex[c & 0xF];
   }
-  return out;
+  return std::string(out, sizeof(out));
 }
 
 absl::Time BinaryCopyOut::Timestamp(const Field& f) {
