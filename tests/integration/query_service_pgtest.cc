@@ -289,6 +289,43 @@ TEST(QueryServiceTest, AsOfBeforeBetweenAndAfterEvents) {
   EXPECT_EQ(b.version(), 2);
 }
 
+// min_version with as_of: waits for the version, then answers as of the
+// instant (through the pool, not from the waiter's row).
+TEST(QueryServiceTest, MinVersionWithAsOfWaitsThenAnswersAsOfTheInstant) {
+  std::string a = testing::OpenAccount(sys->commands(), 10);
+  v1::AccountBalance b;
+  ASSERT_TRUE(Balance(a, 1, &b).ok());
+  auto at_open = Ts(absl::FromUnixMicros(b.updated_at().seconds() * 1000000 +
+                                         b.updated_at().nanos() / 1000));
+  // Version 3 does not exist yet: the call waits for it.
+  std::atomic<bool> done{false};
+  grpc::Status waited;
+  v1::AccountBalance as_of_open;
+  std::thread t([&] {
+    waited = Balance(a, 3, &as_of_open, 10, &at_open);
+    done = true;
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(done.load());
+  Deposit(a, 5);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(done.load());  // version 2 is not enough
+  Deposit(a, 7);
+  t.join();
+  ASSERT_TRUE(waited.ok()) << waited.error_message();
+  // As of the opening: version 1, the initial deposit only.
+  EXPECT_EQ(as_of_open.version(), 1);
+  EXPECT_EQ(as_of_open.balance(), 10);
+  // Without as_of, the same wait answers with the row it waited for.
+  ASSERT_TRUE(Balance(a, 3, &b).ok());
+  EXPECT_EQ(b.version(), 3);
+  EXPECT_EQ(b.balance(), 22);
+  // A bad id with min_version is refused before any wait.
+  EXPECT_EQ(Balance("not-a-uuid", 3, &b).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Balance(a, -1, &b).error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
 TEST(QueryServiceTest, PagingReturnsEachItemExactlyOnce) {
   // 1,000 accounts straight from one transfer-heavy history: use the command
   // service for a 1,000-event history and the event store for many accounts.
