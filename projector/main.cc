@@ -29,6 +29,11 @@ int main(int argc, char** argv) {
       ->envname("BANK_BATCH_SIZE")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  app.add_option("--row-cache-size", options.row_cache_size,
+                 "balance rows kept in memory between batches (0: none)")
+      ->envname("BANK_ROW_CACHE_SIZE")
+      ->check(CLI::Range(0, 10000000))
+      ->capture_default_str();
   app.add_option("--poll-interval", poll_seconds,
                  "seconds between safety polls when no notification arrives")
       ->envname("BANK_POLL_INTERVAL")

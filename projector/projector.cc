@@ -77,9 +77,14 @@ void Projector::ReportLag(const Checkpoint& checkpoint) {
 
 absl::Status Projector::CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
                                 const std::atomic<bool>& stop) {
+  // Behind (the last read filled a batch): read with a binary COPY, which
+  // costs PostgreSQL about half as much per event; else the prepared query,
+  // cheaper for the few events of a live wake-up.
+  bool behind = false;
   while (!stop.load()) {
     absl::StatusOr<std::vector<eventstore::RecordedEvent>> events =
-        reader_.ReadAfter(checkpoint, options_.batch_size);
+        behind ? reader_.CopyAfter(checkpoint, options_.batch_size)
+               : reader_.ReadAfter(checkpoint, options_.batch_size);
     if (!events.ok()) return events.status();
     if (events->empty()) break;
     absl::StatusOr<BatchResult> r =
@@ -108,13 +113,15 @@ absl::Status Projector::CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
     spdlog::debug("applied {} events ({} duplicates) up to position {}",
                   r->applied, r->duplicates, checkpoint.position);
     if (static_cast<int>(events->size()) < options_.batch_size) break;
+    behind = true;
   }
   ReportLag(checkpoint);
   return absl::OkStatus();
 }
 
 absl::Status Projector::Run(const std::atomic<bool>& stop) {
-  ReadModelWriter writer(options_.read_db, options_.projection, "");
+  ReadModelWriter writer(options_.read_db, options_.projection, "",
+                         options_.row_cache_size);
   absl::Duration backoff = absl::Milliseconds(100);
   bool said_standby = false;
   std::unique_ptr<pqxx::connection> listen_conn;

@@ -167,10 +167,22 @@ std::string CopyTime(absl::Time t) {
 }  // namespace
 
 ReadModelWriter::ReadModelWriter(std::string uri, std::string projection,
-                                 std::string suffix)
+                                 std::string suffix, int row_cache_size)
     : uri_(std::move(uri)),
       projection_(std::move(projection)),
-      suffix_(std::move(suffix)) {}
+      suffix_(std::move(suffix)),
+      row_cache_size_(static_cast<size_t>(std::max(0, row_cache_size))) {}
+
+void ReadModelWriter::KeepPendingRows() {
+  if (row_cache_size_ == 0) return;
+  // Bounded: when full, start over (rows are read again on demand).
+  if (rows_.size() + pending_rows_.size() > row_cache_size_) rows_.clear();
+  for (BalanceRow& b : pending_rows_) {
+    std::string id = b.account_id;
+    rows_.insert_or_assign(std::move(id), std::move(b));
+  }
+  pending_rows_.clear();
+}
 
 absl::Status ReadModelWriter::Connect() {
   if (conn_ != nullptr && conn_->is_open()) return absl::OkStatus();
@@ -196,6 +208,8 @@ absl::Status ReadModelWriter::Connect() {
 }
 
 absl::StatusOr<Checkpoint> ReadModelWriter::LoadCheckpoint() {
+  // Whoever moved the checkpoint since may have written the rows kept.
+  rows_.clear();
   if (absl::Status s = Connect(); !s.ok()) return s;
   try {
     pqxx::work tx(*conn_);
@@ -213,12 +227,25 @@ absl::StatusOr<Checkpoint> ReadModelWriter::LoadCheckpoint() {
 absl::StatusOr<BatchResult> ReadModelWriter::ApplyInTx(
     pqxx::work& tx, const std::vector<eventstore::RecordedEvent>& events,
     bool skip_poison) {
+  pending_rows_.clear();
+  absl::flat_hash_map<std::string, BalanceRow> current;
   std::vector<std::string> ids;
-  for (const auto& e : events) ids.push_back(e.stream_id);
+  for (const auto& e : events) {
+    if (current.contains(e.stream_id)) continue;
+    auto kept = rows_.find(e.stream_id);
+    if (kept != rows_.end()) {
+      current.emplace(e.stream_id, kept->second);
+    } else {
+      ids.push_back(e.stream_id);
+    }
+  }
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  absl::flat_hash_map<std::string, BalanceRow> current;
-  for (const auto& row : tx.exec_prepared("load_rows", ToArrayLiteral(ids))) {
+  pqxx::result loaded;
+  if (!ids.empty()) {
+    loaded = tx.exec_prepared("load_rows", ToArrayLiteral(ids));
+  }
+  for (const auto& row : loaded) {
     BalanceRow b;
     b.account_id = row[0].as<std::string>();
     b.owner = row[1].as<std::string>();
@@ -229,11 +256,17 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyInTx(
     b.opened_at = absl::FromUnixMicros(row[6].as<int64_t>());
     b.updated_at = absl::FromUnixMicros(row[7].as<int64_t>());
     b.last_position = row[8].as<int64_t>();
+    if (row_cache_size_ > 0) pending_rows_.push_back(b);
     current.emplace(b.account_id, std::move(b));
   }
   absl::StatusOr<BatchChanges> changes =
       ProjectBatch(current, events, skip_poison);
   if (!changes.ok()) return changes.status();
+  if (row_cache_size_ > 0) {
+    // Written after the rows read above, so they win when both are kept.
+    pending_rows_.insert(pending_rows_.end(), changes->balances.begin(),
+                         changes->balances.end());
+  }
   if (!changes->balances.empty()) {
     std::vector<std::string> id, owner, cur, bal, ver, st, opened, updated, pos;
     for (const BalanceRow& b : changes->balances) {
@@ -296,6 +329,20 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyBatch(
     const Checkpoint& expected,
     const std::vector<eventstore::RecordedEvent>& events, bool skip_poison) {
   if (events.empty()) return BatchResult{expected};
+  absl::StatusOr<BatchResult> out =
+      ApplyBatchOnce(expected, events, skip_poison);
+  if (out.ok()) {
+    KeepPendingRows();
+  } else {
+    rows_.clear();
+    pending_rows_.clear();
+  }
+  return out;
+}
+
+absl::StatusOr<BatchResult> ReadModelWriter::ApplyBatchOnce(
+    const Checkpoint& expected,
+    const std::vector<eventstore::RecordedEvent>& events, bool skip_poison) {
   if (absl::Status s = Connect(); !s.ok()) return s;
   try {
     pqxx::work tx(*conn_);
@@ -357,6 +404,7 @@ ReadModelWriter::~ReadModelWriter() = default;
 void ReadModelWriter::Disconnect() {
   bulk_.reset();
   conn_.reset();
+  rows_.clear();
 }
 
 absl::StatusOr<BatchResult> ReadModelWriter::BulkLoad(

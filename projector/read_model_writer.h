@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "projector/event_reader.h"
 #include "projector/projection.h"
@@ -30,7 +31,15 @@ struct BatchResult {
 // thread-safe; reconnects on the next call after a failure.
 class ReadModelWriter {
  public:
-  ReadModelWriter(std::string uri, std::string projection, std::string suffix);
+  // With row_cache_size > 0 the writer keeps up to that many balance rows
+  // as its own committed batches left them, and a batch reads from the
+  // database only the accounts not kept. The rows are dropped after any
+  // failure, including ABORTED (another writer moved the checkpoint: every
+  // writer of these tables moves it in the same transaction, so a batch that
+  // found the checkpoint where it left it may trust the rows it left), and
+  // whenever the checkpoint is loaded or the connection dropped.
+  ReadModelWriter(std::string uri, std::string projection, std::string suffix,
+                  int row_cache_size = 0);
   ~ReadModelWriter();
 
   // The stored checkpoint (created at (0, 0) when missing).
@@ -75,6 +84,9 @@ class ReadModelWriter {
 
  private:
   absl::Status Connect();
+  absl::StatusOr<BatchResult> ApplyBatchOnce(
+      const Checkpoint& expected,
+      const std::vector<eventstore::RecordedEvent>& events, bool skip_poison);
   // The batch's writes inside tx; returns counts.
   absl::StatusOr<BatchResult> ApplyInTx(
       pqxx::work& tx, const std::vector<eventstore::RecordedEvent>& events,
@@ -84,6 +96,11 @@ class ReadModelWriter {
   const std::string projection_;
   const std::string suffix_;
   std::unique_ptr<pqxx::connection> conn_;
+  const size_t row_cache_size_;
+  absl::flat_hash_map<std::string, BalanceRow> rows_;
+  // Rows read or written by the batch in progress: kept once it commits.
+  std::vector<BalanceRow> pending_rows_;
+  void KeepPendingRows();
   // The open bulk load, between the first BulkLoad and FinishShadow.
   struct Bulk;
   std::unique_ptr<Bulk> bulk_;

@@ -10,11 +10,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/db/binary_copy.h"
+#include "common/db/migrations.h"
+#include "common/domain/event_codec.h"
 #include "gtest/gtest.h"
+#include "projector/read_model_writer.h"
 #include "tests/support/oracle.h"
 #include "tests/support/system.h"
 
 namespace bank {
+namespace sql {
+const std::vector<bank::db::Migration>& ReadMigrations();
+}  // namespace sql
 namespace {
 
 using testing::PgCluster;
@@ -100,6 +106,77 @@ class ProjectorTest : public ::testing::Test {
   }
   std::unique_ptr<System> sys_;
 };
+
+eventstore::RecordedEvent Recorded(const std::string& stream, int64_t version,
+                                   const domain::AccountEvent& e,
+                                   int64_t position) {
+  domain::EncodedEvent enc = domain::EncodeEvent(e);
+  eventstore::RecordedEvent r;
+  r.stream_id = stream;
+  r.stream_version = version;
+  r.type = enc.type;
+  r.schema_version = enc.schema_version;
+  r.data = enc.json;
+  r.position = position;
+  r.transaction_id = 10;
+  r.recorded_at = absl::FromUnixSeconds(1000 + position);
+  return r;
+}
+
+// The live writer keeps the rows it wrote between batches; another writer
+// (a second projector, a rebuild) moving the checkpoint makes it drop them.
+TEST(ReadModelWriterTest, KeptRowsNeverOutliveAnotherWriter) {
+  ASSERT_TRUE(pg->CreateDatabase("kept_rows").ok());
+  const std::string uri = pg->Uri("kept_rows");
+  ASSERT_TRUE(
+      db::ApplyMigrations(uri, sql::ReadMigrations(), "bank_read_migrations")
+          .ok());
+  const std::string id = "33333333-3333-4333-8333-333333333333";
+  events::v1::AccountOpened opened;
+  opened.set_account_id(id);
+  opened.set_owner("Ann");
+  opened.set_currency("EUR");
+  opened.set_initial_deposit(100);
+  auto deposit = [](int64_t amount) {
+    events::v1::MoneyDeposited d;
+    d.set_amount(amount);
+    return domain::AccountEvent(d);
+  };
+  projector::ReadModelWriter a(uri, "accounts", "", 1000);
+  projector::ReadModelWriter b(uri, "accounts", "", 1000);
+  absl::StatusOr<projector::Checkpoint> ca = a.LoadCheckpoint();
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  auto r1 = a.ApplyBatch(
+      *ca, {Recorded(id, 1, opened, 1), Recorded(id, 2, deposit(10), 2)},
+      false);
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  // Another writer moves on from there.
+  absl::StatusOr<projector::Checkpoint> cb = b.LoadCheckpoint();
+  ASSERT_TRUE(cb.ok());
+  EXPECT_EQ(*cb, r1->checkpoint);
+  auto r2 = b.ApplyBatch(*cb, {Recorded(id, 3, deposit(20), 3)}, false);
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  // The first writer's next batch is refused, and after reloading the
+  // checkpoint it builds on the other writer's row, not on the one it kept.
+  auto refused =
+      a.ApplyBatch(r1->checkpoint, {Recorded(id, 4, deposit(40), 4)}, false);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kAborted);
+  ca = a.LoadCheckpoint();
+  ASSERT_TRUE(ca.ok());
+  auto r4 = a.ApplyBatch(*ca, {Recorded(id, 4, deposit(40), 4)}, false);
+  ASSERT_TRUE(r4.ok()) << r4.status();
+  // And with its own row kept, once more.
+  auto r5 =
+      a.ApplyBatch(r4->checkpoint, {Recorded(id, 5, deposit(1), 5)}, false);
+  ASSERT_TRUE(r5.ok()) << r5.status();
+  EXPECT_EQ(Query(uri, "SELECT balance FROM account_balances"), 171);
+  EXPECT_EQ(Query(uri, "SELECT version FROM account_balances"), 5);
+  EXPECT_EQ(Query(uri, "SELECT count(*) FROM account_history"), 5);
+  EXPECT_EQ(Query(uri,
+                  "SELECT balance_after FROM account_history "
+                  "WHERE version = 5"),
+            171);
+}
 
 // The rebuild's binary COPY in both directions, at the edges of each type.
 TEST(BinaryCopyTest, RoundTripsEdgeValuesAndRefusesBadUuids) {
