@@ -21,7 +21,7 @@ struct ProjectorOptions {
   int batch_size = 1000;
   // Balance rows the live projector keeps from its own writes, so a batch
   // reads only the accounts it has not seen (0: read every batch's rows).
-  int row_cache_size = 100000;
+  int row_cache_size = 50000;
   // Catch-up from the checkpoint also runs this often without a notification.
   absl::Duration poll_interval = absl::Seconds(1);
   // How often a standby tries to become the active projector.
