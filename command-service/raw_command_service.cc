@@ -1,10 +1,7 @@
 #include "command-service/raw_command_service.h"
 
-#include <string>
-
-#include "absl/strings/str_cat.h"
 #include "bank/internal/v1/wire.pb.h"
-#include "common/util/text.h"
+#include "common/grpc/raw_request.h"
 
 namespace bank::command {
 namespace {
@@ -12,47 +9,20 @@ namespace {
 using grpc::internal::RpcMethod;
 using grpc::internal::RpcServiceMethod;
 
-// Decodes `raw` into Req through its wire view Wire. INVALID_ARGUMENT for
-// bytes that are not a request, or text fields that are not UTF-8.
+// Decodes `raw` into Req through its wire view Wire.
 template <typename Wire, typename Req>
 grpc::Status Decode(const grpc::ByteBuffer& raw, Req* req) {
-  std::vector<grpc::Slice> slices;
-  std::string bytes;
-  if (raw.Dump(&slices).ok()) {
-    for (const grpc::Slice& s : slices) {
-      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-  }
   Wire wire;
-  if (!wire.ParseFromString(bytes)) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "the request is not a valid protobuf message");
-  }
-  const google::protobuf::Descriptor* d = wire.GetDescriptor();
-  const google::protobuf::Reflection* r = wire.GetReflection();
-  for (int i = 0; i < d->field_count(); ++i) {
-    const google::protobuf::FieldDescriptor* f = d->field(i);
-    if (f->type() != google::protobuf::FieldDescriptor::TYPE_BYTES) continue;
-    if (!util::Utf8Length(r->GetString(wire, f)).has_value()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat(f->name(), " is not valid UTF-8"));
-    }
-  }
-  // Same field numbers and wire types: the bytes are now a valid Req.
-  if (!req->ParseFromString(bytes)) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "the request cannot be decoded");
-  }
-  return grpc::Status::OK;
+  return grpcutil::DecodeRequest(raw, wire, *req);
 }
 
 }  // namespace
 
 template <typename Wire, typename Req, typename Resp>
-void RawCommandService::Add(const char* name,
-                            grpc::Status (CommandServiceImpl::*method)(
-                                const grpc::ServerContextBase&, const Req&,
-                                Resp*)) {
+void RawCommandService::Add(
+    const char* name,
+    grpc::Status (CommandServiceImpl::*method)(const grpc::ServerContextBase&,
+                                               const Req&, Resp*)) {
   AddMethod(new RpcServiceMethod(name, RpcMethod::NORMAL_RPC, nullptr));
   MarkMethodCallback(
       methods_added_++,

@@ -12,6 +12,7 @@
 #include "common/serving/serve.h"
 #include "common/util/signals.h"
 #include "query-service/query_service.h"
+#include "query-service/raw_query_service.h"
 
 namespace bank::query {
 
@@ -31,13 +32,14 @@ int RunQueryService(const Config& config) {
   metrics::Registry registry;
   QueryServiceImpl service(reader, *waiter, pool, registry,
                            {.max_wait = config.max_wait});
+  RawQueryService raw(service);  // What the server registers.
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,
        .tls_cert = config.tls_cert,
        .tls_key = config.tls_key,
        .tls_client_ca = config.tls_client_ca,
        .health_service_names = {v1::QueryService::service_full_name()}},
-      {&service});
+      {&raw});
   if (!server.ok()) {
     spdlog::error("cannot start: {}", server.status().message());
     return 1;

@@ -70,10 +70,18 @@ void QueryServiceImpl::Finisher::operator()(const grpc::Status& status) const {
   reactor_->Finish(status);
 }
 
+void QueryServiceImpl::Refuse(Rpc rpc, const grpc::Status& status,
+                              grpc::ServerUnaryReactor* reactor) {
+  metrics::RpcMetrics& m = rpc == Rpc::kGetBalance     ? get_balance_metrics_
+                           : rpc == Rpc::kListAccounts ? list_accounts_metrics_
+                                                       : get_history_metrics_;
+  Finisher(reactor, m)(status);
+}
+
 template <typename Fn>
-grpc::ServerUnaryReactor* QueryServiceImpl::Submit(
-    grpc::CallbackServerContext* ctx, metrics::RpcMetrics& rpc, Fn fn) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+void QueryServiceImpl::Submit(grpc::CallbackServerContext* ctx,
+                              grpc::ServerUnaryReactor* reactor,
+                              metrics::RpcMetrics& rpc, Fn fn) {
   Finisher finish(reactor, rpc);
   absl::Time deadline = DeadlineOf(ctx);
   bool queued =
@@ -90,7 +98,6 @@ grpc::ServerUnaryReactor* QueryServiceImpl::Submit(
     finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "query service overloaded; retry with backoff"));
   }
-  return reactor;
 }
 
 absl::StatusOr<int> QueryServiceImpl::PageSize(int requested) const {
@@ -189,16 +196,16 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
   }
 }
 
-grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
-    grpc::CallbackServerContext* ctx, const v1::GetBalanceRequest* req,
-    v1::AccountBalance* resp) {
+void QueryServiceImpl::GetBalance(grpc::CallbackServerContext* ctx,
+                                  const v1::GetBalanceRequest* req,
+                                  v1::AccountBalance* resp,
+                                  grpc::ServerUnaryReactor* reactor) {
   if (req->min_version() == 0 && !req->has_as_of()) {
     // The plain read, the common one: validated here, read in a batch.
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     Finisher finish(reactor, get_balance_metrics_);
     if (absl::Status s = ValidateId(req->account_id()); !s.ok()) {
       finish(grpcutil::ToGrpcStatus(s));
-      return reactor;
+      return;
     }
     std::string id = util::CanonicalUuid(req->account_id());
     const bool queued = batcher_.Submit(
@@ -218,23 +225,22 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
       finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                           "query service overloaded; retry with backoff"));
     }
-    return reactor;
+    return;
   }
   if (req->min_version() > 0 && !req->has_as_of()) {
     // Read-your-writes: validated here; the waiter and the batched read
     // answer it, without a pool thread.
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     Finisher finish(reactor, get_balance_metrics_);
     if (absl::Status s = ValidateId(req->account_id()); !s.ok()) {
       finish(grpcutil::ToGrpcStatus(s));
-      return reactor;
+      return;
     }
     WaitThenAnswer(finish, req, util::CanonicalUuid(req->account_id()),
                    DeadlineOf(ctx), resp);
-    return reactor;
+    return;
   }
-  return Submit(
-      ctx, get_balance_metrics_,
+  Submit(
+      ctx, reactor, get_balance_metrics_,
       [this, req, resp](const Finisher& finish,
                         absl::Time deadline) -> std::optional<absl::Status> {
         if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;
@@ -253,45 +259,46 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetBalance(
       });
 }
 
-grpc::ServerUnaryReactor* QueryServiceImpl::ListAccounts(
-    grpc::CallbackServerContext* ctx, const v1::ListAccountsRequest* req,
-    v1::ListAccountsResponse* resp) {
-  return Submit(
-      ctx, list_accounts_metrics_,
-      [this, req, resp](const Finisher&,
-                        absl::Time deadline) -> std::optional<absl::Status> {
-        absl::StatusOr<int> size = PageSize(req->page_size());
-        if (!size.ok()) return size.status();
-        std::string after;
-        if (!req->page_token().empty()) {
-          absl::StatusOr<std::string> key =
-              DecodePageToken("accounts", req->page_token());
-          if (!key.ok()) return key.status();
-          if (!util::IsUuid(*key)) {
-            return absl::InvalidArgumentError("page_token is malformed");
-          }
-          after = *key;
-        }
-        absl::StatusOr<std::vector<v1::AccountBalance>> rows =
-            reader_.ListAccounts(after, *size + 1, deadline);
-        if (!rows.ok()) return rows.status();
-        bool more = static_cast<int>(rows->size()) > *size;
-        if (more) rows->pop_back();
-        for (auto& a : *rows) *resp->add_accounts() = std::move(a);
-        if (more) {
-          resp->set_next_page_token(EncodePageToken(
-              "accounts",
-              resp->accounts(resp->accounts_size() - 1).account_id()));
-        }
-        return absl::OkStatus();
-      });
+void QueryServiceImpl::ListAccounts(grpc::CallbackServerContext* ctx,
+                                    const v1::ListAccountsRequest* req,
+                                    v1::ListAccountsResponse* resp,
+                                    grpc::ServerUnaryReactor* reactor) {
+  Submit(ctx, reactor, list_accounts_metrics_,
+         [this, req, resp](const Finisher&,
+                           absl::Time deadline) -> std::optional<absl::Status> {
+           absl::StatusOr<int> size = PageSize(req->page_size());
+           if (!size.ok()) return size.status();
+           std::string after;
+           if (!req->page_token().empty()) {
+             absl::StatusOr<std::string> key =
+                 DecodePageToken("accounts", req->page_token());
+             if (!key.ok()) return key.status();
+             if (!util::IsUuid(*key)) {
+               return absl::InvalidArgumentError("page_token is malformed");
+             }
+             after = *key;
+           }
+           absl::StatusOr<std::vector<v1::AccountBalance>> rows =
+               reader_.ListAccounts(after, *size + 1, deadline);
+           if (!rows.ok()) return rows.status();
+           bool more = static_cast<int>(rows->size()) > *size;
+           if (more) rows->pop_back();
+           for (auto& a : *rows) *resp->add_accounts() = std::move(a);
+           if (more) {
+             resp->set_next_page_token(EncodePageToken(
+                 "accounts",
+                 resp->accounts(resp->accounts_size() - 1).account_id()));
+           }
+           return absl::OkStatus();
+         });
 }
 
-grpc::ServerUnaryReactor* QueryServiceImpl::GetHistory(
-    grpc::CallbackServerContext* ctx, const v1::GetHistoryRequest* req,
-    v1::GetHistoryResponse* resp) {
-  return Submit(
-      ctx, get_history_metrics_,
+void QueryServiceImpl::GetHistory(grpc::CallbackServerContext* ctx,
+                                  const v1::GetHistoryRequest* req,
+                                  v1::GetHistoryResponse* resp,
+                                  grpc::ServerUnaryReactor* reactor) {
+  Submit(
+      ctx, reactor, get_history_metrics_,
       [this, req, resp](const Finisher&,
                         absl::Time deadline) -> std::optional<absl::Status> {
         if (absl::Status s = ValidateId(req->account_id()); !s.ok()) return s;

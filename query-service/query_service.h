@@ -11,12 +11,17 @@
 
 namespace bank::query {
 
-// bank.v1.QueryService on gRPC's callback API: handlers never block; the
-// database work runs on a WorkerPool (a full queue answers
-// RESOURCE_EXHAUSTED at once), and GetBalance.min_version waits in a
-// VersionWaiter without holding a thread. Thread-safe.
-class QueryServiceImpl final : public v1::QueryService::CallbackService {
+// The methods of bank.v1.QueryService, for gRPC's callback API (RawQueryService
+// registers them): handlers never block; the database work runs on a
+// WorkerPool (a full queue answers RESOURCE_EXHAUSTED at once), and
+// GetBalance.min_version waits in a VersionWaiter without holding a thread.
+// Each handler finishes its call through `reactor` exactly once (possibly
+// before it returns); `req` and `resp` must live until the reactor is done.
+// Thread-safe.
+class QueryServiceImpl final {
  public:
+  enum class Rpc { kGetBalance, kListAccounts, kGetHistory };
+
   struct Options {
     absl::Duration max_wait = absl::Seconds(5);  // Cap on min_version waits.
     int default_page_size = 50;
@@ -29,15 +34,21 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
                    util::WorkerPool& pool, metrics::Registry& metrics,
                    Options options);
 
-  grpc::ServerUnaryReactor* GetBalance(grpc::CallbackServerContext* ctx,
-                                       const v1::GetBalanceRequest* req,
-                                       v1::AccountBalance* resp) override;
-  grpc::ServerUnaryReactor* ListAccounts(
-      grpc::CallbackServerContext* ctx, const v1::ListAccountsRequest* req,
-      v1::ListAccountsResponse* resp) override;
-  grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx,
-                                       const v1::GetHistoryRequest* req,
-                                       v1::GetHistoryResponse* resp) override;
+  void GetBalance(grpc::CallbackServerContext* ctx,
+                  const v1::GetBalanceRequest* req, v1::AccountBalance* resp,
+                  grpc::ServerUnaryReactor* reactor);
+  void ListAccounts(grpc::CallbackServerContext* ctx,
+                    const v1::ListAccountsRequest* req,
+                    v1::ListAccountsResponse* resp,
+                    grpc::ServerUnaryReactor* reactor);
+  void GetHistory(grpc::CallbackServerContext* ctx,
+                  const v1::GetHistoryRequest* req,
+                  v1::GetHistoryResponse* resp,
+                  grpc::ServerUnaryReactor* reactor);
+  // Finishes a call of `rpc` whose request could not be decoded, recording it
+  // like any other.
+  void Refuse(Rpc rpc, const grpc::Status& status,
+              grpc::ServerUnaryReactor* reactor);
 
  private:
   // Finishes one call and records it.
@@ -56,8 +67,9 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
   // Runs fn on the pool and finishes the call with its status (unless fn
   // returns nullopt: it then finishes the call itself through the Finisher).
   template <typename Fn>
-  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
-                                   metrics::RpcMetrics& rpc, Fn fn);
+  void Submit(grpc::CallbackServerContext* ctx,
+              grpc::ServerUnaryReactor* reactor, metrics::RpcMetrics& rpc,
+              Fn fn);
   absl::Status AnswerBalance(const v1::GetBalanceRequest& req,
                              const std::string& id, absl::Time deadline,
                              v1::AccountBalance* resp);

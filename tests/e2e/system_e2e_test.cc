@@ -1,12 +1,15 @@
 // The three real executables against a real PostgreSQL: startup on empty
 // databases, health and reflection, configuration by flag and environment,
 // startup failures, graceful shutdown, and a first scenario end to end.
+#include <grpcpp/generic/generic_stub.h>
 #include <signal.h>
 
 #include <atomic>
+#include <future>
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "common/db/migrations.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -404,9 +407,87 @@ TEST(SystemTest, InvalidUtf8IsInvalidArgumentAndChangesNothing) {
               std::string::npos)
         << s.error_message();
   }
+  // The query service refuses the same way, naming the field.
+  auto expect_refused = [](const grpc::Status& s, const std::string& field) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << s.error_message();
+    EXPECT_NE(s.error_message().find(field + " is not valid UTF-8"),
+              std::string::npos)
+        << s.error_message();
+  };
+  {
+    v1::GetBalanceRequest q;
+    q.set_account_id(a.substr(0, 35) + "\xc3");
+    v1::AccountBalance b;
+    auto ctx = Ctx();
+    expect_refused(sys.queries().GetBalance(ctx.get(), q, &b), "account_id");
+    q.set_min_version(1);  // The read-your-writes path decodes the same way.
+    auto ctx2 = Ctx();
+    expect_refused(sys.queries().GetBalance(ctx2.get(), q, &b), "account_id");
+  }
+  {
+    v1::ListAccountsRequest q;
+    q.set_page_token("\xff");
+    v1::ListAccountsResponse r;
+    auto ctx = Ctx();
+    expect_refused(sys.queries().ListAccounts(ctx.get(), q, &r), "page_token");
+  }
+  {
+    v1::GetHistoryRequest q;
+    q.set_account_id(a);
+    q.set_page_token("ok\xe2\x82");
+    v1::GetHistoryResponse r;
+    auto ctx = Ctx();
+    expect_refused(sys.queries().GetHistory(ctx.get(), q, &r), "page_token");
+  }
+  {
+    // Still answering: the refusals changed nothing.
+    v1::GetBalanceRequest q;
+    q.set_account_id(a);
+    q.set_min_version(1);
+    v1::AccountBalance b;
+    auto ctx = Ctx();
+    ASSERT_TRUE(sys.queries().GetBalance(ctx.get(), q, &b).ok());
+    EXPECT_EQ(b.balance(), 10);
+  }
   pqxx::connection e(sys.events_uri);
   pqxx::work te(e);
   EXPECT_EQ(te.exec("SELECT count(*) FROM events")[0][0].as<int>(), 1);
+}
+
+// Bytes that are not a protobuf message at all, sent with a generic stub:
+// INVALID_ARGUMENT from both services, nothing written.
+TEST(SystemTest, UndecodableRequestIsInvalidArgument) {
+  System sys(*pg, "garbage");
+  sys.StartAll();
+  auto call = [](int port, const std::string& method) {
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                       grpc::InsecureChannelCredentials());
+    grpc::GenericStub stub(channel);
+    // Field 1, length-delimited, claiming 100 bytes that never come.
+    const std::string junk = "\x0a\x64\x01";
+    grpc::Slice slice(junk);
+    grpc::ByteBuffer request(&slice, 1), response;
+    auto ctx = Ctx();
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(ctx.get(), method, grpc::StubOptions(), &request, &response,
+                   [&done](grpc::Status s) { done.set_value(s); });
+    return done.get_future().get();
+  };
+  for (const auto& [port, method] : std::vector<std::pair<int, std::string>>{
+           {sys.command_port, "/bank.v1.CommandService/Deposit"},
+           {sys.command_port, "/bank.v1.CommandService/OpenAccount"},
+           {sys.query_port, "/bank.v1.QueryService/GetBalance"},
+           {sys.query_port, "/bank.v1.QueryService/ListAccounts"},
+           {sys.query_port, "/bank.v1.QueryService/GetHistory"}}) {
+    grpc::Status s = call(port, method);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_EQ(s.error_message(), "the request is not a valid protobuf message")
+        << method;
+  }
+  pqxx::connection e(sys.events_uri);
+  pqxx::work te(e);
+  EXPECT_EQ(te.exec("SELECT count(*) FROM events")[0][0].as<int>(), 0);
 }
 
 TEST(SystemTest, OversizedRequestIsRefusedAndChangesNothing) {
