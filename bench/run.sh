@@ -72,9 +72,11 @@ cat > "$W/read.sql" <<'SQL'
 SELECT balance FROM balances WHERE account_id = :id;
 SQL
 pgbench_tps() {  # script [clients]
-  as_pg "$PGBIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$BENCH_PORT" -U postgres \
-    -c "${2:-$C}" -j 2 -T "$D" -f "$1" baseline 2>/dev/null |
-    sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1
+  local out
+  out=$(as_pg "$PGBIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$BENCH_PORT" -U postgres \
+    -c "${2:-$C}" -j 2 -T "$D" -f "$1" baseline 2>&1) ||
+    { echo "pgbench failed: $out" >&2; return 1; }
+  sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -n 1
 }
 PG_READ=$(pgbench_tps "$W/read.sql")
 
