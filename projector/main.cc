@@ -29,6 +29,12 @@ int main(int argc, char** argv) {
       ->envname("BANK_BATCH_SIZE")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  app.add_option("--catch-up-batch-size", options.catch_up_batch_size,
+                 "events per transaction while working off a backlog (at "
+                 "least --batch-size)")
+      ->envname("BANK_CATCH_UP_BATCH_SIZE")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   app.add_option("--row-cache-size", options.row_cache_size,
                  "balance rows kept in memory between batches (0: none)")
       ->envname("BANK_ROW_CACHE_SIZE")

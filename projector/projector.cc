@@ -80,11 +80,16 @@ absl::Status Projector::CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
   // Behind (the last read filled a batch): read with a binary COPY, which
   // costs PostgreSQL about half as much per event; else the prepared query,
   // cheaper for the few events of a live wake-up.
+  // Behind, batches of catch_up_batch_size spread each transaction's fixed
+  // costs (checkpoint lock, statements, commit, NOTIFY) over more events.
   bool behind = false;
   while (!stop.load()) {
+    const int limit =
+        behind ? std::max(options_.batch_size, options_.catch_up_batch_size)
+               : options_.batch_size;
     absl::StatusOr<std::vector<eventstore::RecordedEvent>> events =
-        behind ? reader_.CopyAfter(checkpoint, options_.batch_size)
-               : reader_.ReadAfter(checkpoint, options_.batch_size);
+        behind ? reader_.CopyAfter(checkpoint, limit)
+               : reader_.ReadAfter(checkpoint, limit);
     if (!events.ok()) return events.status();
     if (events->empty()) break;
     absl::StatusOr<BatchResult> r =
@@ -112,7 +117,7 @@ absl::Status Projector::CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
     }
     spdlog::debug("applied {} events ({} duplicates) up to position {}",
                   r->applied, r->duplicates, checkpoint.position);
-    if (static_cast<int>(events->size()) < options_.batch_size) break;
+    if (static_cast<int>(events->size()) < limit) break;
     behind = true;
   }
   ReportLag(checkpoint);

@@ -19,6 +19,10 @@ struct ProjectorOptions {
   std::string read_db;
   std::string projection = "accounts";
   int batch_size = 1000;
+  // Events per transaction while behind (the last read filled a batch):
+  // larger batches spread each transaction's fixed costs over more events
+  // when working off a backlog. At least batch_size.
+  int catch_up_batch_size = 5000;
   // Balance rows the live projector keeps from its own writes, so a batch
   // reads only the accounts it has not seen (0: read every batch's rows).
   int row_cache_size = 50000;

@@ -4,6 +4,7 @@
 // and compares it with the read model.
 #include <signal.h>
 
+#include <cstdio>
 #include <pqxx/pqxx>
 #include <random>
 #include <thread>
@@ -330,8 +331,11 @@ TEST_F(ProjectorTest, KillNineDuringBacklogLosesAndRepeatsNothing) {
   InsertBacklog(sys_->events_uri, 2000, 49);  // 100,000 events
   std::mt19937 rng(42);
   int interrupted = 0;
+  // Small batches, behind too: many commits for the kills to fall between.
+  const std::vector<std::string> small = {"--batch-size", "250",
+                                          "--catch-up-batch-size", "250"};
   for (int round = 0; round < 8; ++round) {
-    auto p = sys_->StartProjector({"--batch-size", "250"});
+    auto p = sys_->StartProjector(small);
     absl::SleepFor(absl::Milliseconds(40 + rng() % 120));
     p->Signal(SIGKILL);
     p->Wait(absl::Seconds(10));
@@ -340,13 +344,35 @@ TEST_F(ProjectorTest, KillNineDuringBacklogLosesAndRepeatsNothing) {
     if (projected >= 0 && projected < EventCount(*sys_)) ++interrupted;
   }
   EXPECT_GT(interrupted, 0) << "the backlog was too small to interrupt";
-  sys_->projector = sys_->StartProjector({"--batch-size", "250"});
+  sys_->projector = sys_->StartProjector(small);
   ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(60))) << sys_->projector->Log();
   ExpectModelMatchesEvents(*sys_);
   EXPECT_EQ(Query(sys_->read_uri,
                   "SELECT events_applied FROM projection_checkpoints "
                   "WHERE projection = 'accounts'"),
             EventCount(*sys_));
+}
+
+// Live reads take --batch-size events; once a read fills its batch, the
+// projector is behind and takes --catch-up-batch-size per transaction.
+TEST_F(ProjectorTest, WorksOffABacklogInCatchUpBatches) {
+  Start("catchup");
+  InsertBacklog(sys_->events_uri, 60, 49);  // 3,000 events
+  sys_->projector =
+      sys_->StartProjector({"--batch-size", "100", "--catch-up-batch-size",
+                            "1000", "--log-level", "debug"});
+  ASSERT_TRUE(CaughtUp(*sys_, absl::Seconds(30))) << sys_->projector->Log();
+  const std::string log = sys_->projector->Log();
+  std::vector<int> sizes;
+  for (size_t at = 0; (at = log.find("applied ", at)) != std::string::npos;
+       ++at) {
+    int n = 0;
+    if (std::sscanf(log.c_str() + at, "applied %d events", &n) == 1) {
+      sizes.push_back(n);
+    }
+  }
+  EXPECT_EQ(sizes, (std::vector<int>{100, 1000, 1000, 900})) << log;
+  ExpectModelMatchesEvents(*sys_);
 }
 
 TEST_F(ProjectorTest, ReconnectsAndCatchesUpAfterPostgresRestarts) {
