@@ -9,6 +9,7 @@
 #include "common/db/binary_copy.h"
 #include "common/db/pg_status.h"
 #include "common/eventstore/pg_event_store.h"
+#include "common/readmodel/progress_notice.h"
 #include "common/util/text.h"
 
 namespace bank::projector {
@@ -80,9 +81,14 @@ UPDATE projection_checkpoints
 SET transaction_id = $2, position = $3,
     events_applied = events_applied + $4, updated_at = now()
 WHERE projection = $1
+RETURNING events_applied
 )sql";
 
-constexpr char kNotifySql[] = "SELECT pg_notify($1, $2)";
+// Progress notices (common/readmodel/progress_notice.h), sent in order.
+constexpr char kNotifySql[] = R"sql(
+SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS n(p, i)
+ORDER BY i
+)sql";
 
 // Shadow tables: the live tables' columns and constraints, no indexes yet.
 constexpr char kResetShadowSql[] = R"sql(
@@ -316,6 +322,10 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyInTx(
                      ToArrayLiteral(error));
   }
   BatchResult out;
+  out.moved.reserve(changes->balances.size());
+  for (const BalanceRow& b : changes->balances) {
+    out.moved.emplace_back(b.account_id, b.version);
+  }
   out.applied = changes->applied;
   out.duplicates = changes->duplicates;
   out.poison = static_cast<int64_t>(changes->poison.size());
@@ -357,12 +367,14 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyBatchOnce(
     }
     absl::StatusOr<BatchResult> out = ApplyInTx(tx, events, skip_poison);
     if (!out.ok()) return out.status();
-    tx.exec_prepared("update_checkpoint", projection_,
-                     out->checkpoint.transaction_id, out->checkpoint.position,
-                     out->applied);
+    pqxx::result applied = tx.exec_prepared(
+        "update_checkpoint", projection_, out->checkpoint.transaction_id,
+        out->checkpoint.position, out->applied);
     if (suffix_.empty()) {
-      tx.exec_prepared("notify", kProgressChannel,
-                       std::to_string(out->checkpoint.position));
+      // Readers (the query service's cache) learn which accounts moved.
+      tx.exec_prepared("notify", readmodel::kProgressChannel,
+                       ToArrayLiteral(readmodel::EncodeProgress(
+                           applied[0][0].as<int64_t>(), out->moved)));
     }
     tx.commit();
     return out;
@@ -598,7 +610,10 @@ absl::StatusOr<Checkpoint> ReadModelWriter::SwapIn(
     }
     tx.exec_prepared("update_checkpoint", live_projection, ckpt.transaction_id,
                      ckpt.position, 0);
-    tx.exec_prepared("notify", kProgressChannel, std::to_string(ckpt.position));
+    // Everything changed: readers drop what they cached.
+    tx.exec_prepared(
+        "notify", readmodel::kProgressChannel,
+        ToArrayLiteral(std::vector<std::string>{readmodel::EncodeReset()}));
     tx.exec_params(kDeleteCheckpointSql, projection_);
     tx.commit();
     return ckpt;

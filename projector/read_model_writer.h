@@ -13,15 +13,13 @@
 
 namespace bank::projector {
 
-// Notification channel on the read database; payload "<position>", the
-// checkpoint's position after a batch.
-inline constexpr char kProgressChannel[] = "bank_projection";
-
 struct BatchResult {
   Checkpoint checkpoint;  // After the batch.
   int64_t applied = 0;
   int64_t duplicates = 0;
   int64_t poison = 0;
+  // The accounts the batch moved, with their new versions.
+  std::vector<std::pair<std::string, int64_t>> moved;
 };
 
 // Writes batches of events into the read model (schema: sql/read/) with the

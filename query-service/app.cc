@@ -28,9 +28,10 @@ int RunQueryService(const Config& config) {
   }
   ReadModelReader reader(config.read_db, config.db_pool_size);
   util::WorkerPool pool(config.workers, config.max_queue);
-  auto waiter = std::make_unique<VersionWaiter>(config.read_db, reader);
+  BalanceCache cache(static_cast<size_t>(config.balance_cache_size));
+  auto waiter = std::make_unique<VersionWaiter>(config.read_db, reader, cache);
   metrics::Registry registry;
-  QueryServiceImpl service(reader, *waiter, pool, registry,
+  QueryServiceImpl service(reader, cache, *waiter, pool, registry,
                            {.max_wait = config.max_wait});
   RawQueryService raw(service);  // What the server registers.
   auto server = grpcutil::Server::Start(

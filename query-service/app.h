@@ -13,6 +13,8 @@ struct Config {
   int db_pool_size = 16;
   int workers = 16;
   int max_queue = 4096;
+  // Balances kept in memory (BalanceCache); 0 turns the cache off.
+  int balance_cache_size = 100000;
   // TLS (see grpcutil::ServerOptions); empty: plain text.
   std::string tls_cert;
   std::string tls_key;

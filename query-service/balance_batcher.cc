@@ -7,9 +7,12 @@
 
 namespace bank::query {
 
-BalanceBatcher::BalanceBatcher(ReadModelReader& reader, int threads,
-                               size_t max_queue, size_t max_batch)
-    : reader_(reader), max_queue_(max_queue), max_batch_(max_batch) {
+BalanceBatcher::BalanceBatcher(ReadModelReader& reader, BalanceCache& cache,
+                               int threads, size_t max_queue, size_t max_batch)
+    : reader_(reader),
+      cache_(cache),
+      max_queue_(max_queue),
+      max_batch_(max_batch) {
   for (int i = 0; i < std::max(1, threads); ++i) {
     threads_.emplace_back([this] { Loop(); });
   }
@@ -74,13 +77,17 @@ void BalanceBatcher::Loop() {
         deadline = std::max(deadline, p.deadline);
       }
     }
-    absl::StatusOr<std::vector<v1::AccountBalance>> rows =
-        ids.empty() ? absl::StatusOr<std::vector<v1::AccountBalance>>(
-                          std::vector<v1::AccountBalance>())
+    const uint64_t epoch = cache_.Epoch();
+    absl::StatusOr<ReadModelReader::Balances> rows =
+        ids.empty() ? absl::StatusOr<ReadModelReader::Balances>(
+                          ReadModelReader::Balances())
                     : reader_.GetBalances(ids, deadline);
     absl::flat_hash_map<std::string, const v1::AccountBalance*> by_id;
     if (rows.ok()) {
-      for (const v1::AccountBalance& b : *rows) by_id[b.account_id()] = &b;
+      for (const v1::AccountBalance& b : rows->rows) {
+        by_id[b.account_id()] = &b;
+        cache_.Offer(epoch, rows->applied, b);
+      }
     }
     for (Pending& p : batch) {
       if (p.deadline <= now) {

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bank/v1/bank.pb.h"
+#include "query-service/balance_cache.h"
 #include "query-service/read_model_reader.h"
 
 namespace bank::query {
@@ -20,14 +21,15 @@ namespace bank::query {
 // and return at once; a few reader threads each take whatever is queued (up
 // to max_batch) and read all of it in one query, then answer each caller.
 // Under load many GetBalance calls share one round trip and no thread waits
-// per call; alone, a read costs one query as before. Thread-safe.
+// per call; alone, a read costs one query as before. The rows read are
+// offered to `cache`. Thread-safe.
 class BalanceBatcher {
  public:
   using Result = absl::StatusOr<std::optional<v1::AccountBalance>>;
   using Done = std::function<void(Result)>;
 
-  BalanceBatcher(ReadModelReader& reader, int threads, size_t max_queue,
-                 size_t max_batch = 256);
+  BalanceBatcher(ReadModelReader& reader, BalanceCache& cache, int threads,
+                 size_t max_queue, size_t max_batch = 256);
   // Answers what is queued (UNAVAILABLE), then stops the readers.
   ~BalanceBatcher();
 
@@ -43,6 +45,7 @@ class BalanceBatcher {
   void Loop();
 
   ReadModelReader& reader_;
+  BalanceCache& cache_;
   const size_t max_queue_;
   const size_t max_batch_;
   absl::Mutex mu_;

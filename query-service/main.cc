@@ -32,6 +32,12 @@ int main(int argc, char** argv) {
       ->envname("BANK_MAX_QUEUE")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
+  app.add_option("--balance-cache-size", config.balance_cache_size,
+                 "balances kept in memory, exact by the projector's "
+                 "notices (0: off)")
+      ->envname("BANK_BALANCE_CACHE_SIZE")
+      ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
   app.add_option("--max-wait", max_wait,
                  "seconds a GetBalance min_version wait may last at most")
       ->envname("BANK_MAX_WAIT")

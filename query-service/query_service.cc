@@ -37,11 +37,12 @@ absl::StatusOr<absl::Time> AsOf(const google::protobuf::Timestamp& ts) {
 
 }  // namespace
 
-QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader,
+QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader, BalanceCache& cache,
                                    VersionWaiter& waiter,
                                    util::WorkerPool& pool,
                                    metrics::Registry& metrics, Options options)
     : reader_(reader),
+      cache_(cache),
       waiter_(waiter),
       pool_(pool),
       metrics_(metrics),
@@ -58,10 +59,21 @@ QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader,
                            "Queries by RPC and status code.",
                            "bank_query_duration_seconds",
                            "Query latency by RPC.", "rpc", "GetHistory"),
-      batcher_(reader, /*threads=*/2, /*max_queue=*/4096) {
+      cache_hits_(metrics.GetCounter(
+          "bank_balance_cache_total",
+          "GetBalance calls (no as_of) by whether the cache answered them.",
+          {{"result", "hit"}})),
+      cache_misses_(metrics.GetCounter(
+          "bank_balance_cache_total",
+          "GetBalance calls (no as_of) by whether the cache answered them.",
+          {{"result", "miss"}})),
+      batcher_(reader, cache, /*threads=*/2, /*max_queue=*/4096) {
   metrics_.AddCallbackGauge(
       "bank_min_version_waiting", "GetBalance calls waiting for a version.",
       [this] { return static_cast<double>(waiter_.waiting()); });
+  metrics_.AddCallbackGauge(
+      "bank_balance_cache_rows", "Balances held by the query service's cache.",
+      [this] { return static_cast<double>(cache_.size()); });
 }
 
 void QueryServiceImpl::Finisher::operator()(const grpc::Status& status) const {
@@ -208,6 +220,12 @@ void QueryServiceImpl::GetBalance(grpc::CallbackServerContext* ctx,
       return;
     }
     std::string id = util::CanonicalUuid(req->account_id());
+    if (cache_.Get(id, 0, resp)) {
+      cache_hits_.Inc();
+      finish(grpc::Status::OK);
+      return;
+    }
+    cache_misses_.Inc();
     const bool queued = batcher_.Submit(
         id, DeadlineOf(ctx), [finish, resp, id](BalanceBatcher::Result b) {
           if (b.ok() && !b->has_value()) {
@@ -235,8 +253,14 @@ void QueryServiceImpl::GetBalance(grpc::CallbackServerContext* ctx,
       finish(grpcutil::ToGrpcStatus(s));
       return;
     }
-    WaitThenAnswer(finish, req, util::CanonicalUuid(req->account_id()),
-                   DeadlineOf(ctx), resp);
+    std::string id = util::CanonicalUuid(req->account_id());
+    if (cache_.Get(id, req->min_version(), resp)) {
+      cache_hits_.Inc();
+      finish(grpc::Status::OK);
+      return;
+    }
+    cache_misses_.Inc();
+    WaitThenAnswer(finish, req, std::move(id), DeadlineOf(ctx), resp);
     return;
   }
   Submit(

@@ -6,6 +6,7 @@
 #include "common/metrics/metrics.h"
 #include "common/util/worker_pool.h"
 #include "query-service/balance_batcher.h"
+#include "query-service/balance_cache.h"
 #include "query-service/read_model_reader.h"
 #include "query-service/version_waiter.h"
 
@@ -15,6 +16,8 @@ namespace bank::query {
 // registers them): handlers never block; the database work runs on a
 // WorkerPool (a full queue answers RESOURCE_EXHAUSTED at once), and
 // GetBalance.min_version waits in a VersionWaiter without holding a thread.
+// A GetBalance the BalanceCache can answer (no as_of; the account cached at
+// min_version or later) is answered in the handler, on gRPC's thread.
 // Each handler finishes its call through `reactor` exactly once (possibly
 // before it returns); `req` and `resp` must live until the reactor is done.
 // Thread-safe.
@@ -29,10 +32,11 @@ class QueryServiceImpl final {
   };
 
   // Records bank_queries_total{rpc,code}, bank_query_duration_seconds{rpc}
-  // and bank_min_version_waits_total{outcome} in `metrics`.
-  QueryServiceImpl(ReadModelReader& reader, VersionWaiter& waiter,
-                   util::WorkerPool& pool, metrics::Registry& metrics,
-                   Options options);
+  // bank_min_version_waits_total{outcome}, bank_balance_cache_total{result}
+  // and bank_balance_cache_rows in `metrics`.
+  QueryServiceImpl(ReadModelReader& reader, BalanceCache& cache,
+                   VersionWaiter& waiter, util::WorkerPool& pool,
+                   metrics::Registry& metrics, Options options);
 
   void GetBalance(grpc::CallbackServerContext* ctx,
                   const v1::GetBalanceRequest* req, v1::AccountBalance* resp,
@@ -79,6 +83,7 @@ class QueryServiceImpl final {
   absl::StatusOr<int> PageSize(int requested) const;
 
   ReadModelReader& reader_;
+  BalanceCache& cache_;
   VersionWaiter& waiter_;
   util::WorkerPool& pool_;
   metrics::Registry& metrics_;
@@ -86,6 +91,8 @@ class QueryServiceImpl final {
   metrics::RpcMetrics get_balance_metrics_;
   metrics::RpcMetrics list_accounts_metrics_;
   metrics::RpcMetrics get_history_metrics_;
+  metrics::Counter& cache_hits_;
+  metrics::Counter& cache_misses_;
   // Plain GetBalance reads (no min_version, no as_of): coalesced into one
   // query per batch, answered without a pool thread per call.
   BalanceBatcher batcher_;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/db/pg_status.h"
 #include "common/eventstore/pg_event_store.h"
+#include "common/readmodel/progress_notice.h"
 
 namespace bank::query {
 namespace {
@@ -16,9 +17,13 @@ SELECT account_id::text, owner, currency, balance, version, status,
 FROM account_balances WHERE account_id = $1::uuid
 )sql";
 
+// One statement, one snapshot: the rows and how far the projection that
+// wrote them had got (the balance cache's admission test).
 constexpr char kBalancesSql[] = R"sql(
 SELECT account_id::text, owner, currency, balance, version, status,
-       (extract(epoch FROM updated_at) * 1000000)::bigint
+       (extract(epoch FROM updated_at) * 1000000)::bigint,
+       coalesce((SELECT events_applied FROM projection_checkpoints
+                 WHERE projection = $2), -1)
 FROM account_balances WHERE account_id = ANY($1::uuid[])
 )sql";
 
@@ -117,17 +122,18 @@ absl::StatusOr<std::optional<v1::AccountBalance>> ReadModelReader::GetBalance(
               });
 }
 
-absl::StatusOr<std::vector<v1::AccountBalance>> ReadModelReader::GetBalances(
+absl::StatusOr<ReadModelReader::Balances> ReadModelReader::GetBalances(
     const std::vector<std::string>& account_ids, absl::Time deadline) {
   return With(deadline, "reading balances",
-              [&](db::ConnectionPool::Lease& c)
-                  -> absl::StatusOr<std::vector<v1::AccountBalance>> {
+              [&](db::ConnectionPool::Lease& c) -> absl::StatusOr<Balances> {
                 pqxx::nontransaction tx(*c);
                 pqxx::result r = tx.exec_prepared(
-                    "balances", eventstore::ToArrayLiteral(account_ids));
-                std::vector<v1::AccountBalance> out;
-                out.reserve(r.size());
-                for (const auto& row : r) out.push_back(ToBalance(row));
+                    "balances", eventstore::ToArrayLiteral(account_ids),
+                    readmodel::kLiveProjection);
+                Balances out;
+                out.rows.reserve(r.size());
+                for (const auto& row : r) out.rows.push_back(ToBalance(row));
+                if (!r.empty()) out.applied = r[0][7].as<int64_t>();
                 return out;
               });
 }

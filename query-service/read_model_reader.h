@@ -23,9 +23,15 @@ class ReadModelReader {
   // nullopt when the account is not (yet) in the read model.
   absl::StatusOr<std::optional<v1::AccountBalance>> GetBalance(
       const std::string& account_id, absl::Time deadline);
+  // Rows read in one snapshot, with the live checkpoint's events_applied
+  // in that snapshot (-1 when unknown).
+  struct Balances {
+    std::vector<v1::AccountBalance> rows;
+    int64_t applied = -1;
+  };
   // The balances of the given accounts that are in the read model, in one
   // query (any order).
-  absl::StatusOr<std::vector<v1::AccountBalance>> GetBalances(
+  absl::StatusOr<Balances> GetBalances(
       const std::vector<std::string>& account_ids, absl::Time deadline);
   // The balance as it stood at `as_of`; nullopt when the account did not
   // exist then (or is unknown).

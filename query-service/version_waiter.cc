@@ -8,27 +8,36 @@
 
 #include "common/db/pg_status.h"
 #include "common/log/log.h"
+#include "common/readmodel/progress_notice.h"
 
 namespace bank::query {
 namespace {
 
-constexpr char kProgressChannel[] = "bank_projection";
 // A streaming replica cannot LISTEN (and NOTIFY is not replicated): there,
 // waiters are served by polling this often.
 constexpr absl::Duration kReplicaPoll = absl::Milliseconds(10);
 
 class Progress : public pqxx::notification_receiver {
  public:
-  explicit Progress(pqxx::connection_base& c)
-      : pqxx::notification_receiver(c, kProgressChannel) {}
-  void operator()(const std::string&, int) override {}
+  Progress(pqxx::connection_base& c, BalanceCache& cache)
+      : pqxx::notification_receiver(c, readmodel::kProgressChannel),
+        cache_(cache) {}
+  void operator()(const std::string& payload, int) override {
+    cache_.Apply(readmodel::DecodeProgress(payload));
+  }
+
+ private:
+  BalanceCache& cache_;
 };
 
 }  // namespace
 
 VersionWaiter::VersionWaiter(std::string uri, ReadModelReader& reader,
-                             absl::Duration safety_poll)
-    : uri_(std::move(uri)), reader_(reader), safety_poll_(safety_poll) {
+                             BalanceCache& cache, absl::Duration safety_poll)
+    : uri_(std::move(uri)),
+      reader_(reader),
+      cache_(cache),
+      safety_poll_(safety_poll) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -79,7 +88,7 @@ size_t VersionWaiter::waiting() const {
 void VersionWaiter::Check() {
   std::vector<std::tuple<Done, Outcome, const v1::AccountBalance*>> finished;
   // The balances read; `finished` points into it.
-  absl::StatusOr<std::vector<v1::AccountBalance>> balances;
+  absl::StatusOr<ReadModelReader::Balances> balances;
   std::vector<std::string> accounts;
   absl::Time now = absl::Now();
   {
@@ -99,10 +108,14 @@ void VersionWaiter::Check() {
     std::sort(accounts.begin(), accounts.end());
     accounts.erase(std::unique(accounts.begin(), accounts.end()),
                    accounts.end());
+    const uint64_t epoch = cache_.Epoch();
     balances = reader_.GetBalances(accounts, absl::Now() + absl::Seconds(2));
     if (balances.ok()) {
       absl::flat_hash_map<std::string, const v1::AccountBalance*> by_id;
-      for (const v1::AccountBalance& b : *balances) by_id[b.account_id()] = &b;
+      for (const v1::AccountBalance& b : balances->rows) {
+        by_id[b.account_id()] = &b;
+        cache_.Offer(epoch, balances->applied, b);
+      }
       absl::MutexLock lock(&mu_);
       for (auto it = waiters_.begin(); it != waiters_.end();) {
         auto b = by_id.find(it->second.account_id);
@@ -153,7 +166,12 @@ void VersionWaiter::Loop() {
                                : "read database is a primary: read-your-writes "
                                  "waits follow the projector's notifications");
         }
-        if (!replica) progress = std::make_unique<Progress>(*conn);
+        if (!replica) {
+          // LISTEN is in place from here: every batch committed from now
+          // on is noticed, so the cache can start.
+          progress = std::make_unique<Progress>(*conn, cache_);
+          cache_.Start();
+        }
         conn->get_notifs();
         backoff = absl::Milliseconds(100);
       }
@@ -161,6 +179,7 @@ void VersionWaiter::Loop() {
       conn->await_notification(us / 1000000, us % 1000000);
       conn->get_notifs();  // Drain a burst: one check covers it.
     } catch (const std::exception& e) {
+      cache_.Stop();  // Notices may be missed until the LISTEN is back.
       spdlog::warn("progress listener: {}",
                    db::StatusFromException(e, "listening").message());
       progress.reset();

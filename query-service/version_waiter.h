@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "query-service/balance_cache.h"
 #include "query-service/read_model_reader.h"
 
 namespace bank::query {
@@ -23,7 +24,10 @@ namespace bank::query {
 // there with the balance read, so they answer without another query. Waiters
 // cost no thread. On a streaming replica of the read database (which can
 // neither LISTEN nor receive notifications) it polls every 10 ms instead.
-// Thread-safe.
+// The same notifications keep `cache` exact (see BalanceCache): each is
+// applied to it as it arrives, the rows read are offered to it, and it is
+// started when the LISTEN is in place and stopped when the connection is
+// lost (or on a replica, never started). Thread-safe.
 class VersionWaiter {
  public:
   enum class Outcome { kReached, kDeadline, kShutdown };
@@ -31,7 +35,7 @@ class VersionWaiter {
   // null; valid during the call only.
   using Done = std::function<void(Outcome, const v1::AccountBalance* balance)>;
 
-  VersionWaiter(std::string uri, ReadModelReader& reader,
+  VersionWaiter(std::string uri, ReadModelReader& reader, BalanceCache& cache,
                 absl::Duration safety_poll = absl::Milliseconds(100));
   // Completes every remaining waiter with kShutdown.
   ~VersionWaiter();
@@ -61,6 +65,7 @@ class VersionWaiter {
 
   const std::string uri_;
   ReadModelReader& reader_;
+  BalanceCache& cache_;
   const absl::Duration safety_poll_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);

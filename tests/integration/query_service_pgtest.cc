@@ -191,6 +191,94 @@ TEST(QueryServiceTest, ConcurrentPlainReadsEachGetTheirOwnAccount) {
   EXPECT_EQ(checked.load(), 1600);
 }
 
+double CacheHits() {
+  return testing::MetricValue(
+      testing::HttpGet(sys->query_metrics, "/metrics").body,
+      "bank_balance_cache_total{result=\"hit\"}");
+}
+
+// Plain reads of a known account are answered from the query service's
+// cache; every committed batch's notice keeps it exact: a plain read never
+// answers older than a min_version read answered before it, and follows each
+// command.
+TEST(QueryServiceTest, CachedBalancesFollowEveryCommittedBatch) {
+  std::string a = testing::OpenAccount(sys->commands(), 0);
+  v1::AccountBalance b;
+  ASSERT_TRUE(Balance(a, 1, &b).ok());
+  const double hits_before = CacheHits();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Balance(a, 0, &b).ok());
+  EXPECT_GE(CacheHits(), hits_before + 2);  // Cached by the first read.
+  int64_t expected = 0;
+  for (int i = 1; i <= 200; ++i) {
+    v1::CommandResult r = Deposit(a, i);
+    expected += i;
+    // Read what was just written, then plain reads: never older.
+    ASSERT_TRUE(Balance(a, r.version(), &b).ok()) << i;
+    ASSERT_EQ(b.balance(), expected) << i;
+    for (int k = 0; k < 2; ++k) {
+      ASSERT_TRUE(Balance(a, 0, &b).ok()) << i;
+      ASSERT_GE(b.version(), r.version()) << i;
+      ASSERT_EQ(b.balance(), expected) << i;
+    }
+  }
+  // A command nobody reads back with min_version: plain reads catch up.
+  v1::CommandResult last = Deposit(a, 7);
+  expected += 7;
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return Balance(a, 0, &b).ok() && b.version() == last.version() &&
+               b.balance() == expected;
+      },
+      absl::Seconds(10)))
+      << b.version() << " " << b.balance();
+}
+
+// Notices sent while the query service's LISTEN connection is down are
+// lost: the cache must not keep what they would have dropped.
+TEST(QueryServiceTest, CacheDropsWhatItHeldWhenTheListenConnectionIsLost) {
+  std::string a = testing::OpenAccount(sys->commands(), 0);
+  v1::AccountBalance b;
+  ASSERT_TRUE(Balance(a, 1, &b).ok());
+  ASSERT_TRUE(Balance(a, 0, &b).ok());
+  const double hits_before = CacheHits();
+  ASSERT_TRUE(Balance(a, 0, &b).ok());
+  ASSERT_GT(CacheHits(), hits_before);  // Cached at version 1.
+  pqxx::connection c(sys->read_uri);
+  for (int round = 0; round < 5; ++round) {
+    {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+          "WHERE application_name = 'bank-query-listen'");
+      ASSERT_EQ(r.size(), 1u) << round;
+    }
+    // Projected at once, its notice sent while the listener reconnects.
+    v1::CommandResult r = Deposit(a, 10);
+    EXPECT_TRUE(testing::WaitFor(
+        [&] { return Balance(a, 0, &b).ok() && b.version() == r.version(); },
+        absl::Seconds(10)))
+        << round << ": plain read stuck at version " << b.version()
+        << ", written " << r.version();
+    // The listener is back (it reconnects within a second): cached again.
+    ASSERT_TRUE(testing::WaitFor(
+        [&] {
+          pqxx::nontransaction tx(c);
+          return tx.exec(
+                       "SELECT 1 FROM pg_stat_activity WHERE "
+                       "application_name = 'bank-query-listen'")
+                     .size() == 1;
+        },
+        absl::Seconds(10)));
+  }
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        const double h = CacheHits();
+        return Balance(a, 0, &b).ok() && CacheHits() > h;
+      },
+      absl::Seconds(10)));
+  EXPECT_EQ(b.balance(), 50);
+}
+
 TEST(QueryServiceTest, UnreachedMinVersionIsDeadlineExceeded) {
   std::string a = testing::OpenAccount(sys->commands(), 0);
   v1::AccountBalance b;
