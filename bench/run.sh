@@ -186,4 +186,15 @@ print(f"  3. GetBalance / bare gRPC echo    {ratio(get['per_second'], echo['per_
 print(f"  4. lag p50 / p99 with min_version {lagw['p50_ms']:.2f} / {lagw['p99_ms']:.2f} ms  (target < 5 / < 25)")
 print(f"  -  catch-up / sequential read   {ratio(catchup, seqread):.2f}  (the rebuild's target 5 is >= 0.5; bench/rebuild.sh)")
 print(f"  6. resident memory after the run: {rss}")
+names = {'1': 'CANCELLED', '2': 'UNKNOWN', '4': 'DEADLINE_EXCEEDED', '8': 'RESOURCE_EXHAUSTED',
+         '10': 'ABORTED', '13': 'INTERNAL', '14': 'UNAVAILABLE'}
+errs = [(name, r) for name, r in [("deposits over the accounts", spread), ("hot account", hot),
+        ("mix", mix), ("GetBalance", get), ("echo", echo), (f"lag min_version {half}/s", lagw),
+        (f"lag polling {half}/s", lagp)] + [(f"lag min_version {x['rate']}/s", x['r']) for x in lagx]
+        + [(f"deposits at {x['clients']} clients", x['r']) for x in sweep] if r['errors']]
+if errs:
+    print("\nerrors by status code:")
+    for name, r in errs:
+        codes = ", ".join(f"{names.get(k, 'code ' + k)} {v}" for k, v in sorted(r['errors_by_code'].items()))
+        print(f"  {name}: {codes}")
 PY
