@@ -30,7 +30,10 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "bank/v1/bank.grpc.pb.h"
 
 namespace {
@@ -105,7 +108,7 @@ class Worker {
         results_(results),
         concurrency_(concurrency),
         rate_(rate),
-        rng_(std::random_device{}() ^ (uint64_t{index} << 32)) {
+        rng_(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // One connection each.
     commands_ = bank::v1::CommandService::NewStub(grpc::CreateCustomChannel(
@@ -263,9 +266,13 @@ class Worker {
 };
 
 // Opens the accounts (a large initial deposit each) with a few threads.
-std::vector<std::string> OpenAccounts(const Options& o) {
+// Returns the first failure's status after every thread has stopped (exiting
+// from a thread while others still use gRPC would race with its teardown).
+absl::StatusOr<std::vector<std::string>> OpenAccounts(const Options& o) {
   std::vector<std::string> out(o.accounts);
   std::atomic<int> next{0};
+  absl::Mutex mu;
+  grpc::Status failure;
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
@@ -280,14 +287,20 @@ std::vector<std::string> OpenAccounts(const Options& o) {
         auto ctx = Ctx();
         grpc::Status s = stub->OpenAccount(ctx.get(), req, &res);
         if (!s.ok()) {
-          std::fprintf(stderr, "open failed: %s\n", s.error_message().c_str());
-          std::exit(1);
+          absl::MutexLock lock(&mu);
+          if (failure.ok()) failure = s;
+          next = o.accounts;  // The other threads stop after their call.
+          return;
         }
         out[i] = res.account_id();
       }
     });
   }
   for (auto& t : threads) t.join();
+  if (!failure.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("opening the accounts: ", failure.error_message()));
+  }
   return out;
 }
 
@@ -322,7 +335,13 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(1);
     for (int i = 0; i < o.accounts; ++i) accounts.push_back(NewId(rng));
   } else {
-    accounts = OpenAccounts(o);
+    absl::StatusOr<std::vector<std::string>> opened = OpenAccounts(o);
+    if (!opened.ok()) {
+      std::fprintf(stderr, "bank-loadgen: %s\n",
+                   std::string(opened.status().message()).c_str());
+      return 1;
+    }
+    accounts = *std::move(opened);
   }
   if (o.scenario == "get-balance" && o.command_host != "none") {
     // Let the projector catch up with the opens before reading.
