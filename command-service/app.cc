@@ -57,6 +57,11 @@ int RunCommandService(const Config& config) {
        .committers = std::min(config.append_committers, config.db_pool_size),
        .metrics = &registry,
        .on_commit = [&notifier] { notifier.Committed(); }});
+  // Commands wait for the database on a pool of their own (callback API);
+  // a full queue sheds load at once. After its append, a command is answered
+  // by the committer, or finished on this pool when it needs the database
+  // again (CommandHandler's *Async).
+  util::WorkerPool pool(config.max_threads, config.max_in_flight);
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   CommandHandler handler(
@@ -65,11 +70,11 @@ int RunCommandService(const Config& config) {
        .snapshot_every = config.snapshot_every,
        .cache_capacity = static_cast<size_t>(config.cache_size),
        .instance_id = absl::StrCat("command-service@", host, ":", getpid()),
-       .metrics = &registry});
+       .metrics = &registry,
+       .offload = [&pool](std::function<void()> work) {
+         return pool.TrySubmit(std::move(work));
+       }});
   CommandServiceImpl service(handler, registry, config.max_in_flight);
-  // Commands wait for the database on a pool of their own (callback API);
-  // a full queue sheds load at once.
-  util::WorkerPool pool(config.max_threads, config.max_in_flight);
   RawCommandService raw(service, pool);  // What the server registers.
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,

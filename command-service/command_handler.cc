@@ -162,26 +162,32 @@ void CommandHandler::MaybeSnapshot(const domain::AccountState& state,
 }
 
 absl::StatusOr<CommandHandler::Outcome> CommandHandler::Execute(
-    const Command& command, const std::vector<std::string>& account_ids,
-    std::optional<int64_t> expected_version, const Decide& decide,
-    absl::Time deadline) {
+    const Plan& plan, absl::Time deadline) {
+  return Resolve(plan.command, Run(plan, deadline), deadline);
+}
+
+bool CommandHandler::IsRefusal(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::StatusOr<CommandHandler::Outcome> CommandHandler::Resolve(
+    const Command& command, absl::StatusOr<Outcome> out, absl::Time deadline) {
   // Idempotency costs no round trip on the common path: the append itself
   // refuses a recorded command_id (the commands table's primary key), and
   // only then, or when the aggregate refuses, is the stored result looked
   // up: a repeated command is answered with its first outcome, never with
   // a refusal computed on the state it already changed.
-  absl::StatusOr<Outcome> out =
-      Run(command, account_ids, expected_version, decide, deadline);
   if (!out.ok()) {
-    switch (out.status().code()) {
-      case absl::StatusCode::kFailedPrecondition:
-      case absl::StatusCode::kNotFound:
-      case absl::StatusCode::kAlreadyExists:
-      case absl::StatusCode::kAborted:
-        break;  // A refusal: maybe of a command that took effect already.
-      default:
-        return out;
-    }
+    // A refusal: maybe of a command that took effect already.
+    if (!IsRefusal(out.status().code())) return out;
     absl::StatusOr<std::optional<Outcome>> replay =
         FindReplay(command, deadline);
     if (!replay.ok()) return replay.status();
@@ -190,8 +196,7 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::Execute(
   }
   if (!out->command_raced) return out;
   // The command_id is recorded: by an earlier request or a concurrent one.
-  absl::StatusOr<std::optional<Outcome>> replay =
-      FindReplay(command, deadline);
+  absl::StatusOr<std::optional<Outcome>> replay = FindReplay(command, deadline);
   if (!replay.ok()) return replay.status();
   if (!replay->has_value()) {
     return absl::InternalError("command recorded but not found");
@@ -258,142 +263,183 @@ bool CommandHandler::AwaitLanded(const std::vector<std::string>& account_ids,
       deadline);
 }
 
-absl::StatusOr<CommandHandler::Outcome> CommandHandler::Run(
-    const Command& command, const std::vector<std::string>& account_ids,
-    std::optional<int64_t> expected_version, const Decide& decide,
-    absl::Time deadline) {
-  const eventstore::CommandRecord record{command.command_id,
-                                         command.request_type, command.request};
-  const std::string metadata = Metadata(command);
+eventstore::CommandRecord CommandHandler::RecordOf(const Command& command) {
+  return eventstore::CommandRecord{command.command_id, command.request_type,
+                                   command.request};
+}
+
+absl::Status CommandHandler::Start(const Plan& plan,
+                                   const eventstore::CommandRecord& record,
+                                   const std::string& metadata,
+                                   bool& trust_cache, absl::Time deadline,
+                                   Attempt& a) {
+  const std::vector<std::string>& account_ids = plan.account_ids;
+  const std::optional<int64_t>& expected_version = plan.expected_version;
   const std::vector<size_t> stripes = StripesOf(account_ids);
+  // Commands on one account decide one at a time, in this order, each on the
+  // state the previous one left, committed or still in flight. The lock
+  // covers deciding and queueing the append, not its commit: the appends of
+  // a busy account share batches (pipelining).
+  StripeLock lock(*this, stripes);
+  bool any_cached = false;
+  auto load_all = [&]() -> absl::Status {
+    a.accounts.clear();
+    any_cached = false;
+    for (const std::string& id : account_ids) {
+      bool cached = false;
+      absl::StatusOr<domain::BankAccount> account =
+          Load(id, trust_cache, &cached, deadline);
+      if (!account.ok()) return account.status();
+      any_cached = any_cached || cached;
+      a.accounts.push_back(*std::move(account));
+    }
+    return absl::OkStatus();
+  };
+  auto check_and_decide = [&]() -> absl::Status {
+    if (expected_version.has_value() &&
+        a.accounts[0].state().version != *expected_version) {
+      if (a.accounts[0].state().version == 0) {
+        return absl::NotFoundError(
+            absl::StrCat("account ", account_ids[0], " does not exist"));
+      }
+      return absl::AbortedError(
+          absl::StrCat("expected_version ", *expected_version, " but account ",
+                       account_ids[0], " is at version ",
+                       a.accounts[0].state().version, "; reload and retry"));
+    }
+    return plan.decide(a.accounts);
+  };
+  bool all_cached = true;
+  for (const std::string& id : account_ids) {
+    all_cached = all_cached && cache_.Get(id).has_value();
+  }
+  if (!all_cached && InFlight(account_ids) &&
+      !AwaitLanded(account_ids, deadline)) {
+    // Without the state an append in flight leaves (evicted, or no cache),
+    // wait for it to land instead of deciding on an older one.
+    return absl::DeadlineExceededError(
+        "deadline passed waiting for earlier commands on the account");
+  }
+  if (absl::Status s = load_all(); !s.ok()) return s;
+  absl::Status decided = check_and_decide();
+  if (!decided.ok() && (any_cached || InFlight(account_ids))) {
+    // A refusal must rest on committed state: let the appends in flight on
+    // these accounts land (nobody can queue more while the stripes are
+    // held), then decide again on the stream as stored, which may also be
+    // ahead of a stale cache (another instance's writes).
+    if (!AwaitLanded(account_ids, deadline)) {
+      return absl::DeadlineExceededError(
+          "deadline passed waiting for earlier commands on the account");
+    }
+    trust_cache = false;
+    if (absl::Status s = load_all(); !s.ok()) return s;
+    decided = check_and_decide();
+  }
+  if (!decided.ok()) return decided;
+
+  for (const domain::BankAccount& account : a.accounts) {
+    if (account.pending().empty()) continue;
+    eventstore::StreamAppend sa;
+    sa.stream_id = account.state().id;
+    sa.expected_version = account.committed_version();
+    for (const domain::AccountEvent& e : account.pending()) {
+      domain::EncodedEvent enc = domain::EncodeEvent(e);
+      sa.events.push_back(eventstore::NewEvent{
+          util::NewUuid(), enc.type, enc.schema_version, enc.json, metadata});
+    }
+    a.ordered.push_back(std::move(sa));
+  }
+  // A fixed order of rows keeps two opposite transfers from deadlocking on
+  // each other's unique-index entries.
+  std::sort(
+      a.ordered.begin(), a.ordered.end(),
+      [](const auto& x, const auto& y) { return x.stream_id < y.stream_id; });
+  a.pending = store_.StartAppend(
+      a.ordered, plan.command.command_id.empty() ? nullptr : &record, deadline);
+  a.flight = StartFlight(account_ids);
+  // The next command on these accounts decides on this state; if this append
+  // fails, so does any append built on it (the store's gap and version
+  // checks), and the cache entry is dropped in Settle.
+  for (const domain::BankAccount& account : a.accounts) {
+    cache_.Put(account.state());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CommandHandler::Outcome> CommandHandler::Settle(
+    const Plan& plan, Attempt& a,
+    absl::StatusOr<std::vector<eventstore::StreamResult>> appended,
+    bool* retry) {
+  *retry = false;
+  if (!appended.ok()) {
+    for (const std::string& id : plan.account_ids) cache_.Erase(id);
+  }
+  EndFlight(plan.account_ids, a.flight);
+  if (appended.ok()) {
+    Outcome out;
+    for (const domain::BankAccount& account : a.accounts) {
+      for (const auto& r : *appended) {
+        if (r.stream_id == account.state().id) out.results.push_back(r);
+      }
+    }
+    return out;
+  }
+  if (appended.status().code() == absl::StatusCode::kAlreadyExists) {
+    Outcome raced;
+    raced.command_raced = true;
+    return raced;
+  }
+  if (appended.status().code() != absl::StatusCode::kAborted) {
+    return appended.status();
+  }
+  conflicts_->Inc();
+  if (plan.expected_version.has_value()) {
+    return absl::AbortedError(absl::StrCat(
+        "account ", plan.account_ids[0], " changed after version ",
+        *plan.expected_version, " while this command ran; reload and retry"));
+  }
+  *retry = true;
+  return appended.status();
+}
+
+bool CommandHandler::SnapshotDue(const Attempt& a) const {
+  const int n = options_.snapshot_every;
+  if (n <= 0) return false;
+  for (const domain::BankAccount& account : a.accounts) {
+    if (account.state().version / n != account.committed_version() / n) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void CommandHandler::Snapshot(const Attempt& a, absl::Time deadline) {
+  for (const domain::BankAccount& account : a.accounts) {
+    MaybeSnapshot(account.state(), account.committed_version(), deadline);
+  }
+}
+
+absl::StatusOr<CommandHandler::Outcome> CommandHandler::Run(
+    const Plan& plan, absl::Time deadline) {
+  const eventstore::CommandRecord record = RecordOf(plan.command);
+  const std::string metadata = Metadata(plan.command);
   // First try trusts the cache; after a conflict, read on from it.
   bool trust_cache = true;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    std::vector<domain::BankAccount> accounts;
-    std::vector<eventstore::StreamAppend> ordered;
-    std::unique_ptr<eventstore::PendingAppend> pending;
-    std::vector<int64_t> flight;
-    {
-      // Commands on one account decide one at a time, in this order, each
-      // on the state the previous one left, committed or still in flight.
-      // The lock covers deciding and queueing the append, not its commit:
-      // the appends of a busy account share batches (pipelining).
-      StripeLock lock(*this, stripes);
-      bool any_cached = false;
-      auto load_all = [&]() -> absl::Status {
-        accounts.clear();
-        any_cached = false;
-        for (const std::string& id : account_ids) {
-          bool cached = false;
-          absl::StatusOr<domain::BankAccount> a =
-              Load(id, trust_cache, &cached, deadline);
-          if (!a.ok()) return a.status();
-          any_cached = any_cached || cached;
-          accounts.push_back(*std::move(a));
-        }
-        return absl::OkStatus();
-      };
-      auto check_and_decide = [&]() -> absl::Status {
-        if (expected_version.has_value() &&
-            accounts[0].state().version != *expected_version) {
-          if (accounts[0].state().version == 0) {
-            return absl::NotFoundError(
-                absl::StrCat("account ", account_ids[0], " does not exist"));
-          }
-          return absl::AbortedError(absl::StrCat(
-              "expected_version ", *expected_version, " but account ",
-              account_ids[0], " is at version ", accounts[0].state().version,
-              "; reload and retry"));
-        }
-        return decide(accounts);
-      };
-      bool all_cached = true;
-      for (const std::string& id : account_ids) {
-        all_cached = all_cached && cache_.Get(id).has_value();
-      }
-      if (!all_cached && InFlight(account_ids) &&
-          !AwaitLanded(account_ids, deadline)) {
-        // Without the state an append in flight leaves (evicted, or no
-        // cache), wait for it to land instead of deciding on an older one.
-        return absl::DeadlineExceededError(
-            "deadline passed waiting for earlier commands on the account");
-      }
-      if (absl::Status s = load_all(); !s.ok()) return s;
-      absl::Status decided = check_and_decide();
-      if (!decided.ok() && (any_cached || InFlight(account_ids))) {
-        // A refusal must rest on committed state: let the appends in flight
-        // on these accounts land (nobody can queue more while the stripes
-        // are held), then decide again on the stream as stored, which may
-        // also be ahead of a stale cache (another instance's writes).
-        if (!AwaitLanded(account_ids, deadline)) {
-          return absl::DeadlineExceededError(
-              "deadline passed waiting for earlier commands on the account");
-        }
-        trust_cache = false;
-        if (absl::Status s = load_all(); !s.ok()) return s;
-        decided = check_and_decide();
-      }
-      if (!decided.ok()) return decided;
-
-      for (const domain::BankAccount& a : accounts) {
-        if (a.pending().empty()) continue;
-        eventstore::StreamAppend sa;
-        sa.stream_id = a.state().id;
-        sa.expected_version = a.committed_version();
-        for (const domain::AccountEvent& e : a.pending()) {
-          domain::EncodedEvent enc = domain::EncodeEvent(e);
-          sa.events.push_back(eventstore::NewEvent{util::NewUuid(), enc.type,
-                                                   enc.schema_version,
-                                                   enc.json, metadata});
-        }
-        ordered.push_back(std::move(sa));
-      }
-      // A fixed order of rows keeps two opposite transfers from
-      // deadlocking on each other's unique-index entries.
-      std::sort(ordered.begin(), ordered.end(),
-                [](const auto& a, const auto& b) {
-                  return a.stream_id < b.stream_id;
-                });
-      pending = store_.StartAppend(
-          ordered, command.command_id.empty() ? nullptr : &record, deadline);
-      flight = StartFlight(account_ids);
-      // The next command on these accounts decides on this state; if this
-      // append fails, so does any append built on it (the store's gap and
-      // version checks), and the cache entry is dropped below.
-      for (const domain::BankAccount& a : accounts) cache_.Put(a.state());
+    Attempt a;
+    if (absl::Status s =
+            Start(plan, record, metadata, trust_cache, deadline, a);
+        !s.ok()) {
+      return s;
     }
-    absl::StatusOr<std::vector<eventstore::StreamResult>> appended =
-        pending->Wait();
-    if (!appended.ok()) {
-      for (const std::string& id : account_ids) cache_.Erase(id);
-    }
-    EndFlight(account_ids, flight);
-    if (appended.ok()) {
-      Outcome out;
-      for (const domain::BankAccount& a : accounts) {
-        MaybeSnapshot(a.state(), a.committed_version(), deadline);
-        for (const auto& r : *appended) {
-          if (r.stream_id == a.state().id) out.results.push_back(r);
-        }
-      }
+    bool retry = false;
+    absl::StatusOr<Outcome> out = Settle(plan, a, a.pending->Wait(), &retry);
+    if (!retry) {
+      if (out.ok() && !out->command_raced) Snapshot(a, deadline);
       return out;
     }
-    if (appended.status().code() == absl::StatusCode::kAlreadyExists) {
-      Outcome raced;
-      raced.command_raced = true;
-      return raced;
-    }
-    if (appended.status().code() != absl::StatusCode::kAborted) {
-      return appended.status();
-    }
-    conflicts_->Inc();
-    if (expected_version.has_value()) {
-      return absl::AbortedError(absl::StrCat(
-          "account ", account_ids[0], " changed after version ",
-          *expected_version, " while this command ran; reload and retry"));
-    }
     spdlog::debug("append conflict on attempt {} for command {}", attempt,
-                  command.command_id);
+                  plan.command.command_id);
     trust_cache = false;
     SleepWithJitter(attempt, deadline);
     if (absl::Now() >= deadline) break;
@@ -404,95 +450,308 @@ absl::StatusOr<CommandHandler::Outcome> CommandHandler::Run(
       " attempts: other writers kept changing the account; retry"));
 }
 
+// A command answered without blocking on its commit: the state Start and
+// Settle share, kept alive by the append's callback.
+struct CommandHandler::AsyncCall {
+  Plan plan;
+  eventstore::CommandRecord record;
+  std::string metadata;
+  absl::Time deadline;
+  Done<Outcome> done;
+  Attempt attempt;
+};
+
+void CommandHandler::ExecuteAsync(Plan plan, absl::Time deadline,
+                                  Done<Outcome> done) {
+  if (!options_.offload) {
+    done(Execute(plan, deadline));
+    return;
+  }
+  auto call = std::make_shared<AsyncCall>();
+  call->plan = std::move(plan);
+  call->record = RecordOf(call->plan.command);
+  call->metadata = Metadata(call->plan.command);
+  call->deadline = deadline;
+  call->done = std::move(done);
+  bool trust_cache = true;
+  if (absl::Status s = Start(call->plan, call->record, call->metadata,
+                             trust_cache, deadline, call->attempt);
+      !s.ok()) {
+    // Still on the caller's thread, which may read the database.
+    call->done(Resolve(call->plan.command, s, deadline));
+    return;
+  }
+  eventstore::PendingAppend& pending = *call->attempt.pending;
+  pending.Then(
+      [this, call](absl::StatusOr<std::vector<eventstore::StreamResult>> r) {
+        Settled(call, std::move(r));
+      });
+}
+
+void CommandHandler::Settled(
+    const std::shared_ptr<AsyncCall>& call,
+    absl::StatusOr<std::vector<eventstore::StreamResult>> appended) {
+  bool retry = false;
+  absl::StatusOr<Outcome> out =
+      Settle(call->plan, call->attempt, std::move(appended), &retry);
+  if (!retry && (out.ok() ? !out->command_raced && !SnapshotDue(call->attempt)
+                          : !IsRefusal(out.status().code()))) {
+    call->done(std::move(out));  // The common case: nothing left to read.
+    return;
+  }
+  // What is left reads or writes the database: never on the thread that
+  // commits appends (it may be the one answering this call).
+  const bool only_snapshot = !retry && out.ok() && !out->command_raced;
+  std::optional<Outcome> committed;
+  if (only_snapshot) committed = *out;
+  const bool queued =
+      options_.offload([this, call, retry, out = std::move(out)]() mutable {
+        if (retry) {
+          // Decide again on the stored stream (Settle dropped the cache entry).
+          retries_->Inc();
+          SleepWithJitter(1, call->deadline);
+          call->done(Execute(call->plan, call->deadline));
+          return;
+        }
+        if (out.ok() && !out->command_raced)
+          Snapshot(call->attempt, call->deadline);
+        call->done(Resolve(call->plan.command, std::move(out), call->deadline));
+      });
+  if (queued) return;
+  if (only_snapshot) {
+    // The command committed; its snapshot waits for a later command.
+    call->done(*std::move(committed));
+    return;
+  }
+  // Nothing of it was written (a conflict), or it was recorded already by a
+  // concurrent request: a retry with the same command_id is safe.
+  call->done(absl::ResourceExhaustedError(
+      "command service overloaded (no worker free to finish the command); "
+      "retry with backoff"));
+}
+
+v1::CommandResult CommandHandler::SingleResult(const Outcome& out) {
+  return ToResult(out.results.at(0), out.replayed);
+}
+
+absl::StatusOr<v1::CommandResult> CommandHandler::ExecuteSingle(
+    absl::StatusOr<Plan> plan, absl::Time deadline) {
+  if (!plan.ok()) return plan.status();
+  absl::StatusOr<Outcome> out = Execute(*plan, deadline);
+  if (!out.ok()) return out.status();
+  return SingleResult(*out);
+}
+
+void CommandHandler::ExecuteSingleAsync(absl::StatusOr<Plan> plan,
+                                        absl::Time deadline,
+                                        Done<v1::CommandResult> done) {
+  if (!plan.ok()) {
+    done(plan.status());
+    return;
+  }
+  ExecuteAsync(*std::move(plan), deadline,
+               [done = std::move(done)](absl::StatusOr<Outcome> out) {
+                 if (!out.ok()) {
+                   done(out.status());
+                 } else {
+                   done(SingleResult(*out));
+                 }
+               });
+}
+
+absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanOpenAccount(
+    std::shared_ptr<const v1::OpenAccountRequest> req,
+    const std::string& correlation_id) {
+  if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
+  const std::string id = req->account_id().empty()
+                             ? util::NewUuid()
+                             : util::CanonicalUuid(req->account_id());
+  Plan plan{{req->command_id(), "OpenAccount", Encode(*req), correlation_id},
+            {id},
+            std::nullopt,
+            nullptr};
+  plan.decide = [req](std::vector<domain::BankAccount>& a) {
+    return a[0].Open(req->owner(), req->currency(), req->initial_deposit());
+  };
+  return plan;
+}
+
+absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanDeposit(
+    std::shared_ptr<const v1::DepositRequest> req,
+    const std::string& correlation_id) {
+  if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
+  Plan plan{{req->command_id(), "Deposit", Encode(*req), correlation_id},
+            {util::CanonicalUuid(req->account_id())},
+            std::nullopt,
+            nullptr};
+  if (req->has_expected_version())
+    plan.expected_version = req->expected_version();
+  plan.decide = [req](std::vector<domain::BankAccount>& a) {
+    return a[0].Deposit(req->amount());
+  };
+  return plan;
+}
+
+absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanWithdraw(
+    std::shared_ptr<const v1::WithdrawRequest> req,
+    const std::string& correlation_id) {
+  if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
+  Plan plan{{req->command_id(), "Withdraw", Encode(*req), correlation_id},
+            {util::CanonicalUuid(req->account_id())},
+            std::nullopt,
+            nullptr};
+  if (req->has_expected_version())
+    plan.expected_version = req->expected_version();
+  plan.decide = [req](std::vector<domain::BankAccount>& a) {
+    return a[0].Withdraw(req->amount());
+  };
+  return plan;
+}
+
+absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanCloseAccount(
+    std::shared_ptr<const v1::CloseAccountRequest> req,
+    const std::string& correlation_id) {
+  if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
+  Plan plan{{req->command_id(), "CloseAccount", Encode(*req), correlation_id},
+            {util::CanonicalUuid(req->account_id())},
+            std::nullopt,
+            nullptr};
+  if (req->has_expected_version())
+    plan.expected_version = req->expected_version();
+  plan.decide = [](std::vector<domain::BankAccount>& a) {
+    return a[0].Close();
+  };
+  return plan;
+}
+
+absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanTransfer(
+    std::shared_ptr<const v1::TransferRequest> req,
+    const std::string& correlation_id) {
+  if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
+  Plan plan{{req->command_id(), "Transfer", Encode(*req), correlation_id},
+            {util::CanonicalUuid(req->from_account_id()),
+             util::CanonicalUuid(req->to_account_id())},
+            std::nullopt,
+            nullptr};
+  plan.decide = [req, transfer_id = util::NewUuid()](
+                    std::vector<domain::BankAccount>& a) {
+    return domain::Transfer(a[0], a[1], transfer_id, req->amount());
+  };
+  return plan;
+}
+
+v1::TransferResult CommandHandler::TransferResultOf(
+    const Outcome& out, const std::vector<std::string>& account_ids) {
+  v1::TransferResult result;
+  for (const eventstore::StreamResult& r : out.results) {
+    if (r.stream_id == account_ids[0]) {
+      *result.mutable_from() = ToResult(r, out.replayed);
+    }
+    if (r.stream_id == account_ids[1]) {
+      *result.mutable_to() = ToResult(r, out.replayed);
+    }
+  }
+  return result;
+}
+
 absl::StatusOr<v1::CommandResult> CommandHandler::OpenAccount(
     const v1::OpenAccountRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
-  if (absl::Status s = ValidateRequest(req); !s.ok()) return s;
-  const std::string id = req.account_id().empty()
-                             ? util::NewUuid()
-                             : util::CanonicalUuid(req.account_id());
-  Command cmd{req.command_id(), "OpenAccount", Encode(req), correlation_id};
-  absl::StatusOr<Outcome> out = Execute(
-      cmd, {id}, std::nullopt,
-      [&](std::vector<domain::BankAccount>& a) {
-        return a[0].Open(req.owner(), req.currency(), req.initial_deposit());
-      },
+  return ExecuteSingle(
+      PlanOpenAccount(std::make_shared<const v1::OpenAccountRequest>(req),
+                      correlation_id),
       deadline);
-  if (!out.ok()) return out.status();
-  return ToResult(out->results.at(0), out->replayed);
 }
 
 absl::StatusOr<v1::CommandResult> CommandHandler::Deposit(
     const v1::DepositRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
-  if (absl::Status s = ValidateRequest(req); !s.ok()) return s;
-  std::optional<int64_t> expected;
-  if (req.has_expected_version()) expected = req.expected_version();
-  Command cmd{req.command_id(), "Deposit", Encode(req), correlation_id};
-  absl::StatusOr<Outcome> out = Execute(
-      cmd, {util::CanonicalUuid(req.account_id())}, expected,
-      [&](std::vector<domain::BankAccount>& a) {
-        return a[0].Deposit(req.amount());
-      },
+  return ExecuteSingle(
+      PlanDeposit(std::make_shared<const v1::DepositRequest>(req),
+                  correlation_id),
       deadline);
-  if (!out.ok()) return out.status();
-  return ToResult(out->results.at(0), out->replayed);
 }
 
 absl::StatusOr<v1::CommandResult> CommandHandler::Withdraw(
     const v1::WithdrawRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
-  if (absl::Status s = ValidateRequest(req); !s.ok()) return s;
-  std::optional<int64_t> expected;
-  if (req.has_expected_version()) expected = req.expected_version();
-  Command cmd{req.command_id(), "Withdraw", Encode(req), correlation_id};
-  absl::StatusOr<Outcome> out = Execute(
-      cmd, {util::CanonicalUuid(req.account_id())}, expected,
-      [&](std::vector<domain::BankAccount>& a) {
-        return a[0].Withdraw(req.amount());
-      },
+  return ExecuteSingle(
+      PlanWithdraw(std::make_shared<const v1::WithdrawRequest>(req),
+                   correlation_id),
       deadline);
-  if (!out.ok()) return out.status();
-  return ToResult(out->results.at(0), out->replayed);
 }
 
 absl::StatusOr<v1::CommandResult> CommandHandler::CloseAccount(
     const v1::CloseAccountRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
-  if (absl::Status s = ValidateRequest(req); !s.ok()) return s;
-  std::optional<int64_t> expected;
-  if (req.has_expected_version()) expected = req.expected_version();
-  Command cmd{req.command_id(), "CloseAccount", Encode(req), correlation_id};
-  absl::StatusOr<Outcome> out = Execute(
-      cmd, {util::CanonicalUuid(req.account_id())}, expected,
-      [&](std::vector<domain::BankAccount>& a) { return a[0].Close(); },
+  return ExecuteSingle(
+      PlanCloseAccount(std::make_shared<const v1::CloseAccountRequest>(req),
+                       correlation_id),
       deadline);
-  if (!out.ok()) return out.status();
-  return ToResult(out->results.at(0), out->replayed);
 }
 
 absl::StatusOr<v1::TransferResult> CommandHandler::Transfer(
     const v1::TransferRequest& req, const std::string& correlation_id,
     absl::Time deadline) {
-  if (absl::Status s = ValidateRequest(req); !s.ok()) return s;
-  const std::string from = util::CanonicalUuid(req.from_account_id());
-  const std::string to = util::CanonicalUuid(req.to_account_id());
-  Command cmd{req.command_id(), "Transfer", Encode(req), correlation_id};
-  const std::string transfer_id = util::NewUuid();
-  absl::StatusOr<Outcome> out = Execute(
-      cmd, {from, to}, std::nullopt,
-      [&](std::vector<domain::BankAccount>& a) {
-        return domain::Transfer(a[0], a[1], transfer_id, req.amount());
-      },
-      deadline);
+  absl::StatusOr<Plan> plan = PlanTransfer(
+      std::make_shared<const v1::TransferRequest>(req), correlation_id);
+  if (!plan.ok()) return plan.status();
+  absl::StatusOr<Outcome> out = Execute(*plan, deadline);
   if (!out.ok()) return out.status();
-  v1::TransferResult result;
-  for (const eventstore::StreamResult& r : out->results) {
-    if (r.stream_id == from)
-      *result.mutable_from() = ToResult(r, out->replayed);
-    if (r.stream_id == to) *result.mutable_to() = ToResult(r, out->replayed);
+  return TransferResultOf(*out, plan->account_ids);
+}
+
+void CommandHandler::OpenAccountAsync(
+    std::shared_ptr<const v1::OpenAccountRequest> req,
+    const std::string& correlation_id, absl::Time deadline,
+    Done<v1::CommandResult> done) {
+  ExecuteSingleAsync(PlanOpenAccount(std::move(req), correlation_id), deadline,
+                     std::move(done));
+}
+
+void CommandHandler::DepositAsync(std::shared_ptr<const v1::DepositRequest> req,
+                                  const std::string& correlation_id,
+                                  absl::Time deadline,
+                                  Done<v1::CommandResult> done) {
+  ExecuteSingleAsync(PlanDeposit(std::move(req), correlation_id), deadline,
+                     std::move(done));
+}
+
+void CommandHandler::WithdrawAsync(
+    std::shared_ptr<const v1::WithdrawRequest> req,
+    const std::string& correlation_id, absl::Time deadline,
+    Done<v1::CommandResult> done) {
+  ExecuteSingleAsync(PlanWithdraw(std::move(req), correlation_id), deadline,
+                     std::move(done));
+}
+
+void CommandHandler::CloseAccountAsync(
+    std::shared_ptr<const v1::CloseAccountRequest> req,
+    const std::string& correlation_id, absl::Time deadline,
+    Done<v1::CommandResult> done) {
+  ExecuteSingleAsync(PlanCloseAccount(std::move(req), correlation_id), deadline,
+                     std::move(done));
+}
+
+void CommandHandler::TransferAsync(
+    std::shared_ptr<const v1::TransferRequest> req,
+    const std::string& correlation_id, absl::Time deadline,
+    Done<v1::TransferResult> done) {
+  absl::StatusOr<Plan> plan = PlanTransfer(std::move(req), correlation_id);
+  if (!plan.ok()) {
+    done(plan.status());
+    return;
   }
-  return result;
+  std::vector<std::string> ids = plan->account_ids;
+  ExecuteAsync(*std::move(plan), deadline,
+               [done = std::move(done),
+                ids = std::move(ids)](absl::StatusOr<Outcome> out) {
+                 if (!out.ok()) {
+                   done(out.status());
+                 } else {
+                   done(TransferResultOf(*out, ids));
+                 }
+               });
 }
 
 }  // namespace bank::command

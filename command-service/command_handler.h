@@ -39,7 +39,12 @@ class CommandHandler {
     // Where conflicts, retries and replays are counted (a private registry
     // when null).
     metrics::Registry* metrics = nullptr;
+    // Runs work on another thread that may block (false when it cannot be
+    // queued). Without it the *Async methods block like the others.
+    std::function<bool(std::function<void()>)> offload;
   };
+  template <typename T>
+  using Done = std::function<void(absl::StatusOr<T>)>;
 
   CommandHandler(eventstore::EventStore& store, Options options);
 
@@ -61,6 +66,29 @@ class CommandHandler {
                                               const std::string& correlation_id,
                                               absl::Time deadline);
 
+  // The same commands without blocking for the commit: each answers through
+  // `done`, exactly once. What must read the database before the append (an
+  // account not cached, a refusal to confirm on the stored stream, a stored
+  // result to look up) still runs on the calling thread, which may block.
+  // After the append, `done` runs on the thread that committed it when
+  // nothing is left to do, and on options.offload otherwise (a conflict to
+  // decide again, a concurrent command_id to look up, a snapshot to save).
+  void OpenAccountAsync(std::shared_ptr<const v1::OpenAccountRequest> req,
+                        const std::string& correlation_id, absl::Time deadline,
+                        Done<v1::CommandResult> done);
+  void DepositAsync(std::shared_ptr<const v1::DepositRequest> req,
+                    const std::string& correlation_id, absl::Time deadline,
+                    Done<v1::CommandResult> done);
+  void WithdrawAsync(std::shared_ptr<const v1::WithdrawRequest> req,
+                     const std::string& correlation_id, absl::Time deadline,
+                     Done<v1::CommandResult> done);
+  void CloseAccountAsync(std::shared_ptr<const v1::CloseAccountRequest> req,
+                         const std::string& correlation_id, absl::Time deadline,
+                         Done<v1::CommandResult> done);
+  void TransferAsync(std::shared_ptr<const v1::TransferRequest> req,
+                     const std::string& correlation_id, absl::Time deadline,
+                     Done<v1::TransferResult> done);
+
   AccountCache& cache() { return cache_; }
 
  private:
@@ -81,15 +109,77 @@ class CommandHandler {
   using Decide =
       std::function<absl::Status(std::vector<domain::BankAccount>& accounts)>;
 
-  absl::StatusOr<Outcome> Execute(const Command& command,
-                                  const std::vector<std::string>& account_ids,
-                                  std::optional<int64_t> expected_version,
-                                  const Decide& decide, absl::Time deadline);
+  // A validated command: what it records, the accounts it decides on (in
+  // the request's order), and the decision.
+  struct Plan {
+    Command command;
+    std::vector<std::string> account_ids;
+    std::optional<int64_t> expected_version;
+    Decide decide;
+  };
+  // One decision and its append.
+  struct Attempt {
+    std::vector<domain::BankAccount> accounts;
+    std::vector<eventstore::StreamAppend> ordered;
+    std::vector<int64_t> flight;
+    std::unique_ptr<eventstore::PendingAppend> pending;
+  };
+  struct AsyncCall;
+
+  static absl::StatusOr<Plan> PlanOpenAccount(
+      std::shared_ptr<const v1::OpenAccountRequest> req,
+      const std::string& correlation_id);
+  static absl::StatusOr<Plan> PlanDeposit(
+      std::shared_ptr<const v1::DepositRequest> req,
+      const std::string& correlation_id);
+  static absl::StatusOr<Plan> PlanWithdraw(
+      std::shared_ptr<const v1::WithdrawRequest> req,
+      const std::string& correlation_id);
+  static absl::StatusOr<Plan> PlanCloseAccount(
+      std::shared_ptr<const v1::CloseAccountRequest> req,
+      const std::string& correlation_id);
+  static absl::StatusOr<Plan> PlanTransfer(
+      std::shared_ptr<const v1::TransferRequest> req,
+      const std::string& correlation_id);
+  static v1::CommandResult SingleResult(const Outcome& out);
+  static v1::TransferResult TransferResultOf(
+      const Outcome& out, const std::vector<std::string>& account_ids);
+  static eventstore::CommandRecord RecordOf(const Command& command);
+  // The codes of a refusal, which may be of a command that took effect
+  // already (its stored result is looked up).
+  static bool IsRefusal(absl::StatusCode code);
+
+  absl::StatusOr<v1::CommandResult> ExecuteSingle(absl::StatusOr<Plan> plan,
+                                                  absl::Time deadline);
+  void ExecuteSingleAsync(absl::StatusOr<Plan> plan, absl::Time deadline,
+                          Done<v1::CommandResult> done);
+  // Run, then the stored outcome of a repeated command_id (Resolve).
+  absl::StatusOr<Outcome> Execute(const Plan& plan, absl::Time deadline);
+  void ExecuteAsync(Plan plan, absl::Time deadline, Done<Outcome> done);
+  // Execute's answer from Run's: a refusal or a raced append of a recorded
+  // command_id is answered with the stored outcome when there is one.
+  absl::StatusOr<Outcome> Resolve(const Command& command,
+                                  absl::StatusOr<Outcome> out,
+                                  absl::Time deadline);
   // Decides and appends, retrying conflicts; no idempotency lookup.
-  absl::StatusOr<Outcome> Run(const Command& command,
-                              const std::vector<std::string>& account_ids,
-                              std::optional<int64_t> expected_version,
-                              const Decide& decide, absl::Time deadline);
+  absl::StatusOr<Outcome> Run(const Plan& plan, absl::Time deadline);
+  // Loads the accounts, decides, and queues the append (a.pending), with the
+  // accounts' stripes held. An error is the command's answer: nothing was
+  // queued. Clears trust_cache when it had to read past the cache.
+  absl::Status Start(const Plan& plan, const eventstore::CommandRecord& record,
+                     const std::string& metadata, bool& trust_cache,
+                     absl::Time deadline, Attempt& a);
+  // Takes the append's answer: the outcome (command_raced when the command_id
+  // was recorded already), or *retry for a conflict to decide again on.
+  absl::StatusOr<Outcome> Settle(
+      const Plan& plan, Attempt& a,
+      absl::StatusOr<std::vector<eventstore::StreamResult>> appended,
+      bool* retry);
+  // Settle for ExecuteAsync, on the thread that learned the outcome.
+  void Settled(const std::shared_ptr<AsyncCall>& call,
+               absl::StatusOr<std::vector<eventstore::StreamResult>> appended);
+  bool SnapshotDue(const Attempt& a) const;
+  void Snapshot(const Attempt& a, absl::Time deadline);
   std::vector<size_t> StripesOf(
       const std::vector<std::string>& account_ids) const;
   // Appends queued and not yet answered, per account: StartFlight when one

@@ -17,29 +17,13 @@ std::unique_ptr<metrics::RpcMetrics> CommandServiceImpl::Outcomes(
       "Command latency in the service, by type.", "type", rpc);
 }
 
-template <typename Resp, typename Fn>
-grpc::Status CommandServiceImpl::Run(const grpc::ServerContextBase& ctx,
-                                     const char* rpc,
-                                     metrics::RpcMetrics& outcomes,
-                                     const std::string& command_id, Resp* resp,
-                                     Fn fn) {
-  const absl::Time start = absl::Now();
-  absl::Time deadline = grpcutil::DeadlineOf(ctx);
-  // Load shedding: refuse at once rather than queue without bound.
-  struct InFlight {
-    std::atomic<int>& n;
-    const int count = n.fetch_add(1) + 1;
-    ~InFlight() { n.fetch_sub(1); }
-  } in_flight{in_flight_};
-  absl::StatusOr<Resp> out =
-      in_flight.count > max_in_flight_
-          ? absl::StatusOr<Resp>(absl::ResourceExhaustedError(
-                absl::StrCat("command service overloaded (", max_in_flight_,
-                             " commands in progress); retry with backoff")))
-      : absl::Now() >= deadline
-          ? absl::StatusOr<Resp>(absl::DeadlineExceededError(
-                "deadline passed before the command started"))
-          : fn(grpcutil::CorrelationIdOf(ctx), deadline);
+template <typename Resp>
+grpc::Status CommandServiceImpl::Conclude(const char* rpc,
+                                          metrics::RpcMetrics& outcomes,
+                                          const std::string& command_id,
+                                          absl::Time start,
+                                          absl::StatusOr<Resp> out,
+                                          Resp* resp) {
   outcomes.Record(out.status().code(), absl::Now() - start);
   if (!out.ok()) {
     const auto code = out.status().code();
@@ -55,6 +39,51 @@ grpc::Status CommandServiceImpl::Run(const grpc::ServerContextBase& ctx,
   }
   *resp = *std::move(out);
   return grpc::Status::OK;
+}
+
+template <typename Resp, typename Fn>
+grpc::Status CommandServiceImpl::Run(const grpc::ServerContextBase& ctx,
+                                     const char* rpc,
+                                     metrics::RpcMetrics& outcomes,
+                                     const std::string& command_id, Resp* resp,
+                                     Fn fn) {
+  grpc::Status status;
+  Begin(
+      ctx, rpc, outcomes, command_id, resp,
+      [&status](grpc::Status s) { status = std::move(s); },
+      [&fn](const std::string& corr, absl::Time deadline,
+            CommandHandler::Done<Resp> done) { done(fn(corr, deadline)); });
+  return status;
+}
+
+template <typename Resp, typename StartFn>
+void CommandServiceImpl::Begin(const grpc::ServerContextBase& ctx,
+                               const char* rpc, metrics::RpcMetrics& outcomes,
+                               const std::string& command_id, Resp* resp,
+                               Finish finish, StartFn start) {
+  const absl::Time begun = absl::Now();
+  const absl::Time deadline = grpcutil::DeadlineOf(ctx);
+  // Load shedding: refuse at once rather than queue without bound. A
+  // command counts until it is answered.
+  const int count = in_flight_.fetch_add(1) + 1;
+  CommandHandler::Done<Resp> done =
+      [this, rpc, &outcomes, command_id, begun, resp,
+       finish = std::move(finish)](absl::StatusOr<Resp> out) {
+        grpc::Status status =
+            Conclude(rpc, outcomes, command_id, begun, std::move(out), resp);
+        in_flight_.fetch_sub(1);
+        finish(std::move(status));
+      };
+  if (count > max_in_flight_) {
+    done(absl::ResourceExhaustedError(
+        absl::StrCat("command service overloaded (", max_in_flight_,
+                     " commands in progress); retry with backoff")));
+  } else if (absl::Now() >= deadline) {
+    done(absl::DeadlineExceededError(
+        "deadline passed before the command started"));
+  } else {
+    start(grpcutil::CorrelationIdOf(ctx), deadline, std::move(done));
+  }
 }
 
 grpc::Status CommandServiceImpl::OpenAccount(const grpc::ServerContextBase& ctx,
@@ -100,6 +129,71 @@ grpc::Status CommandServiceImpl::CloseAccount(
              resp, [&](const std::string& corr, absl::Time deadline) {
                return handler_.CloseAccount(req, corr, deadline);
              });
+}
+
+void CommandServiceImpl::OpenAccountAsync(
+    const grpc::ServerContextBase& ctx,
+    std::shared_ptr<const v1::OpenAccountRequest> req, v1::CommandResult* resp,
+    Finish finish) {
+  Begin(ctx, "OpenAccount", *open_account_metrics_, req->command_id(), resp,
+        std::move(finish),
+        [&](const std::string& corr, absl::Time deadline,
+            CommandHandler::Done<v1::CommandResult> done) {
+          handler_.OpenAccountAsync(std::move(req), corr, deadline,
+                                    std::move(done));
+        });
+}
+
+void CommandServiceImpl::DepositAsync(
+    const grpc::ServerContextBase& ctx,
+    std::shared_ptr<const v1::DepositRequest> req, v1::CommandResult* resp,
+    Finish finish) {
+  Begin(ctx, "Deposit", *deposit_metrics_, req->command_id(), resp,
+        std::move(finish),
+        [&](const std::string& corr, absl::Time deadline,
+            CommandHandler::Done<v1::CommandResult> done) {
+          handler_.DepositAsync(std::move(req), corr, deadline,
+                                std::move(done));
+        });
+}
+
+void CommandServiceImpl::WithdrawAsync(
+    const grpc::ServerContextBase& ctx,
+    std::shared_ptr<const v1::WithdrawRequest> req, v1::CommandResult* resp,
+    Finish finish) {
+  Begin(ctx, "Withdraw", *withdraw_metrics_, req->command_id(), resp,
+        std::move(finish),
+        [&](const std::string& corr, absl::Time deadline,
+            CommandHandler::Done<v1::CommandResult> done) {
+          handler_.WithdrawAsync(std::move(req), corr, deadline,
+                                 std::move(done));
+        });
+}
+
+void CommandServiceImpl::TransferAsync(
+    const grpc::ServerContextBase& ctx,
+    std::shared_ptr<const v1::TransferRequest> req, v1::TransferResult* resp,
+    Finish finish) {
+  Begin(ctx, "Transfer", *transfer_metrics_, req->command_id(), resp,
+        std::move(finish),
+        [&](const std::string& corr, absl::Time deadline,
+            CommandHandler::Done<v1::TransferResult> done) {
+          handler_.TransferAsync(std::move(req), corr, deadline,
+                                 std::move(done));
+        });
+}
+
+void CommandServiceImpl::CloseAccountAsync(
+    const grpc::ServerContextBase& ctx,
+    std::shared_ptr<const v1::CloseAccountRequest> req, v1::CommandResult* resp,
+    Finish finish) {
+  Begin(ctx, "CloseAccount", *close_account_metrics_, req->command_id(), resp,
+        std::move(finish),
+        [&](const std::string& corr, absl::Time deadline,
+            CommandHandler::Done<v1::CommandResult> done) {
+          handler_.CloseAccountAsync(std::move(req), corr, deadline,
+                                     std::move(done));
+        });
 }
 
 }  // namespace bank::command

@@ -2,7 +2,9 @@
 #define BANK_COMMAND_SERVICE_COMMAND_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "bank/v1/bank.grpc.pb.h"
 #include "command-service/command_handler.h"
@@ -46,11 +48,42 @@ class CommandServiceImpl final {
                             const v1::CloseAccountRequest& req,
                             v1::CommandResult* resp);
 
+  // The same without blocking for the commit (CommandHandler's *Async):
+  // `finish` is called once, with *resp filled in when the status is OK,
+  // maybe on another thread; it must not block. `ctx` is read at once.
+  using Finish = std::function<void(grpc::Status)>;
+  void OpenAccountAsync(const grpc::ServerContextBase& ctx,
+                        std::shared_ptr<const v1::OpenAccountRequest> req,
+                        v1::CommandResult* resp, Finish finish);
+  void DepositAsync(const grpc::ServerContextBase& ctx,
+                    std::shared_ptr<const v1::DepositRequest> req,
+                    v1::CommandResult* resp, Finish finish);
+  void WithdrawAsync(const grpc::ServerContextBase& ctx,
+                     std::shared_ptr<const v1::WithdrawRequest> req,
+                     v1::CommandResult* resp, Finish finish);
+  void TransferAsync(const grpc::ServerContextBase& ctx,
+                     std::shared_ptr<const v1::TransferRequest> req,
+                     v1::TransferResult* resp, Finish finish);
+  void CloseAccountAsync(const grpc::ServerContextBase& ctx,
+                         std::shared_ptr<const v1::CloseAccountRequest> req,
+                         v1::CommandResult* resp, Finish finish);
+
  private:
   template <typename Resp, typename Fn>
   grpc::Status Run(const grpc::ServerContextBase& ctx, const char* rpc,
                    metrics::RpcMetrics& outcomes, const std::string& command_id,
                    Resp* resp, Fn fn);
+  // Run for the *Async methods: start(correlation_id, deadline, done) runs
+  // the command and calls done once with its outcome.
+  template <typename Resp, typename StartFn>
+  void Begin(const grpc::ServerContextBase& ctx, const char* rpc,
+             metrics::RpcMetrics& outcomes, const std::string& command_id,
+             Resp* resp, Finish finish, StartFn start);
+  // Records the outcome, logs a failure, fills *resp when OK.
+  template <typename Resp>
+  grpc::Status Conclude(const char* rpc, metrics::RpcMetrics& outcomes,
+                        const std::string& command_id, absl::Time start,
+                        absl::StatusOr<Resp> out, Resp* resp);
   static std::unique_ptr<metrics::RpcMetrics> Outcomes(
       metrics::Registry& metrics, const char* rpc);
 

@@ -21,8 +21,9 @@ grpc::Status Decode(const grpc::ByteBuffer& raw, Req* req) {
 template <typename Wire, typename Req, typename Resp>
 void RawCommandService::Add(
     const char* name,
-    grpc::Status (CommandServiceImpl::*method)(const grpc::ServerContextBase&,
-                                               const Req&, Resp*)) {
+    void (CommandServiceImpl::*method)(const grpc::ServerContextBase&,
+                                       std::shared_ptr<const Req>, Resp*,
+                                       CommandServiceImpl::Finish)) {
   AddMethod(new RpcServiceMethod(name, RpcMethod::NORMAL_RPC, nullptr));
   MarkMethodCallback(
       methods_added_++,
@@ -37,8 +38,12 @@ void RawCommandService::Add(
               reactor->Finish(s);
               return reactor;
             }
+            // The command runs on the pool up to its append; the answer
+            // comes from the thread that commits it (or the pool again).
             if (!pool_.TrySubmit([this, method, ctx, req, resp, reactor] {
-                  reactor->Finish((impl_.*method)(*ctx, *req, resp));
+                  (impl_.*method)(*ctx, req, resp, [reactor](grpc::Status s) {
+                    reactor->Finish(s);
+                  });
                 })) {
               reactor->Finish(grpc::Status(
                   grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -56,15 +61,15 @@ RawCommandService::RawCommandService(CommandServiceImpl& impl,
   // The order and names of the generated service, so clients and reflection
   // see bank.v1.CommandService.
   Add<OpenAccountRequestWire>("/bank.v1.CommandService/OpenAccount",
-                              &CommandServiceImpl::OpenAccount);
+                              &CommandServiceImpl::OpenAccountAsync);
   Add<DepositRequestWire>("/bank.v1.CommandService/Deposit",
-                          &CommandServiceImpl::Deposit);
+                          &CommandServiceImpl::DepositAsync);
   Add<WithdrawRequestWire>("/bank.v1.CommandService/Withdraw",
-                           &CommandServiceImpl::Withdraw);
+                           &CommandServiceImpl::WithdrawAsync);
   Add<TransferRequestWire>("/bank.v1.CommandService/Transfer",
-                           &CommandServiceImpl::Transfer);
+                           &CommandServiceImpl::TransferAsync);
   Add<CloseAccountRequestWire>("/bank.v1.CommandService/CloseAccount",
-                               &CommandServiceImpl::CloseAccount);
+                               &CommandServiceImpl::CloseAccountAsync);
 }
 
 }  // namespace bank::command

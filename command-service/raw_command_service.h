@@ -25,8 +25,9 @@ class RawCommandService final : public grpc::Service {
  private:
   template <typename Wire, typename Req, typename Resp>
   void Add(const char* name,
-           grpc::Status (CommandServiceImpl::*method)(
-               const grpc::ServerContextBase&, const Req&, Resp*));
+           void (CommandServiceImpl::*method)(const grpc::ServerContextBase&,
+                                              std::shared_ptr<const Req>, Resp*,
+                                              CommandServiceImpl::Finish));
 
   CommandServiceImpl& impl_;
   util::WorkerPool& pool_;

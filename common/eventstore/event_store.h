@@ -2,6 +2,7 @@
 #define BANK_COMMON_EVENTSTORE_EVENT_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,9 +75,17 @@ struct Snapshot {
 // An append started with EventStore::StartAppend.
 class PendingAppend {
  public:
+  using Callback =
+      std::function<void(absl::StatusOr<std::vector<StreamResult>>)>;
   virtual ~PendingAppend() = default;
-  // Blocks until the outcome is known; returns what Append would. Call once.
+  // Blocks until the outcome is known; returns what Append would. Call once,
+  // and not with Then.
   virtual absl::StatusOr<std::vector<StreamResult>> Wait() = 0;
+  // Instead of Wait: calls `done` once with what Append would return, on the
+  // thread that learns the outcome (this one, when it is known already). The
+  // append's `appends` and `command` must stay alive until then. `done` must
+  // not block: it may run on the thread that commits appends.
+  virtual void Then(Callback done) = 0;
 };
 
 // The append-only event store. Implementations are thread-safe. Every call
@@ -112,6 +121,7 @@ class EventStore {
       absl::StatusOr<std::vector<StreamResult>> Wait() override {
         return std::move(r_);
       }
+      void Then(Callback done) override { done(std::move(r_)); }
 
      private:
       absl::StatusOr<std::vector<StreamResult>> r_;

@@ -26,6 +26,22 @@ class GroupCommitEventStore::Ticket final : public PendingAppend {
     p_.reset();
     return out;
   }
+  void Then(Callback done) override {
+    if (p_ == nullptr) {
+      done(absl::FailedPreconditionError("waited twice"));
+      return;
+    }
+    std::shared_ptr<Pending> p = std::move(p_);
+    {
+      absl::MutexLock lock(&store_->mu_);
+      // Not answered yet: the committer that answers it calls `done`.
+      if (!p->done) {
+        p->then = std::move(done);
+        return;
+      }
+    }
+    done(std::move(p->result));
+  }
 
  private:
   GroupCommitEventStore* store_;
@@ -50,7 +66,8 @@ GroupCommitEventStore::GroupCommitEventStore(EventStore& reads,
                       "Appends waiting for a group-commit batch.",
                       [this] { return static_cast<double>(queued()); });
   const int n = std::max(1, options_.committers);
-  for (int i = 0; i < n; ++i) committers_.emplace_back([this] { CommitLoop(); });
+  for (int i = 0; i < n; ++i)
+    committers_.emplace_back([this] { CommitLoop(); });
 }
 
 GroupCommitEventStore::~GroupCommitEventStore() {
@@ -106,7 +123,8 @@ void GroupCommitEventStore::TakeBatch(
     std::vector<std::shared_ptr<Pending>>& batch) {
   const size_t max_batch = std::clamp(options_.max_batch, 1, 32);
   absl::flat_hash_set<std::string> blocked;
-  for (auto it = queue_.begin(); it != queue_.end() && batch.size() < max_batch;) {
+  for (auto it = queue_.begin();
+       it != queue_.end() && batch.size() < max_batch;) {
     bool free = true;
     for (const StreamAppend& a : *(*it)->item.appends) {
       if (in_flight_.contains(a.stream_id) || blocked.contains(a.stream_id)) {
@@ -136,10 +154,8 @@ void GroupCommitEventStore::CommitLoop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](GroupCommitEventStore* self)
-               ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-                 return self->CanTake();
-               },
+          +[](GroupCommitEventStore* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+               self->mu_) { return self->CanTake(); },
           this));
       if (stopping_ && queue_.empty()) return;  // Nothing left to answer.
       TakeBatch(batch);
@@ -179,13 +195,23 @@ void GroupCommitEventStore::CommitLoop() {
       batches_->Inc();
       batched_->Inc(static_cast<double>(items.size()));
     }
-    absl::MutexLock lock(&mu_);
-    for (const auto& p : batch) {
-      for (const StreamAppend& a : *p->item.appends) {
-        auto f = in_flight_.find(a.stream_id);
-        if (--f->second == 0) in_flight_.erase(f);
+    std::vector<Pending*> callbacks;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& p : batch) {
+        for (const StreamAppend& a : *p->item.appends) {
+          auto f = in_flight_.find(a.stream_id);
+          if (--f->second == 0) in_flight_.erase(f);
+        }
+        p->done = true;
+        if (p->then) callbacks.push_back(p.get());
       }
-      p->done = true;
+    }
+    // Outside the lock: a callback may start the next append.
+    for (Pending* p : callbacks) {
+      PendingAppend::Callback then = std::move(p->then);
+      p->then = nullptr;
+      then(std::move(p->result));
     }
   }
 }

@@ -80,6 +80,8 @@ class GroupCommitEventStore final : public EventStore {
     bool done = false;
     absl::StatusOr<std::vector<StreamResult>> result =
         absl::UnknownError("not appended yet");
+    // Set by PendingAppend::Then before the answer: called with it.
+    PendingAppend::Callback then;
   };
   class Ticket;
 

@@ -1,5 +1,6 @@
 // CommandService over real gRPC against a real PostgreSQL event store.
 #include <atomic>
+#include <future>
 #include <limits>
 #include <pqxx/pqxx>
 #include <thread>
@@ -574,10 +575,10 @@ TEST_F(CommandServiceTest, BatchAppendIsolatesEachCommand) {
   std::vector<StreamAppend> i3{{c, 5, {ev()}}};
   std::vector<StreamAppend> i4{{c, 1, {ev()}}};
   eventstore::CommandRecord first{"batch-" + util::NewUuid(), "Deposit", "x"};
-  ASSERT_TRUE(server_->store
-                  .Append({{b, 1, {ev()}}}, &first,
-                          absl::Now() + absl::Seconds(10))
-                  .ok());
+  ASSERT_TRUE(
+      server_->store
+          .Append({{b, 1, {ev()}}}, &first, absl::Now() + absl::Seconds(10))
+          .ok());
   eventstore::CommandRecord r1{"batch-" + util::NewUuid(), "Transfer", "y"};
   eventstore::CommandRecord r4{"batch-" + util::NewUuid(), "Deposit", "z"};
   auto results = server_->store.AppendBatch(
@@ -625,13 +626,14 @@ TEST_F(CommandServiceTest, ConcurrentCommandsShareTransactions) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 20; ++i) {
         grpc::Status s = Deposit(ids[t], 1);
-        if (!s.ok()) ADD_FAILURE() << s.error_code() << " " << s.error_message();
+        if (!s.ok())
+          ADD_FAILURE() << s.error_code() << " " << s.error_message();
       }
     });
   }
   for (auto& th : threads) th.join();
-  const std::string after = " FROM events WHERE position > " +
-                            std::to_string(first);
+  const std::string after =
+      " FROM events WHERE position > " + std::to_string(first);
   EXPECT_EQ(Count("SELECT count(*)" + after), 640);
   // 640 commands, far fewer transactions: they were group-committed.
   EXPECT_LT(Count("SELECT count(DISTINCT transaction_id)" + after), 640);
@@ -754,6 +756,102 @@ TEST_F(CommandServiceTest, ReplaysStreamsHoldingOldAndNewSchemaVersions) {
                   "stream_id = '" +
                   id + "' AND event_type = 'AccountOpened'"),
             1);
+}
+
+// The answer without blocking for the commit: settled on the committing
+// thread when nothing is left to read, handed to the offload pool when a
+// conflict must be decided again or a snapshot saved, and never left
+// unanswered when that pool is full.
+TEST_F(CommandServiceTest, AsyncCommandsFinishOffTheCommitterWhenNeeded) {
+  util::WorkerPool pool(2, 16);
+  std::atomic<bool> refuse{false};
+  std::atomic<int> offloaded{0};
+  command::CommandHandler async(
+      server_->batched,
+      {.snapshot_every = 4, .offload = [&](std::function<void()> work) {
+         if (refuse) return false;
+         ++offloaded;
+         return pool.TrySubmit(std::move(work));
+       }});
+  command::CommandHandler other(server_->batched, {.snapshot_every = 0});
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  auto deposit = [&](const std::string& id, int64_t amount) {
+    auto req = std::make_shared<v1::DepositRequest>();
+    req->set_account_id(id);
+    req->set_amount(amount);
+    std::promise<absl::StatusOr<v1::CommandResult>> answer;
+    std::atomic<int> calls{0};
+    async.DepositAsync(req, "", deadline,
+                       [&](absl::StatusOr<v1::CommandResult> r) {
+                         ++calls;
+                         answer.set_value(std::move(r));
+                       });
+    absl::StatusOr<v1::CommandResult> r = answer.get_future().get();
+    EXPECT_EQ(calls.load(), 1);
+    return r;
+  };
+  auto deposit_elsewhere = [&](const std::string& id) {
+    v1::DepositRequest req;
+    req.set_account_id(id);
+    req.set_amount(1000);
+    ASSERT_TRUE(other.Deposit(req, "", deadline).ok());
+  };
+  auto snapshot_version = [&](const std::string& id) {
+    return Count(
+        "SELECT coalesce(max(stream_version), 0) FROM snapshots "
+        "WHERE stream_id = '" +
+        id + "'");
+  };
+  const std::string id = Open(0);  // Version 1, through the other instance.
+
+  // Versions 2 and 3: cached, settled where they committed.
+  ASSERT_TRUE(deposit(id, 1).ok());
+  absl::StatusOr<v1::CommandResult> r = deposit(id, 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->version(), 3);
+  EXPECT_EQ(offloaded.load(), 0);
+
+  // Another instance moves the account (version 4): the cached state is
+  // stale, the append conflicts, and the command is decided again on the
+  // pool on the stored stream.
+  deposit_elsewhere(id);
+  r = deposit(id, 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->version(), 5);
+  EXPECT_EQ(offloaded.load(), 1);
+  EXPECT_EQ(StoredBalance(id), 1003);
+
+  // The same conflict with the pool full: RESOURCE_EXHAUSTED, and nothing
+  // written (a retry is safe).
+  deposit_elsewhere(id);  // Version 6.
+  refuse = true;
+  r = deposit(id, 1);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted)
+      << r.status();
+  EXPECT_EQ(StoredBalance(id), 2003);
+  EXPECT_EQ(Count("SELECT max(stream_version) FROM events WHERE stream_id = '" +
+                  id + "'"),
+            6);
+
+  // A snapshot is due at version 8: saved on the pool before the answer.
+  refuse = false;
+  ASSERT_TRUE(deposit(id, 1).ok());  // Version 7 (cache dropped: read).
+  const int before = offloaded.load();
+  r = deposit(id, 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->version(), 8);
+  EXPECT_EQ(offloaded.load(), before + 1);
+  EXPECT_EQ(snapshot_version(id), 8);
+
+  // Due again at version 12 with the pool full: the committed command is
+  // still answered OK, without the snapshot.
+  for (int v = 9; v <= 11; ++v) ASSERT_TRUE(deposit(id, 1).ok());
+  refuse = true;
+  r = deposit(id, 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->version(), 12);
+  EXPECT_EQ(snapshot_version(id), 8);
+  EXPECT_EQ(StoredBalance(id), 2009);
 }
 
 TEST_F(CommandServiceTest, UnreachableDatabaseIsUnavailable) {

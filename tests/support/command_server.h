@@ -10,11 +10,11 @@
 #include "command-service/command_handler.h"
 #include "command-service/command_service.h"
 #include "command-service/raw_command_service.h"
-#include "common/util/worker_pool.h"
 #include "common/eventstore/commit_notifier.h"
 #include "common/eventstore/group_commit.h"
 #include "common/eventstore/pg_event_store.h"
 #include "common/grpc/server.h"
+#include "common/util/worker_pool.h"
 
 namespace bank::testing {
 
@@ -30,9 +30,9 @@ struct CommandServer {
         batched(store, store,
                 {.metrics = &registry,
                  .on_commit = [this] { notifier.Committed(); }}),
-        handler(batched, options),
-        impl(handler, registry),
         pool(16, 256),
+        handler(batched, WithOffload(std::move(options), pool)),
+        impl(handler, registry),
         raw(impl, pool) {
     server = *grpcutil::Server::Start({.listen = "127.0.0.1:0"}, {&raw});
     channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
@@ -44,13 +44,21 @@ struct CommandServer {
     server->Wait();
   }
 
+  static command::CommandHandler::Options WithOffload(
+      command::CommandHandler::Options options, util::WorkerPool& pool) {
+    options.offload = [&pool](std::function<void()> work) {
+      return pool.TrySubmit(std::move(work));
+    };
+    return options;
+  }
+
   metrics::Registry registry;
   eventstore::PgEventStore store;
   eventstore::CommitNotifier notifier;
   eventstore::GroupCommitEventStore batched;
+  util::WorkerPool pool;
   command::CommandHandler handler;
   command::CommandServiceImpl impl;
-  util::WorkerPool pool;
   command::RawCommandService raw;
   std::unique_ptr<grpcutil::Server> server;
   std::shared_ptr<grpc::Channel> channel;
