@@ -57,10 +57,11 @@ int RunCommandService(const Config& config) {
        .committers = std::min(config.append_committers, config.db_pool_size),
        .metrics = &registry,
        .on_commit = [&notifier] { notifier.Committed(); }});
-  // Commands wait for the database on a pool of their own (callback API);
-  // a full queue sheds load at once. After its append, a command is answered
-  // by the committer, or finished on this pool when it needs the database
-  // again (CommandHandler's *Async).
+  // A command starts on gRPC's thread when its accounts are cached and free,
+  // else on this pool, where it may wait for the database (a full queue
+  // sheds load at once). After its append it is answered by the committer,
+  // or finished on this pool when it needs the database again
+  // (CommandHandler's *Async).
   util::WorkerPool pool(config.max_threads, config.max_in_flight);
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
@@ -75,7 +76,7 @@ int RunCommandService(const Config& config) {
          return pool.TrySubmit(std::move(work));
        }});
   CommandServiceImpl service(handler, registry, config.max_in_flight);
-  RawCommandService raw(service, pool);  // What the server registers.
+  RawCommandService raw(service);  // What the server registers.
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,
        .max_threads = config.max_threads,

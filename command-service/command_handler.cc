@@ -272,20 +272,36 @@ absl::Status CommandHandler::Start(const Plan& plan,
                                    const eventstore::CommandRecord& record,
                                    const std::string& metadata,
                                    bool& trust_cache, absl::Time deadline,
-                                   Attempt& a) {
+                                   Attempt& a, bool* would_block) {
   const std::vector<std::string>& account_ids = plan.account_ids;
   const std::optional<int64_t>& expected_version = plan.expected_version;
   const std::vector<size_t> stripes = StripesOf(account_ids);
+  const absl::Status blocks = absl::UnavailableError("would block");
   // Commands on one account decide one at a time, in this order, each on the
   // state the previous one left, committed or still in flight. The lock
   // covers deciding and queueing the append, not its commit: the appends of
   // a busy account share batches (pipelining).
-  StripeLock lock(*this, stripes);
+  StripeLock lock(*this, stripes, /*try_only=*/would_block != nullptr);
+  if (!lock.held()) {
+    *would_block = true;
+    return blocks;
+  }
   bool any_cached = false;
   auto load_all = [&]() -> absl::Status {
     a.accounts.clear();
     any_cached = false;
     for (const std::string& id : account_ids) {
+      if (would_block != nullptr) {
+        // From the cache only (an entry may have been evicted meanwhile).
+        std::optional<domain::AccountState> state = cache_.Get(id);
+        if (!state.has_value()) {
+          *would_block = true;
+          return blocks;
+        }
+        any_cached = true;
+        a.accounts.emplace_back(*std::move(state));
+        continue;
+      }
       bool cached = false;
       absl::StatusOr<domain::BankAccount> account =
           Load(id, trust_cache, &cached, deadline);
@@ -313,6 +329,10 @@ absl::Status CommandHandler::Start(const Plan& plan,
   for (const std::string& id : account_ids) {
     all_cached = all_cached && cache_.Get(id).has_value();
   }
+  if (would_block != nullptr && (!all_cached || !trust_cache)) {
+    *would_block = true;  // The database is read.
+    return blocks;
+  }
   if (!all_cached && InFlight(account_ids) &&
       !AwaitLanded(account_ids, deadline)) {
     // Without the state an append in flight leaves (evicted, or no cache),
@@ -322,6 +342,10 @@ absl::Status CommandHandler::Start(const Plan& plan,
   }
   if (absl::Status s = load_all(); !s.ok()) return s;
   absl::Status decided = check_and_decide();
+  if (!decided.ok() && would_block != nullptr) {
+    *would_block = true;  // Confirmed on the stored stream, below.
+    return blocks;
+  }
   if (!decided.ok() && (any_cached || InFlight(account_ids))) {
     // A refusal must rest on committed state: let the appends in flight on
     // these accounts land (nobody can queue more while the stripes are
@@ -473,12 +497,36 @@ void CommandHandler::ExecuteAsync(Plan plan, absl::Time deadline,
   call->metadata = Metadata(call->plan.command);
   call->deadline = deadline;
   call->done = std::move(done);
+  // The common case costs no thread handoff: every account cached, no other
+  // command holding them, and the aggregate agrees. Else the command starts
+  // over on the pool, where it may wait.
+  bool trust_cache = true;
+  bool would_block = false;
+  absl::Status started =
+      Start(call->plan, call->record, call->metadata, trust_cache, deadline,
+            call->attempt, &would_block);
+  if (!started.ok()) {
+    call->attempt = Attempt();
+    if (!options_.offload([this, call] { StartBlocking(call); })) {
+      call->done(absl::ResourceExhaustedError(
+          "command service overloaded (work queue full); retry with "
+          "backoff"));
+    }
+    return;
+  }
+  eventstore::PendingAppend& pending = *call->attempt.pending;
+  pending.Then(
+      [this, call](absl::StatusOr<std::vector<eventstore::StreamResult>> r) {
+        Settled(call, std::move(r));
+      });
+}
+
+void CommandHandler::StartBlocking(std::shared_ptr<AsyncCall> call) {
   bool trust_cache = true;
   if (absl::Status s = Start(call->plan, call->record, call->metadata,
-                             trust_cache, deadline, call->attempt);
+                             trust_cache, call->deadline, call->attempt);
       !s.ok()) {
-    // Still on the caller's thread, which may read the database.
-    call->done(Resolve(call->plan.command, s, deadline));
+    call->done(Resolve(call->plan.command, s, call->deadline));
     return;
   }
   eventstore::PendingAppend& pending = *call->attempt.pending;

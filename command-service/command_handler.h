@@ -165,10 +165,16 @@ class CommandHandler {
   absl::StatusOr<Outcome> Run(const Plan& plan, absl::Time deadline);
   // Loads the accounts, decides, and queues the append (a.pending), with the
   // accounts' stripes held. An error is the command's answer: nothing was
-  // queued. Clears trust_cache when it had to read past the cache.
+  // queued. Clears trust_cache when it had to read past the cache. With
+  // `would_block`, it never waits (for a stripe, the database or an append
+  // in flight): when it would have to, it sets *would_block and returns an
+  // error, having changed nothing.
   absl::Status Start(const Plan& plan, const eventstore::CommandRecord& record,
                      const std::string& metadata, bool& trust_cache,
-                     absl::Time deadline, Attempt& a);
+                     absl::Time deadline, Attempt& a,
+                     bool* would_block = nullptr);
+  // ExecuteAsync once the command may block (on options.offload).
+  void StartBlocking(std::shared_ptr<AsyncCall> call);
   // Takes the append's answer: the outcome (command_raced when the command_id
   // was recorded already), or *retry for a conflict to decide again on.
   absl::StatusOr<Outcome> Settle(
@@ -195,19 +201,34 @@ class CommandHandler {
   // Holds the stripes of a command's accounts, in order (no deadlock).
   class StripeLock {
    public:
-    StripeLock(CommandHandler& h, const std::vector<size_t>& stripes)
+    // With try_only, takes them only if none is held by another command
+    // (held() tells); it never waits then.
+    StripeLock(CommandHandler& h, const std::vector<size_t>& stripes,
+               bool try_only = false)
         : h_(h), stripes_(stripes) {
-      for (size_t s : stripes_) h_.stripes_[s].Lock();
+      for (size_t i = 0; i < stripes_.size(); ++i) {
+        absl::Mutex& m = h_.stripes_[stripes_[i]];
+        if (!try_only) {
+          m.Lock();
+        } else if (!m.TryLock()) {
+          while (i > 0) h_.stripes_[stripes_[--i]].Unlock();
+          return;
+        }
+      }
+      held_ = true;
     }
     ~StripeLock() {
+      if (!held_) return;
       for (auto it = stripes_.rbegin(); it != stripes_.rend(); ++it) {
         h_.stripes_[*it].Unlock();
       }
     }
+    bool held() const { return held_; }
 
    private:
     CommandHandler& h_;
     const std::vector<size_t>& stripes_;
+    bool held_ = false;
   };
   // The stored outcome of command.command_id, if any; INVALID_ARGUMENT when
   // the id was used for a different request.

@@ -38,25 +38,17 @@ void RawCommandService::Add(
               reactor->Finish(s);
               return reactor;
             }
-            // The command runs on the pool up to its append; the answer
-            // comes from the thread that commits it (or the pool again).
-            if (!pool_.TrySubmit([this, method, ctx, req, resp, reactor] {
-                  (impl_.*method)(*ctx, req, resp, [reactor](grpc::Status s) {
-                    reactor->Finish(s);
-                  });
-                })) {
-              reactor->Finish(grpc::Status(
-                  grpc::StatusCode::RESOURCE_EXHAUSTED,
-                  "command service overloaded (work queue full); retry with "
-                  "backoff"));
-            }
+            // Here, on gRPC's thread, a command runs only while it need not
+            // wait (its accounts cached and free); CommandHandler moves it
+            // to its pool otherwise, and the answer comes from the thread
+            // that commits it.
+            (impl_.*method)(*ctx, req, resp,
+                            [reactor](grpc::Status s) { reactor->Finish(s); });
             return reactor;
           }));
 }
 
-RawCommandService::RawCommandService(CommandServiceImpl& impl,
-                                     util::WorkerPool& pool)
-    : impl_(impl), pool_(pool) {
+RawCommandService::RawCommandService(CommandServiceImpl& impl) : impl_(impl) {
   using namespace bank::internal::v1;
   // The order and names of the generated service, so clients and reflection
   // see bank.v1.CommandService.

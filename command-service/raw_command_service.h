@@ -4,7 +4,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include "command-service/command_service.h"
-#include "common/util/worker_pool.h"
 
 namespace bank::command {
 
@@ -12,15 +11,17 @@ namespace bank::command {
 // API: each method receives the request's raw bytes, decodes them through a
 // wire view whose text fields are bytes (proto/bank/internal/v1/wire.proto),
 // refuses text that is not valid UTF-8 with INVALID_ARGUMENT naming the
-// field, and runs the decoded request through CommandServiceImpl on `pool`
-// (the commands block on the database; gRPC's own threads never do). A full
-// pool queue answers RESOURCE_EXHAUSTED at once. (With the generated
-// service, gRPC's proto3 parsing would refuse invalid UTF-8 itself, with
-// INTERNAL and no message.) The callback API with a pool measured faster
-// than the synchronous one here (docs/performance.md).
+// field, and starts the decoded request through CommandServiceImpl's *Async
+// methods on gRPC's thread. The handler must have an offload pool
+// (CommandHandler::Options::offload): a command that has to wait (for the
+// database, or another command on its accounts) moves there, so gRPC's own
+// threads never block; a full pool answers RESOURCE_EXHAUSTED at once. (With
+// the generated service, gRPC's proto3 parsing would refuse invalid UTF-8
+// itself, with INTERNAL and no message.) Measured against the synchronous
+// server and a pool per command in docs/performance.md.
 class RawCommandService final : public grpc::Service {
  public:
-  RawCommandService(CommandServiceImpl& impl, util::WorkerPool& pool);
+  explicit RawCommandService(CommandServiceImpl& impl);
 
  private:
   template <typename Wire, typename Req, typename Resp>
@@ -30,7 +31,6 @@ class RawCommandService final : public grpc::Service {
                                               CommandServiceImpl::Finish));
 
   CommandServiceImpl& impl_;
-  util::WorkerPool& pool_;
   int methods_added_ = 0;
 };
 

@@ -758,11 +758,12 @@ TEST_F(CommandServiceTest, ReplaysStreamsHoldingOldAndNewSchemaVersions) {
             1);
 }
 
-// The answer without blocking for the commit: settled on the committing
-// thread when nothing is left to read, handed to the offload pool when a
-// conflict must be decided again or a snapshot saved, and never left
+// The commands that do not block for their commit: started on the caller's
+// thread when the accounts are cached and free, else on the offload pool;
+// settled on the committing thread when nothing is left to read, else on the
+// pool (a conflict to decide again, a snapshot to save); and never left
 // unanswered when that pool is full.
-TEST_F(CommandServiceTest, AsyncCommandsFinishOffTheCommitterWhenNeeded) {
+TEST_F(CommandServiceTest, AsyncCommandsWaitOnlyOnTheOffloadPool) {
   util::WorkerPool pool(2, 16);
   std::atomic<bool> refuse{false};
   std::atomic<int> offloaded{0};
@@ -775,20 +776,33 @@ TEST_F(CommandServiceTest, AsyncCommandsFinishOffTheCommitterWhenNeeded) {
        }});
   command::CommandHandler other(server_->batched, {.snapshot_every = 0});
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  // Runs one async command and waits for its single answer.
+  auto answer_of = [&](auto start) {
+    std::promise<absl::StatusOr<v1::CommandResult>> answer;
+    std::atomic<int> calls{0};
+    start([&](absl::StatusOr<v1::CommandResult> r) {
+      ++calls;
+      answer.set_value(std::move(r));
+    });
+    absl::StatusOr<v1::CommandResult> r = answer.get_future().get();
+    EXPECT_EQ(calls.load(), 1);
+    return r;
+  };
   auto deposit = [&](const std::string& id, int64_t amount) {
     auto req = std::make_shared<v1::DepositRequest>();
     req->set_account_id(id);
     req->set_amount(amount);
-    std::promise<absl::StatusOr<v1::CommandResult>> answer;
-    std::atomic<int> calls{0};
-    async.DepositAsync(req, "", deadline,
-                       [&](absl::StatusOr<v1::CommandResult> r) {
-                         ++calls;
-                         answer.set_value(std::move(r));
-                       });
-    absl::StatusOr<v1::CommandResult> r = answer.get_future().get();
-    EXPECT_EQ(calls.load(), 1);
-    return r;
+    return answer_of([&](auto done) {
+      async.DepositAsync(req, "", deadline, std::move(done));
+    });
+  };
+  auto withdraw = [&](const std::string& id, int64_t amount) {
+    auto req = std::make_shared<v1::WithdrawRequest>();
+    req->set_account_id(id);
+    req->set_amount(amount);
+    return answer_of([&](auto done) {
+      async.WithdrawAsync(req, "", deadline, std::move(done));
+    });
   };
   auto deposit_elsewhere = [&](const std::string& id) {
     v1::DepositRequest req;
@@ -796,20 +810,34 @@ TEST_F(CommandServiceTest, AsyncCommandsFinishOffTheCommitterWhenNeeded) {
     req.set_amount(1000);
     ASSERT_TRUE(other.Deposit(req, "", deadline).ok());
   };
-  auto snapshot_version = [&](const std::string& id) {
-    return Count(
-        "SELECT coalesce(max(stream_version), 0) FROM snapshots "
-        "WHERE stream_id = '" +
-        id + "'");
+  auto version_of = [&](const std::string& table, const std::string& id) {
+    return Count("SELECT coalesce(max(stream_version), 0) FROM " + table +
+                 " WHERE stream_id = '" + id + "'");
   };
-  const std::string id = Open(0);  // Version 1, through the other instance.
+  const std::string id = Open(0);  // Version 1, through another instance.
 
-  // Versions 2 and 3: cached, settled where they committed.
-  ASSERT_TRUE(deposit(id, 1).ok());
+  // Not cached: the command must read, and the pool is full.
+  refuse = true;
   absl::StatusOr<v1::CommandResult> r = deposit(id, 1);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted)
+      << r.status();
+  EXPECT_EQ(version_of("events", id), 1);
+
+  // Version 2 reads on the pool; version 3 is cached: started here and
+  // settled where it committed, with no work for the pool.
+  refuse = false;
+  ASSERT_TRUE(deposit(id, 1).ok());
+  EXPECT_EQ(offloaded.load(), 1);
+  r = deposit(id, 1);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->version(), 3);
-  EXPECT_EQ(offloaded.load(), 0);
+  EXPECT_EQ(offloaded.load(), 1);
+
+  // A refusal is confirmed on the stored stream, on the pool.
+  r = withdraw(id, 3);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition)
+      << r.status();
+  EXPECT_EQ(offloaded.load(), 2);
 
   // Another instance moves the account (version 4): the cached state is
   // stale, the append conflicts, and the command is decided again on the
@@ -818,7 +846,7 @@ TEST_F(CommandServiceTest, AsyncCommandsFinishOffTheCommitterWhenNeeded) {
   r = deposit(id, 1);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->version(), 5);
-  EXPECT_EQ(offloaded.load(), 1);
+  EXPECT_EQ(offloaded.load(), 3);
   EXPECT_EQ(StoredBalance(id), 1003);
 
   // The same conflict with the pool full: RESOURCE_EXHAUSTED, and nothing
@@ -829,9 +857,7 @@ TEST_F(CommandServiceTest, AsyncCommandsFinishOffTheCommitterWhenNeeded) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted)
       << r.status();
   EXPECT_EQ(StoredBalance(id), 2003);
-  EXPECT_EQ(Count("SELECT max(stream_version) FROM events WHERE stream_id = '" +
-                  id + "'"),
-            6);
+  EXPECT_EQ(version_of("events", id), 6);
 
   // A snapshot is due at version 8: saved on the pool before the answer.
   refuse = false;
@@ -841,7 +867,7 @@ TEST_F(CommandServiceTest, AsyncCommandsFinishOffTheCommitterWhenNeeded) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->version(), 8);
   EXPECT_EQ(offloaded.load(), before + 1);
-  EXPECT_EQ(snapshot_version(id), 8);
+  EXPECT_EQ(version_of("snapshots", id), 8);
 
   // Due again at version 12 with the pool full: the committed command is
   // still answered OK, without the snapshot.
@@ -850,7 +876,7 @@ TEST_F(CommandServiceTest, AsyncCommandsFinishOffTheCommitterWhenNeeded) {
   r = deposit(id, 1);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->version(), 12);
-  EXPECT_EQ(snapshot_version(id), 8);
+  EXPECT_EQ(version_of("snapshots", id), 8);
   EXPECT_EQ(StoredBalance(id), 2009);
 }
 

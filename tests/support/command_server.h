@@ -33,7 +33,7 @@ struct CommandServer {
         pool(16, 256),
         handler(batched, WithOffload(std::move(options), pool)),
         impl(handler, registry),
-        raw(impl, pool) {
+        raw(impl) {
     server = *grpcutil::Server::Start({.listen = "127.0.0.1:0"}, {&raw});
     channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
                                   grpc::InsecureChannelCredentials());
