@@ -624,52 +624,45 @@ absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanOpenAccount(
   return plan;
 }
 
+template <typename Req>
+absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanOnAccount(
+    const std::shared_ptr<const Req>& req, const char* type,
+    const std::string& correlation_id, Decide decide) {
+  if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
+  Plan plan{{req->command_id(), type, Encode(*req), correlation_id},
+            {util::CanonicalUuid(req->account_id())},
+            std::nullopt,
+            std::move(decide)};
+  if (req->has_expected_version()) {
+    plan.expected_version = req->expected_version();
+  }
+  return plan;
+}
+
 absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanDeposit(
     std::shared_ptr<const v1::DepositRequest> req,
     const std::string& correlation_id) {
-  if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
-  Plan plan{{req->command_id(), "Deposit", Encode(*req), correlation_id},
-            {util::CanonicalUuid(req->account_id())},
-            std::nullopt,
-            nullptr};
-  if (req->has_expected_version())
-    plan.expected_version = req->expected_version();
-  plan.decide = [req](std::vector<domain::BankAccount>& a) {
-    return a[0].Deposit(req->amount());
-  };
-  return plan;
+  return PlanOnAccount(req, "Deposit", correlation_id,
+                       [req](std::vector<domain::BankAccount>& a) {
+                         return a[0].Deposit(req->amount());
+                       });
 }
 
 absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanWithdraw(
     std::shared_ptr<const v1::WithdrawRequest> req,
     const std::string& correlation_id) {
-  if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
-  Plan plan{{req->command_id(), "Withdraw", Encode(*req), correlation_id},
-            {util::CanonicalUuid(req->account_id())},
-            std::nullopt,
-            nullptr};
-  if (req->has_expected_version())
-    plan.expected_version = req->expected_version();
-  plan.decide = [req](std::vector<domain::BankAccount>& a) {
-    return a[0].Withdraw(req->amount());
-  };
-  return plan;
+  return PlanOnAccount(req, "Withdraw", correlation_id,
+                       [req](std::vector<domain::BankAccount>& a) {
+                         return a[0].Withdraw(req->amount());
+                       });
 }
 
 absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanCloseAccount(
     std::shared_ptr<const v1::CloseAccountRequest> req,
     const std::string& correlation_id) {
-  if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
-  Plan plan{{req->command_id(), "CloseAccount", Encode(*req), correlation_id},
-            {util::CanonicalUuid(req->account_id())},
-            std::nullopt,
-            nullptr};
-  if (req->has_expected_version())
-    plan.expected_version = req->expected_version();
-  plan.decide = [](std::vector<domain::BankAccount>& a) {
-    return a[0].Close();
-  };
-  return plan;
+  return PlanOnAccount(
+      req, "CloseAccount", correlation_id,
+      [](std::vector<domain::BankAccount>& a) { return a[0].Close(); });
 }
 
 absl::StatusOr<CommandHandler::Plan> CommandHandler::PlanTransfer(

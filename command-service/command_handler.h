@@ -129,6 +129,11 @@ class CommandHandler {
   static absl::StatusOr<Plan> PlanOpenAccount(
       std::shared_ptr<const v1::OpenAccountRequest> req,
       const std::string& correlation_id);
+  // Deposit, Withdraw, CloseAccount: one account, maybe expected_version.
+  template <typename Req>
+  static absl::StatusOr<Plan> PlanOnAccount(
+      const std::shared_ptr<const Req>& req, const char* type,
+      const std::string& correlation_id, Decide decide);
   static absl::StatusOr<Plan> PlanDeposit(
       std::shared_ptr<const v1::DepositRequest> req,
       const std::string& correlation_id);

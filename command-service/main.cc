@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--max-threads", config.max_threads,
-                 "threads running commands (they wait for the database)")
+                 "threads for the commands that must wait for the database "
+                 "(a command on cached accounts starts on gRPC's thread)")
       ->envname("BANK_MAX_THREADS")
       ->check(CLI::Range(2, 10000))
       ->capture_default_str();
