@@ -54,7 +54,8 @@ class FakeAppender final : public BatchAppender {
     {
       absl::MutexLock lock(&mu);
       sizes.push_back(items.size());
-      for (const BatchItem& i : items) sent.push_back(i.appends->at(0).stream_id);
+      for (const BatchItem& i : items)
+        sent.push_back(i.appends->at(0).stream_id);
     }
     std::vector<absl::StatusOr<std::vector<StreamResult>>> out;
     for (const BatchItem& i : items) {
@@ -124,11 +125,14 @@ TEST(GroupCommitTest, WaitingAppendsShareOneBatchUpToMaxBatch) {
   fake.hold_first = true;
   GroupCommitEventStore store(reads, fake, {.max_batch = 8, .committers = 1});
   std::vector<std::thread> threads;
-  threads.emplace_back([&] { EXPECT_TRUE(store.Append(One("first", 0), nullptr, Later()).ok()); });
+  threads.emplace_back([&] {
+    EXPECT_TRUE(store.Append(One("first", 0), nullptr, Later()).ok());
+  });
   fake.entered.WaitForNotification();  // The committer is busy with "first".
   for (int i = 0; i < 12; ++i) {
     threads.emplace_back([&, i] {
-      EXPECT_TRUE(store.Append(One("s" + std::to_string(i), 0), nullptr, Later()).ok());
+      EXPECT_TRUE(
+          store.Append(One("s" + std::to_string(i), 0), nullptr, Later()).ok());
     });
   }
   while (store.queued() < 12) absl::SleepFor(absl::Milliseconds(1));
@@ -152,7 +156,9 @@ TEST(GroupCommitTest, ExpiredAppendsAreAnsweredWithoutBeingSent) {
   FakeAppender fake;
   fake.hold_first = true;
   GroupCommitEventStore store(reads, fake, {.committers = 1});
-  std::thread first([&] { EXPECT_TRUE(store.Append(One("first", 0), nullptr, Later()).ok()); });
+  std::thread first([&] {
+    EXPECT_TRUE(store.Append(One("first", 0), nullptr, Later()).ok());
+  });
   fake.entered.WaitForNotification();
   std::thread late([&] {
     auto r = store.Append(One("late", 0), nullptr,
@@ -190,6 +196,57 @@ TEST(GroupCommitTest, AppendsToOneStreamAreNeverInTwoBatchesAtOnce) {
   absl::MutexLock lock(&fake.mu);
   // (The held batch records what it sent once released.)
   EXPECT_EQ(fake.sent, (std::vector<std::string>{"B", "A", "A"}));
+}
+
+// Then instead of Wait: the committer that learns the outcome calls back,
+// once, outside its lock (a callback may start the next append); an outcome
+// known already is delivered at once, on the caller's thread.
+TEST(GroupCommitTest, ThenAnswersFromTheCommitterOnceAndMayAppendAgain) {
+  NoReads reads;
+  FakeAppender fake;
+  fake.hold_first = true;
+  GroupCommitEventStore store(reads, fake, {.committers = 1});
+  auto first_appends = One("A", 0), second_appends = One("A", 1);
+  std::unique_ptr<PendingAppend> second;
+  absl::Notification second_done;
+  absl::StatusOr<std::vector<StreamResult>> second_result;
+  std::atomic<int> first_calls{0};
+  std::thread::id first_thread;
+  const std::thread::id test_thread = std::this_thread::get_id();
+  auto first = store.StartAppend(first_appends, nullptr, Later());
+  fake.entered.WaitForNotification();  // The committer holds A's batch.
+  first->Then([&](absl::StatusOr<std::vector<StreamResult>> r) {
+    ++first_calls;
+    first_thread = std::this_thread::get_id();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->at(0).version, 1);
+    // From the callback: the next append on the same stream.
+    second = store.StartAppend(second_appends, nullptr, Later());
+    second->Then([&](absl::StatusOr<std::vector<StreamResult>> r2) {
+      second_result = std::move(r2);
+      second_done.Notify();
+    });
+  });
+  EXPECT_EQ(first_calls.load(), 0);  // Not before the commit.
+  fake.gate.Notify();
+  ASSERT_TRUE(second_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(first_calls.load(), 1);
+  EXPECT_NE(first_thread, test_thread);
+  ASSERT_TRUE(second_result.ok()) << second_result.status();
+  EXPECT_EQ(second_result->at(0).version, 2);
+
+  // Answered already (nothing to append): delivered here and now.
+  std::vector<StreamAppend> none;
+  int calls = 0;
+  std::thread::id answered_on;
+  store.StartAppend(none, nullptr, Later())
+      ->Then([&](absl::StatusOr<std::vector<StreamResult>> r) {
+        ++calls;
+        answered_on = std::this_thread::get_id();
+        EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+      });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(answered_on, test_thread);
 }
 
 TEST(GroupCommitTest, NothingToAppendIsInvalid) {
