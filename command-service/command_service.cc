@@ -41,21 +41,6 @@ grpc::Status CommandServiceImpl::Conclude(const char* rpc,
   return grpc::Status::OK;
 }
 
-template <typename Resp, typename Fn>
-grpc::Status CommandServiceImpl::Run(const grpc::ServerContextBase& ctx,
-                                     const char* rpc,
-                                     metrics::RpcMetrics& outcomes,
-                                     const std::string& command_id, Resp* resp,
-                                     Fn fn) {
-  grpc::Status status;
-  Begin(
-      ctx, rpc, outcomes, command_id, resp,
-      [&status](grpc::Status s) { status = std::move(s); },
-      [&fn](const std::string& corr, absl::Time deadline,
-            CommandHandler::Done<Resp> done) { done(fn(corr, deadline)); });
-  return status;
-}
-
 template <typename Resp, typename StartFn>
 void CommandServiceImpl::Begin(const grpc::ServerContextBase& ctx,
                                const char* rpc, metrics::RpcMetrics& outcomes,
@@ -84,51 +69,6 @@ void CommandServiceImpl::Begin(const grpc::ServerContextBase& ctx,
   } else {
     start(grpcutil::CorrelationIdOf(ctx), deadline, std::move(done));
   }
-}
-
-grpc::Status CommandServiceImpl::OpenAccount(const grpc::ServerContextBase& ctx,
-                                             const v1::OpenAccountRequest& req,
-                                             v1::CommandResult* resp) {
-  return Run(ctx, "OpenAccount", *open_account_metrics_, req.command_id(), resp,
-             [&](const std::string& corr, absl::Time deadline) {
-               return handler_.OpenAccount(req, corr, deadline);
-             });
-}
-
-grpc::Status CommandServiceImpl::Deposit(const grpc::ServerContextBase& ctx,
-                                         const v1::DepositRequest& req,
-                                         v1::CommandResult* resp) {
-  return Run(ctx, "Deposit", *deposit_metrics_, req.command_id(), resp,
-             [&](const std::string& corr, absl::Time deadline) {
-               return handler_.Deposit(req, corr, deadline);
-             });
-}
-
-grpc::Status CommandServiceImpl::Withdraw(const grpc::ServerContextBase& ctx,
-                                          const v1::WithdrawRequest& req,
-                                          v1::CommandResult* resp) {
-  return Run(ctx, "Withdraw", *withdraw_metrics_, req.command_id(), resp,
-             [&](const std::string& corr, absl::Time deadline) {
-               return handler_.Withdraw(req, corr, deadline);
-             });
-}
-
-grpc::Status CommandServiceImpl::Transfer(const grpc::ServerContextBase& ctx,
-                                          const v1::TransferRequest& req,
-                                          v1::TransferResult* resp) {
-  return Run(ctx, "Transfer", *transfer_metrics_, req.command_id(), resp,
-             [&](const std::string& corr, absl::Time deadline) {
-               return handler_.Transfer(req, corr, deadline);
-             });
-}
-
-grpc::Status CommandServiceImpl::CloseAccount(
-    const grpc::ServerContextBase& ctx, const v1::CloseAccountRequest& req,
-    v1::CommandResult* resp) {
-  return Run(ctx, "CloseAccount", *close_account_metrics_, req.command_id(),
-             resp, [&](const std::string& corr, absl::Time deadline) {
-               return handler_.CloseAccount(req, corr, deadline);
-             });
 }
 
 void CommandServiceImpl::OpenAccountAsync(

@@ -31,26 +31,10 @@ class CommandServiceImpl final {
         transfer_metrics_(Outcomes(metrics, "Transfer")),
         close_account_metrics_(Outcomes(metrics, "CloseAccount")) {}
 
-  // One per RPC of bank.v1.CommandService; blocking (they wait for the
-  // database), so RawCommandService runs them on a pool of its own.
-  grpc::Status OpenAccount(const grpc::ServerContextBase& ctx,
-                           const v1::OpenAccountRequest& req,
-                           v1::CommandResult* resp);
-  grpc::Status Deposit(const grpc::ServerContextBase& ctx,
-                       const v1::DepositRequest& req, v1::CommandResult* resp);
-  grpc::Status Withdraw(const grpc::ServerContextBase& ctx,
-                        const v1::WithdrawRequest& req,
-                        v1::CommandResult* resp);
-  grpc::Status Transfer(const grpc::ServerContextBase& ctx,
-                        const v1::TransferRequest& req,
-                        v1::TransferResult* resp);
-  grpc::Status CloseAccount(const grpc::ServerContextBase& ctx,
-                            const v1::CloseAccountRequest& req,
-                            v1::CommandResult* resp);
-
-  // The same without blocking for the commit (CommandHandler's *Async):
-  // `finish` is called once, with *resp filled in when the status is OK,
-  // maybe on another thread; it must not block. `ctx` is read at once.
+  // One per RPC of bank.v1.CommandService, through CommandHandler's *Async
+  // methods (they do not block for the commit): `finish` is called once,
+  // with *resp filled in when the status is OK, maybe on another thread; it
+  // must not block. `ctx` is read at once.
   using Finish = std::function<void(grpc::Status)>;
   void OpenAccountAsync(const grpc::ServerContextBase& ctx,
                         std::shared_ptr<const v1::OpenAccountRequest> req,
@@ -69,12 +53,9 @@ class CommandServiceImpl final {
                          v1::CommandResult* resp, Finish finish);
 
  private:
-  template <typename Resp, typename Fn>
-  grpc::Status Run(const grpc::ServerContextBase& ctx, const char* rpc,
-                   metrics::RpcMetrics& outcomes, const std::string& command_id,
-                   Resp* resp, Fn fn);
-  // Run for the *Async methods: start(correlation_id, deadline, done) runs
-  // the command and calls done once with its outcome.
+  // Takes the call's deadline and correlation id, sheds load, then
+  // start(correlation_id, deadline, done) runs the command and calls done
+  // once with its outcome.
   template <typename Resp, typename StartFn>
   void Begin(const grpc::ServerContextBase& ctx, const char* rpc,
              metrics::RpcMetrics& outcomes, const std::string& command_id,
