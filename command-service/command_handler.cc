@@ -514,11 +514,7 @@ void CommandHandler::ExecuteAsync(Plan plan, absl::Time deadline,
     }
     return;
   }
-  eventstore::PendingAppend& pending = *call->attempt.pending;
-  pending.Then(
-      [this, call](absl::StatusOr<std::vector<eventstore::StreamResult>> r) {
-        Settled(call, std::move(r));
-      });
+  AnswerOnCommit(call);
 }
 
 void CommandHandler::StartBlocking(std::shared_ptr<AsyncCall> call) {
@@ -529,8 +525,11 @@ void CommandHandler::StartBlocking(std::shared_ptr<AsyncCall> call) {
     call->done(Resolve(call->plan.command, s, call->deadline));
     return;
   }
-  eventstore::PendingAppend& pending = *call->attempt.pending;
-  pending.Then(
+  AnswerOnCommit(call);
+}
+
+void CommandHandler::AnswerOnCommit(const std::shared_ptr<AsyncCall>& call) {
+  call->attempt.pending->Then(
       [this, call](absl::StatusOr<std::vector<eventstore::StreamResult>> r) {
         Settled(call, std::move(r));
       });

@@ -186,6 +186,8 @@ class CommandHandler {
       const Plan& plan, Attempt& a,
       absl::StatusOr<std::vector<eventstore::StreamResult>> appended,
       bool* retry);
+  // Has Settled called with the queued append's outcome.
+  void AnswerOnCommit(const std::shared_ptr<AsyncCall>& call);
   // Settle for ExecuteAsync, on the thread that learned the outcome.
   void Settled(const std::shared_ptr<AsyncCall>& call,
                absl::StatusOr<std::vector<eventstore::StreamResult>> appended);
