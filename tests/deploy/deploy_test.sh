@@ -69,6 +69,10 @@ cleanup() {
     done
     if [ "$CREATED_BRIDGE" -eq 1 ]; then $SUDO ip link delete docker0 2>/dev/null; fi
   fi
+  # dockerd leaves its network namespace mounted under its exec root; with
+  # the mount in place the directory cannot be removed.
+  awk -v p="$TMP/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r |
+    while read -r m; do $SUDO umount -l "$m" 2>/dev/null; done
   $SUDO rm -rf "$TMP"
   log "done (rc=$rc)"
   exit "$rc"
