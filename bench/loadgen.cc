@@ -35,6 +35,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "bank/v1/bank.grpc.pb.h"
+#include "common/util/runtime.h"
 
 namespace {
 
@@ -307,6 +308,9 @@ absl::StatusOr<std::vector<std::string>> OpenAccounts(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Like the services it drives: the same gRPC, without absl::Mutex's
+  // deadlock detection on every lock.
+  bank::util::ConfigureServingRuntime();
   Options o;
   CLI::App app{"bank-loadgen: load for the bank's gRPC services"};
   app.add_option("--scenario", o.scenario)

@@ -77,13 +77,16 @@ class Projector {
   absl::Status CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
                        const std::atomic<bool>& stop);
   bool TryLead();
+  // Updates the lag gauges (stats_), at most once per kLagReportInterval.
   void ReportLag(const Checkpoint& checkpoint);
+  static constexpr absl::Duration kLagReportInterval = absl::Milliseconds(100);
 
   const ProjectorOptions options_;
   ProjectorStats stats_;
   EventReader reader_;
   std::unique_ptr<pqxx::connection> lock_conn_;
   absl::Time last_lag_log_ = absl::InfinitePast();
+  absl::Time last_lag_report_ = absl::InfinitePast();
 };
 
 }  // namespace bank::projector

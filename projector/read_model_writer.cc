@@ -72,8 +72,21 @@ VALUES ($1, 0, 0) ON CONFLICT (projection) DO NOTHING
 )sql";
 
 constexpr char kLockCheckpointSql[] = R"sql(
-SELECT transaction_id, position FROM projection_checkpoints
+SELECT transaction_id, position, events_applied FROM projection_checkpoints
 WHERE projection = $1 FOR UPDATE
+)sql";
+
+constexpr char kReadCheckpointSql[] = R"sql(
+SELECT transaction_id, position, events_applied FROM projection_checkpoints
+WHERE projection = $1
+)sql";
+
+// A live batch in one round trip: sql/read/003_apply_batch.sql.
+constexpr char kApplyBatchSql[] = R"sql(
+SELECT apply_batch($1, $2, $3, $4, $5, $6, $7,
+                   $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                   $17, $18, $19, $20, $21, $22, $23, $24,
+                   $25, $26, $27, $28, $29, $30)
 )sql";
 
 constexpr char kUpdateCheckpointSql[] = R"sql(
@@ -138,6 +151,55 @@ constexpr char kDeleteCheckpointSql[] =
 
 std::string Micros(absl::Time t) {
   return std::to_string(absl::ToUnixMicros(t));
+}
+
+// The columns of the rows to write, as array literals in the order of the
+// statements' (and apply_batch's) parameters.
+std::vector<std::string> BalanceArrays(const std::vector<BalanceRow>& rows) {
+  std::vector<std::string> id, owner, cur, bal, ver, st, opened, updated, pos;
+  for (const BalanceRow& b : rows) {
+    id.push_back(b.account_id);
+    owner.push_back(b.owner);
+    cur.push_back(b.currency);
+    bal.push_back(std::to_string(b.balance));
+    ver.push_back(std::to_string(b.version));
+    st.push_back(std::to_string(b.status));
+    opened.push_back(Micros(b.opened_at));
+    updated.push_back(Micros(b.updated_at));
+    pos.push_back(std::to_string(b.last_position));
+  }
+  return {ToArrayLiteral(id),     ToArrayLiteral(owner),   ToArrayLiteral(cur),
+          ToArrayLiteral(bal),    ToArrayLiteral(ver),     ToArrayLiteral(st),
+          ToArrayLiteral(opened), ToArrayLiteral(updated), ToArrayLiteral(pos)};
+}
+
+std::vector<std::string> HistoryArrays(const std::vector<HistoryRow>& rows) {
+  std::vector<std::string> id, ver, kind, amount, after, at, cp, pos;
+  for (const HistoryRow& h : rows) {
+    id.push_back(h.account_id);
+    ver.push_back(std::to_string(h.version));
+    kind.push_back(std::to_string(h.kind));
+    amount.push_back(std::to_string(h.amount));
+    after.push_back(std::to_string(h.balance_after));
+    at.push_back(Micros(h.occurred_at));
+    cp.push_back(h.counterparty_account_id);
+    pos.push_back(std::to_string(h.position));
+  }
+  return {ToArrayLiteral(id),     ToArrayLiteral(ver),   ToArrayLiteral(kind),
+          ToArrayLiteral(amount), ToArrayLiteral(after), ToArrayLiteral(at),
+          ToArrayLiteral(cp),     ToArrayLiteral(pos)};
+}
+
+std::vector<std::string> PoisonArrays(const std::vector<PoisonEvent>& rows) {
+  std::vector<std::string> pos, stream, type, error;
+  for (const PoisonEvent& p : rows) {
+    pos.push_back(std::to_string(p.position));
+    stream.push_back(p.stream_id);
+    type.push_back(p.event_type);
+    error.push_back(p.error);
+  }
+  return {ToArrayLiteral(pos), ToArrayLiteral(stream), ToArrayLiteral(type),
+          ToArrayLiteral(error)};
 }
 
 // A timestamptz in COPY's text format.
@@ -206,6 +268,10 @@ absl::Status ReadModelWriter::Connect() {
     conn_->prepare("lock_checkpoint", kLockCheckpointSql);
     conn_->prepare("update_checkpoint", kUpdateCheckpointSql);
     conn_->prepare("notify", kNotifySql);
+    if (suffix_.empty()) {
+      conn_->prepare("read_checkpoint", kReadCheckpointSql);
+      conn_->prepare("apply_batch", kApplyBatchSql);
+    }
   } catch (const std::exception& e) {
     conn_.reset();
     return db::StatusFromException(e, "connecting to the read database");
@@ -216,13 +282,16 @@ absl::Status ReadModelWriter::Connect() {
 absl::StatusOr<Checkpoint> ReadModelWriter::LoadCheckpoint() {
   // Whoever moved the checkpoint since may have written the rows kept.
   rows_.clear();
+  applied_total_.reset();
   if (absl::Status s = Connect(); !s.ok()) return s;
   try {
     pqxx::work tx(*conn_);
     tx.exec_prepared("ensure_checkpoint", projection_);
     pqxx::result r = tx.exec_prepared("lock_checkpoint", projection_);
     Checkpoint c{r[0][0].as<int64_t>(), r[0][1].as<int64_t>()};
+    const int64_t applied = r[0][2].as<int64_t>();
     tx.commit();
+    applied_total_ = applied;
     return c;
   } catch (const std::exception& e) {
     if (db::IsConnectionLost(e)) conn_.reset();
@@ -230,9 +299,9 @@ absl::StatusOr<Checkpoint> ReadModelWriter::LoadCheckpoint() {
   }
 }
 
-absl::StatusOr<BatchResult> ReadModelWriter::ApplyInTx(
-    pqxx::work& tx, const std::vector<eventstore::RecordedEvent>& events,
-    bool skip_poison) {
+absl::StatusOr<BatchChanges> ReadModelWriter::Project(
+    pqxx::transaction_base& tx,
+    const std::vector<eventstore::RecordedEvent>& events, bool skip_poison) {
   pending_rows_.clear();
   absl::flat_hash_map<std::string, BalanceRow> current;
   std::vector<std::string> ids;
@@ -273,66 +342,46 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyInTx(
     pending_rows_.insert(pending_rows_.end(), changes->balances.begin(),
                          changes->balances.end());
   }
-  if (!changes->balances.empty()) {
-    std::vector<std::string> id, owner, cur, bal, ver, st, opened, updated, pos;
-    for (const BalanceRow& b : changes->balances) {
-      id.push_back(b.account_id);
-      owner.push_back(b.owner);
-      cur.push_back(b.currency);
-      bal.push_back(std::to_string(b.balance));
-      ver.push_back(std::to_string(b.version));
-      st.push_back(std::to_string(b.status));
-      opened.push_back(Micros(b.opened_at));
-      updated.push_back(Micros(b.updated_at));
-      pos.push_back(std::to_string(b.last_position));
-    }
-    tx.exec_prepared("upsert_balances", ToArrayLiteral(id),
-                     ToArrayLiteral(owner), ToArrayLiteral(cur),
-                     ToArrayLiteral(bal), ToArrayLiteral(ver),
-                     ToArrayLiteral(st), ToArrayLiteral(opened),
-                     ToArrayLiteral(updated), ToArrayLiteral(pos));
-  }
-  if (!changes->history.empty()) {
-    std::vector<std::string> id, ver, kind, amount, after, at, cp, pos;
-    for (const HistoryRow& h : changes->history) {
-      id.push_back(h.account_id);
-      ver.push_back(std::to_string(h.version));
-      kind.push_back(std::to_string(h.kind));
-      amount.push_back(std::to_string(h.amount));
-      after.push_back(std::to_string(h.balance_after));
-      at.push_back(Micros(h.occurred_at));
-      cp.push_back(h.counterparty_account_id);
-      pos.push_back(std::to_string(h.position));
-    }
-    tx.exec_prepared("insert_history", ToArrayLiteral(id), ToArrayLiteral(ver),
-                     ToArrayLiteral(kind), ToArrayLiteral(amount),
-                     ToArrayLiteral(after), ToArrayLiteral(at),
-                     ToArrayLiteral(cp), ToArrayLiteral(pos));
-  }
-  if (!changes->poison.empty()) {
-    std::vector<std::string> pos, stream, type, error;
-    for (const PoisonEvent& p : changes->poison) {
-      pos.push_back(std::to_string(p.position));
-      stream.push_back(p.stream_id);
-      type.push_back(p.event_type);
-      error.push_back(p.error);
-    }
-    tx.exec_prepared("insert_poison", ToArrayLiteral(pos),
-                     ToArrayLiteral(stream), ToArrayLiteral(type),
-                     ToArrayLiteral(error));
-  }
+  return changes;
+}
+
+BatchResult ReadModelWriter::ResultOf(
+    const BatchChanges& changes,
+    const std::vector<eventstore::RecordedEvent>& events) {
   BatchResult out;
-  out.moved.reserve(changes->balances.size());
-  for (const BalanceRow& b : changes->balances) {
+  out.moved.reserve(changes.balances.size());
+  for (const BalanceRow& b : changes.balances) {
     out.moved.emplace_back(b.account_id, b.version);
   }
-  out.applied = changes->applied;
-  out.duplicates = changes->duplicates;
-  out.poison = static_cast<int64_t>(changes->poison.size());
+  out.applied = changes.applied;
+  out.duplicates = changes.duplicates;
+  out.poison = static_cast<int64_t>(changes.poison.size());
   if (!events.empty()) {
     out.checkpoint = {events.back().transaction_id, events.back().position};
   }
   return out;
+}
+
+absl::StatusOr<BatchResult> ReadModelWriter::ApplyInTx(
+    pqxx::work& tx, const std::vector<eventstore::RecordedEvent>& events,
+    bool skip_poison) {
+  absl::StatusOr<BatchChanges> changes = Project(tx, events, skip_poison);
+  if (!changes.ok()) return changes.status();
+  if (!changes->balances.empty()) {
+    std::vector<std::string> b = BalanceArrays(changes->balances);
+    tx.exec_prepared("upsert_balances", b[0], b[1], b[2], b[3], b[4], b[5],
+                     b[6], b[7], b[8]);
+  }
+  if (!changes->history.empty()) {
+    std::vector<std::string> h = HistoryArrays(changes->history);
+    tx.exec_prepared("insert_history", h[0], h[1], h[2], h[3], h[4], h[5], h[6],
+                     h[7]);
+  }
+  if (!changes->poison.empty()) {
+    std::vector<std::string> x = PoisonArrays(changes->poison);
+    tx.exec_prepared("insert_poison", x[0], x[1], x[2], x[3]);
+  }
+  return ResultOf(*changes, events);
 }
 
 absl::StatusOr<BatchResult> ReadModelWriter::ApplyBatch(
@@ -346,6 +395,7 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyBatch(
   } else {
     rows_.clear();
     pending_rows_.clear();
+    applied_total_.reset();
   }
   return out;
 }
@@ -353,30 +403,52 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyBatch(
 absl::StatusOr<BatchResult> ReadModelWriter::ApplyBatchOnce(
     const Checkpoint& expected,
     const std::vector<eventstore::RecordedEvent>& events, bool skip_poison) {
+  if (!suffix_.empty()) {
+    return absl::InternalError(
+        "ApplyBatch writes the live tables only; a rebuild uses BulkLoad");
+  }
   if (absl::Status s = Connect(); !s.ok()) return s;
   try {
-    pqxx::work tx(*conn_);
-    pqxx::result r = tx.exec_prepared("lock_checkpoint", projection_);
-    if (r.empty()) return absl::AbortedError("checkpoint row is missing");
-    Checkpoint stored{r[0][0].as<int64_t>(), r[0][1].as<int64_t>()};
-    if (!(stored == expected)) {
-      return absl::AbortedError(absl::StrCat(
-          "checkpoint of ", projection_, " moved to ", stored.transaction_id,
-          "/", stored.position, " (expected ", expected.transaction_id, "/",
-          expected.position, ")"));
+    // Each statement its own transaction: the rows not kept are read first,
+    // then apply_batch checks under the checkpoint's row lock that nobody
+    // moved it since `expected` (every writer moves it with the rows, so
+    // rows read before an unmoved checkpoint are current) and writes the
+    // whole batch.
+    pqxx::nontransaction tx(*conn_);
+    if (!applied_total_.has_value()) {
+      pqxx::result r = tx.exec_prepared("read_checkpoint", projection_);
+      if (r.empty()) return absl::AbortedError("checkpoint row is missing");
+      applied_total_ = r[0][2].as<int64_t>();
     }
-    absl::StatusOr<BatchResult> out = ApplyInTx(tx, events, skip_poison);
-    if (!out.ok()) return out.status();
-    pqxx::result applied = tx.exec_prepared(
-        "update_checkpoint", projection_, out->checkpoint.transaction_id,
-        out->checkpoint.position, out->applied);
-    if (suffix_.empty()) {
-      // Readers (the query service's cache) learn which accounts moved.
-      tx.exec_prepared("notify", readmodel::kProgressChannel,
-                       ToArrayLiteral(readmodel::EncodeProgress(
-                           applied[0][0].as<int64_t>(), out->moved)));
+    absl::StatusOr<BatchChanges> changes = Project(tx, events, skip_poison);
+    if (!changes.ok()) {
+      // Refused on rows kept from before another writer moved on? Then the
+      // batch is not this writer's to judge: reload and go on.
+      pqxx::result r = tx.exec_prepared("read_checkpoint", projection_);
+      if (r.empty() || r[0][0].as<int64_t>() != expected.transaction_id ||
+          r[0][1].as<int64_t>() != expected.position ||
+          r[0][2].as<int64_t>() != *applied_total_) {
+        return absl::AbortedError(
+            absl::StrCat("checkpoint of ", projection_, " moved (expected ",
+                         expected.transaction_id, "/", expected.position, ")"));
+      }
+      return changes.status();
     }
-    tx.commit();
+    BatchResult out = ResultOf(*changes, events);
+    const int64_t applied_before = *applied_total_;
+    // Readers (the query service's cache) learn which accounts moved.
+    const std::vector<std::string> notices =
+        readmodel::EncodeProgress(applied_before + out.applied, out.moved);
+    std::vector<std::string> b = BalanceArrays(changes->balances);
+    std::vector<std::string> h = HistoryArrays(changes->history);
+    std::vector<std::string> x = PoisonArrays(changes->poison);
+    pqxx::result r = tx.exec_prepared(
+        "apply_batch", projection_, expected.transaction_id, expected.position,
+        applied_before, out.checkpoint.transaction_id, out.checkpoint.position,
+        out.applied, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], h[0],
+        h[1], h[2], h[3], h[4], h[5], h[6], h[7], x[0], x[1], x[2], x[3],
+        readmodel::kProgressChannel, ToArrayLiteral(notices));
+    applied_total_ = r[0][0].as<int64_t>();
     return out;
   } catch (const std::exception& e) {
     if (db::IsConnectionLost(e)) conn_.reset();
@@ -417,6 +489,7 @@ void ReadModelWriter::Disconnect() {
   bulk_.reset();
   conn_.reset();
   rows_.clear();
+  applied_total_.reset();
 }
 
 absl::StatusOr<BatchResult> ReadModelWriter::BulkLoad(

@@ -2,6 +2,7 @@
 #define BANK_PROJECTOR_READ_MODEL_WRITER_H_
 
 #include <memory>
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
 #include <vector>
@@ -44,9 +45,11 @@ class ReadModelWriter {
   absl::StatusOr<Checkpoint> LoadCheckpoint();
 
   // Applies events read after `expected`, advancing the checkpoint to the
-  // last event's place. ABORTED when the stored checkpoint is no longer
-  // `expected` (another projector or a rebuild moved it: reload and go on);
-  // FAILED_PRECONDITION for a poison event unless skip_poison; UNAVAILABLE
+  // last event's place, in one round trip (sql/read/003_apply_batch.sql),
+  // plus one to read the rows of accounts not kept. Live tables only
+  // (suffix ""): INTERNAL otherwise. ABORTED when the stored checkpoint is no
+  // longer `expected` (another projector or a rebuild moved it: reload and go
+  // on); FAILED_PRECONDITION for a poison event unless skip_poison; UNAVAILABLE
   // when the database cannot be reached.
   absl::StatusOr<BatchResult> ApplyBatch(
       const Checkpoint& expected,
@@ -85,7 +88,15 @@ class ReadModelWriter {
   absl::StatusOr<BatchResult> ApplyBatchOnce(
       const Checkpoint& expected,
       const std::vector<eventstore::RecordedEvent>& events, bool skip_poison);
-  // The batch's writes inside tx; returns counts.
+  // Reads the rows of the batch's accounts not kept and projects the batch
+  // on them; the rows read and written go to pending_rows_.
+  absl::StatusOr<BatchChanges> Project(
+      pqxx::transaction_base& tx,
+      const std::vector<eventstore::RecordedEvent>& events, bool skip_poison);
+  static BatchResult ResultOf(
+      const BatchChanges& changes,
+      const std::vector<eventstore::RecordedEvent>& events);
+  // The batch's writes inside tx, statement by statement; returns counts.
   absl::StatusOr<BatchResult> ApplyInTx(
       pqxx::work& tx, const std::vector<eventstore::RecordedEvent>& events,
       bool skip_poison);
@@ -96,6 +107,9 @@ class ReadModelWriter {
   std::unique_ptr<pqxx::connection> conn_;
   const size_t row_cache_size_;
   absl::flat_hash_map<std::string, BalanceRow> rows_;
+  // The checkpoint's events_applied as this writer last read or left it;
+  // forgotten with the rows.
+  std::optional<int64_t> applied_total_;
   // Rows read or written by the batch in progress: kept once it commits.
   std::vector<BalanceRow> pending_rows_;
   void KeepPendingRows();

@@ -9,6 +9,20 @@
 namespace bank::db {
 
 std::string SqlState(const std::exception& e) {
+  // libpqxx 6.4 throws class 40 errors as transaction_rollback, which is not
+  // an sql_error and keeps no SQLSTATE: its subclass says which one it was.
+  if (dynamic_cast<const pqxx::serialization_failure*>(&e) != nullptr) {
+    return "40001";
+  }
+  if (dynamic_cast<const pqxx::deadlock_detected*>(&e) != nullptr) {
+    return "40P01";
+  }
+  if (dynamic_cast<const pqxx::statement_completion_unknown*>(&e) != nullptr) {
+    return "40003";
+  }
+  if (dynamic_cast<const pqxx::transaction_rollback*>(&e) != nullptr) {
+    return "40000";
+  }
   const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
   if (sql == nullptr) return "";
   if (!sql->sqlstate().empty()) return sql->sqlstate();
@@ -68,8 +82,12 @@ absl::Status StatusFromException(const std::exception& e,
     return absl::DeadlineExceededError(
         absl::StrCat(what, ": statement timed out: ", msg));
   }
-  if (state == "40001" || state == "40P01") {
+  if (state == "40001" || state == "40P01" || state == "40000") {
     return absl::AbortedError(absl::StrCat(what, ": ", msg));
+  }
+  if (state == "40003") {
+    return absl::UnavailableError(absl::StrCat(
+        what, ": statement completion unknown, outcome unknown: ", msg));
   }
   if (state == "23505") {
     return absl::AlreadyExistsError(absl::StrCat(what, ": ", msg));

@@ -4,7 +4,9 @@
 // and compares it with the read model.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <pqxx/pqxx>
 #include <random>
 #include <thread>
@@ -13,6 +15,7 @@
 #include "common/db/binary_copy.h"
 #include "common/db/migrations.h"
 #include "common/domain/event_codec.h"
+#include "common/readmodel/progress_notice.h"
 #include "gtest/gtest.h"
 #include "projector/read_model_writer.h"
 #include "tests/support/oracle.h"
@@ -177,6 +180,117 @@ TEST(ReadModelWriterTest, KeptRowsNeverOutliveAnotherWriter) {
                   "SELECT balance_after FROM account_history "
                   "WHERE version = 5"),
             171);
+}
+
+// A live batch is one call (sql/read/003_apply_batch.sql): the rows, the
+// checkpoint with its events_applied, and the progress notices the query
+// service's cache follows, all or nothing.
+TEST(ReadModelWriterTest, OneCallWritesTheBatchAndAnnouncesIt) {
+  ASSERT_TRUE(pg->CreateDatabase("one_call").ok());
+  const std::string uri = pg->Uri("one_call");
+  ASSERT_TRUE(
+      db::ApplyMigrations(uri, sql::ReadMigrations(), "bank_read_migrations")
+          .ok());
+  pqxx::connection listener(uri);
+  struct Receiver : pqxx::notification_receiver {
+    using pqxx::notification_receiver::notification_receiver;
+    std::vector<readmodel::ProgressNotice> notices;
+    void operator()(const std::string& payload, int) override {
+      notices.push_back(readmodel::DecodeProgress(payload));
+    }
+  } receiver(listener, readmodel::kProgressChannel);
+  auto next_notice = [&]() -> std::optional<readmodel::ProgressNotice> {
+    for (int i = 0; i < 20 && receiver.notices.empty(); ++i) {
+      listener.await_notification(0, 100000);
+    }
+    if (receiver.notices.empty()) return std::nullopt;
+    readmodel::ProgressNotice n = receiver.notices.front();
+    receiver.notices.erase(receiver.notices.begin());
+    return n;
+  };
+  const std::string x = "44444444-4444-4444-8444-444444444444";
+  const std::string y = "55555555-5555-4555-8555-555555555555";
+  auto opened = [](const std::string& id) {
+    events::v1::AccountOpened o;
+    o.set_account_id(id);
+    o.set_owner("Bo");
+    o.set_currency("EUR");
+    o.set_initial_deposit(50);
+    return domain::AccountEvent(o);
+  };
+  events::v1::MoneyDeposited d;
+  d.set_amount(5);
+  const domain::AccountEvent deposit(d);
+
+  projector::ReadModelWriter a(uri, "accounts", "", 1000);
+  absl::StatusOr<projector::Checkpoint> c = a.LoadCheckpoint();
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto r1 =
+      a.ApplyBatch(*c,
+                   {Recorded(x, 1, opened(x), 1), Recorded(y, 1, opened(y), 2),
+                    Recorded(x, 2, deposit, 3)},
+                   false);
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_EQ(r1->applied, 3);
+  std::optional<readmodel::ProgressNotice> n = next_notice();
+  ASSERT_TRUE(n.has_value());
+  EXPECT_FALSE(n->reset);
+  EXPECT_EQ(n->applied, 3);
+  std::vector<std::pair<std::string, int64_t>> moved = n->accounts;
+  std::sort(moved.begin(), moved.end());
+  EXPECT_EQ(moved,
+            (std::vector<std::pair<std::string, int64_t>>{{x, 2}, {y, 1}}));
+  EXPECT_EQ(Query(uri, "SELECT events_applied FROM projection_checkpoints"), 3);
+  EXPECT_EQ(Query(uri, "SELECT position FROM projection_checkpoints"), 3);
+  EXPECT_EQ(Query(uri, "SELECT sum(balance) FROM account_balances"), 105);
+  EXPECT_EQ(Query(uri, "SELECT count(*) FROM account_history"), 3);
+
+  // Another writer moves on; the first one's next batch, built on the
+  // checkpoint it left, changes nothing and announces nothing.
+  projector::ReadModelWriter b(uri, "accounts", "", 0);
+  absl::StatusOr<projector::Checkpoint> cb = b.LoadCheckpoint();
+  ASSERT_TRUE(cb.ok());
+  auto rb = b.ApplyBatch(*cb, {Recorded(y, 2, deposit, 4)}, false);
+  ASSERT_TRUE(rb.ok()) << rb.status();
+  n = next_notice();
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(n->applied, 4);
+  auto refused =
+      a.ApplyBatch(r1->checkpoint, {Recorded(x, 3, deposit, 5)}, false);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kAborted)
+      << refused.status();
+  EXPECT_FALSE(next_notice().has_value());
+  EXPECT_EQ(Query(uri, "SELECT events_applied FROM projection_checkpoints"), 4);
+  EXPECT_EQ(Query(uri, "SELECT position FROM projection_checkpoints"), 4);
+  EXPECT_EQ(Query(uri, "SELECT sum(balance) FROM account_balances"), 110);
+  EXPECT_EQ(Query(uri, "SELECT count(*) FROM account_history"), 4);
+
+  // After reloading, it goes on from the other writer's checkpoint.
+  c = a.LoadCheckpoint();
+  ASSERT_TRUE(c.ok());
+  auto r3 = a.ApplyBatch(*c, {Recorded(x, 3, deposit, 5)}, false);
+  ASSERT_TRUE(r3.ok()) << r3.status();
+  n = next_notice();
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(n->applied, 5);
+  EXPECT_EQ(n->accounts,
+            (std::vector<std::pair<std::string, int64_t>>{{x, 3}}));
+  EXPECT_EQ(Query(uri, "SELECT sum(balance) FROM account_balances"), 115);
+
+  // The function itself refuses a stale checkpoint, whatever the caller
+  // kept: SQLSTATE 40001 and nothing written.
+  {
+    pqxx::connection raw(uri);
+    pqxx::nontransaction tx(raw);
+    EXPECT_THROW(
+        tx.exec("SELECT apply_batch('accounts', 0, 4, 4, 0, 6, 1, "
+                "'{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', "
+                "'{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', "
+                "'{}', '{}', '{}', '{}', 'bank_projection', '{}')"),
+        pqxx::serialization_failure);
+  }
+  EXPECT_EQ(Query(uri, "SELECT position FROM projection_checkpoints"), 5);
+  EXPECT_EQ(Query(uri, "SELECT events_applied FROM projection_checkpoints"), 5);
 }
 
 // The rebuild's binary COPY in both directions, at the edges of each type.

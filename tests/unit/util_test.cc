@@ -1,6 +1,7 @@
 #include <random>
 
 #include "common/db/connection_pool.h"
+#include "common/db/pg_status.h"
 #include "common/db/uri.h"
 #include "common/eventstore/pg_event_store.h"
 #include "common/util/text.h"
@@ -35,6 +36,32 @@ TEST(StatementTimeoutTest, SetsOnceThenKeepsWhileDeadlinesDrift) {
   EXPECT_FALSE(db::StatementTimeoutToSet(Milliseconds(2), Milliseconds(1)));
   EXPECT_FALSE(
       db::StatementTimeoutToSet(Milliseconds(2), absl::Microseconds(-5)));
+}
+
+// libpqxx 6.4 throws class 40 errors outside its sql_error hierarchy and
+// without their SQLSTATE; they still map to what callers retry on.
+TEST(PgStatusTest, RollbacksMapByTheirClass) {
+  EXPECT_EQ(db::SqlState(pqxx::serialization_failure("moved")), "40001");
+  EXPECT_EQ(
+      db::StatusFromException(pqxx::serialization_failure("moved"), "x").code(),
+      absl::StatusCode::kAborted);
+  EXPECT_EQ(
+      db::StatusFromException(pqxx::deadlock_detected("cycle"), "x").code(),
+      absl::StatusCode::kAborted);
+  EXPECT_EQ(
+      db::StatusFromException(pqxx::transaction_rollback("other"), "x").code(),
+      absl::StatusCode::kAborted);
+  absl::Status unknown =
+      db::StatusFromException(pqxx::statement_completion_unknown("lost"), "x");
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(db::IsConnectionLost(pqxx::serialization_failure("moved")));
+  EXPECT_EQ(db::StatusFromException(
+                pqxx::sql_error("duplicate key value violates unique "
+                                "constraint \"k\"",
+                                "INSERT", "23505"),
+                "x")
+                .code(),
+            absl::StatusCode::kAlreadyExists);
 }
 
 TEST(TextTest, Utf8Length) {
