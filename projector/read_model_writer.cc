@@ -17,7 +17,10 @@ namespace {
 
 using eventstore::ToArrayLiteral;
 
-// {S} is the table-set suffix ("" or "_rebuild").
+// {S} is the table-set suffix ("" or "_rebuild"). The upsert and the history
+// insert are also apply_batch's (sql/read/003_apply_batch.sql), which writes
+// the live batches; these statements write the shadow tables while a
+// rebuild swaps them in. Keep the two in step.
 constexpr char kLoadRowsSql[] = R"sql(
 SELECT account_id::text, owner, currency, balance, version, status,
        (extract(epoch FROM opened_at) * 1000000)::bigint,
