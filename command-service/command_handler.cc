@@ -216,13 +216,31 @@ std::vector<size_t> CommandHandler::StripesOf(
 }
 
 std::vector<int64_t> CommandHandler::StartFlight(
-    const std::vector<std::string>& account_ids) {
+    const std::vector<std::string>& account_ids,
+    const std::vector<eventstore::StreamAppend>& appends) {
   absl::MutexLock lock(&flight_mu_);
   std::vector<int64_t> seqs;
   for (const std::string& id : account_ids) {
-    seqs.push_back(++flights_[id].started);
+    Flight& f = flights_[id];
+    seqs.push_back(++f.started);
+    for (const eventstore::StreamAppend& a : appends) {
+      if (a.stream_id != id || a.events.empty()) continue;
+      f.tip = Tip{a.expected_version + static_cast<int64_t>(a.events.size()),
+                  a.events.back().event_id};
+    }
   }
   return seqs;
+}
+
+std::vector<std::optional<CommandHandler::Tip>> CommandHandler::FlightTips(
+    const std::vector<std::string>& account_ids) {
+  absl::MutexLock lock(&flight_mu_);
+  std::vector<std::optional<Tip>> tips;
+  for (const std::string& id : account_ids) {
+    auto it = flights_.find(id);
+    tips.push_back(it == flights_.end() ? std::nullopt : it->second.tip);
+  }
+  return tips;
 }
 
 void CommandHandler::EndFlight(const std::vector<std::string>& account_ids,
@@ -340,6 +358,12 @@ absl::Status CommandHandler::Start(const Plan& plan,
     return absl::DeadlineExceededError(
         "deadline passed waiting for earlier commands on the account");
   }
+  // Read before the states: a failed append drops its accounts from the
+  // cache before it leaves the flight, so a state read from the cache
+  // after this is either committed or the tip recorded here (or a later
+  // state of ours, which this thread would be deciding on: none, the
+  // stripes are held).
+  std::vector<std::optional<Tip>> tips = FlightTips(account_ids);
   if (absl::Status s = load_all(); !s.ok()) return s;
   absl::Status decided = check_and_decide();
   if (!decided.ok() && would_block != nullptr) {
@@ -356,6 +380,7 @@ absl::Status CommandHandler::Start(const Plan& plan,
           "deadline passed waiting for earlier commands on the account");
     }
     trust_cache = false;
+    tips = FlightTips(account_ids);  // None: all landed, the stripes held.
     if (absl::Status s = load_all(); !s.ok()) return s;
     decided = check_and_decide();
   }
@@ -366,6 +391,14 @@ absl::Status CommandHandler::Start(const Plan& plan,
     eventstore::StreamAppend sa;
     sa.stream_id = account.state().id;
     sa.expected_version = account.committed_version();
+    // Decided on an append still in flight: follow that very event, so that
+    // if another writer takes its version first, this one conflicts too.
+    for (size_t i = 0; i < account_ids.size(); ++i) {
+      if (account_ids[i] == sa.stream_id && tips[i].has_value() &&
+          tips[i]->version == sa.expected_version) {
+        sa.after_event_id = tips[i]->event_id;
+      }
+    }
     for (const domain::AccountEvent& e : account.pending()) {
       domain::EncodedEvent enc = domain::EncodeEvent(e);
       sa.events.push_back(eventstore::NewEvent{
@@ -380,7 +413,7 @@ absl::Status CommandHandler::Start(const Plan& plan,
       [](const auto& x, const auto& y) { return x.stream_id < y.stream_id; });
   a.pending = store_.StartAppend(
       a.ordered, plan.command.command_id.empty() ? nullptr : &record, deadline);
-  a.flight = StartFlight(account_ids);
+  a.flight = StartFlight(account_ids, a.ordered);
   // The next command on these accounts decides on this state; if this append
   // fails, so does any append built on it (the store's gap and version
   // checks), and the cache entry is dropped in Settle.

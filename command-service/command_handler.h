@@ -197,7 +197,19 @@ class CommandHandler {
       const std::vector<std::string>& account_ids) const;
   // Appends queued and not yet answered, per account: StartFlight when one
   // is queued (returns its sequence numbers), EndFlight when answered.
-  std::vector<int64_t> StartFlight(const std::vector<std::string>& account_ids);
+  // StartFlight also records, per account, the version and event_id of the
+  // last event queued (the tip), which the next command on the account,
+  // deciding on that state before it commits, names as the event it follows.
+  std::vector<int64_t> StartFlight(
+      const std::vector<std::string>& account_ids,
+      const std::vector<eventstore::StreamAppend>& appends);
+  struct Tip {
+    int64_t version = 0;
+    std::string event_id;
+  };
+  // The tip of each account's appends in flight (nullopt: none in flight).
+  std::vector<std::optional<Tip>> FlightTips(
+      const std::vector<std::string>& account_ids);
   void EndFlight(const std::vector<std::string>& account_ids,
                  const std::vector<int64_t>& seqs);
   bool InFlight(const std::vector<std::string>& account_ids);
@@ -263,6 +275,7 @@ class CommandHandler {
   struct Flight {
     int64_t started = 0;
     int64_t settled = 0;
+    std::optional<Tip> tip;
   };
   absl::Mutex flight_mu_;
   absl::flat_hash_map<std::string, Flight> flights_ ABSL_GUARDED_BY(flight_mu_);

@@ -28,6 +28,11 @@ struct StreamAppend {
   std::string stream_id;  // UUID, lower case
   int64_t expected_version = 0;
   std::vector<NewEvent> events;
+  // The event_id of the event at expected_version when this append was
+  // decided on it before it committed (an append still in flight): the
+  // append then conflicts unless that very event is stored there. Empty:
+  // any stored event at expected_version will do (it was read as committed).
+  std::string after_event_id;
 };
 
 // Where one stream stands after an append: its last version and the global

@@ -13,12 +13,13 @@ namespace bank::eventstore {
 namespace {
 
 // The appends of a batch of commands, as parallel arrays, in one statement
-// (sql/events/003_append_batch.sql): one round trip, one transaction.
+// (sql/events/003_append_batch.sql, with the event each append follows:
+// 005_append_after_event.sql): one round trip, one transaction.
 constexpr char kAppendBatchSql[] = R"sql(
 SELECT command_index, outcome, stream_id::text, stream_version, event_position
 FROM append_commands($1::int[], $2::uuid[], $3::uuid[], $4::bigint[],
                      $5::text[], $6::int[], $7::jsonb[], $8::jsonb[],
-                     $9::text[], $10::text[], $11::bytea[])
+                     $9::text[], $10::text[], $11::bytea[], $12::uuid[])
 )sql";
 
 constexpr char kReadStreamSql[] = R"sql(
@@ -72,9 +73,18 @@ void PrepareStatements(pqxx::connection& conn) {
 }  // namespace
 
 std::string ToArrayLiteral(const std::vector<std::string>& items) {
+  return ToArrayLiteral(items, /*empty_is_null=*/false);
+}
+
+std::string ToArrayLiteral(const std::vector<std::string>& items,
+                           bool empty_is_null) {
   std::string out = "{";
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out.push_back(',');
+    if (empty_is_null && items[i].empty()) {
+      out.append("NULL");
+      continue;
+    }
     out.push_back('"');
     for (char c : items[i]) {
       if (c == '"' || c == '\\') out.push_back('\\');
@@ -129,12 +139,14 @@ PgEventStore::AppendBatch(const std::vector<BatchItem>& items,
                           absl::Time deadline) {
   using Results = std::vector<absl::StatusOr<std::vector<StreamResult>>>;
   std::vector<std::string> cmd_of, ids, streams, versions, types, schemas,
-      datas, metas, command_ids, request_types, requests;
+      datas, metas, command_ids, request_types, requests, afters;
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string index = std::to_string(i + 1);
     for (const StreamAppend& a : *items[i].appends) {
       int64_t v = a.expected_version;
       for (const NewEvent& e : a.events) {
+        // Only the first event of an append follows a stored one.
+        afters.push_back(v == a.expected_version ? a.after_event_id : "");
         cmd_of.push_back(index);
         ids.push_back(e.event_id);
         streams.push_back(a.stream_id);
@@ -162,7 +174,8 @@ PgEventStore::AppendBatch(const std::vector<BatchItem>& items,
             ToArrayLiteral(types), ToArrayLiteral(schemas),
             ToArrayLiteral(datas), ToArrayLiteral(metas),
             ToArrayLiteral(command_ids), ToArrayLiteral(request_types),
-            ToArrayLiteral(requests));
+            ToArrayLiteral(requests),
+            ToArrayLiteral(afters, /*empty_is_null=*/true));
         std::vector<std::vector<StreamResult>> ok(items.size());
         std::vector<std::string> outcome(items.size());
         for (const auto& row : r) {

@@ -1,5 +1,6 @@
 // CommandService over real gRPC against a real PostgreSQL event store.
 #include <atomic>
+#include <functional>
 #include <future>
 #include <limits>
 #include <pqxx/pqxx>
@@ -343,6 +344,55 @@ TEST_F(CommandServiceTest, ConcurrentDepositsThroughTwoInstancesAllSucceed) {
   EXPECT_EQ(StoredBalance(id), 160);
 }
 
+// A command decided on the state an append still in flight leaves (the
+// pipelining of one account's commands) must not commit if that append does
+// not: when another writer takes the version first, the version the second
+// command follows exists, but it is not the event the command was decided
+// on. Here instance A's deposit (v2) waits on another writer's uncommitted
+// v2, A's withdrawal is decided on the deposit's balance (v3), then the
+// other writer commits a withdrawal at v2: the deposit conflicts, and the
+// withdrawal, which only the deposit made possible, must be refused.
+TEST_F(CommandServiceTest, PipelinedCommandNeverBuildsOnAnotherWritersEvent) {
+  const std::string id = Open(100);
+  pqxx::connection other(uri);
+  pqxx::work other_tx(other);
+  other_tx.exec_params(
+      "INSERT INTO events (event_id, stream_id, stream_version, event_type, "
+      "schema_version, data) VALUES (gen_random_uuid(), $1::uuid, 2, "
+      "'MoneyWithdrawn', 1, '{\"amount\": \"100\"}')",
+      id);
+  auto waiting_on_lock = [&] {
+    return Count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+               "current_database() AND wait_event_type = 'Lock'") > 0;
+  };
+  auto until = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 1000 && !done(); ++i)
+      absl::SleepFor(absl::Milliseconds(10));
+    return done();
+  };
+  auto deposit =
+      std::async(std::launch::async, [&] { return Deposit(id, 100); });
+  ASSERT_TRUE(until(waiting_on_lock))
+      << "the deposit never reached the database";
+  auto withdrawal =
+      std::async(std::launch::async, [&] { return Withdraw(id, 200); });
+  ASSERT_TRUE(until([&] { return server_->batched.queued() == 1; }))
+      << "the withdrawal was not queued behind the deposit";
+  other_tx.commit();
+
+  const grpc::Status d = deposit.get();
+  const grpc::Status w = withdrawal.get();
+  EXPECT_TRUE(d.ok()) << d.error_code() << " " << d.error_message();
+  EXPECT_EQ(w.error_code(), StatusCode::FAILED_PRECONDITION)
+      << w.error_message();
+  // 100 opened, 100 withdrawn by the other writer, 100 deposited.
+  EXPECT_EQ(StoredBalance(id), 100);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE stream_id = '" + id +
+                  "' AND event_type = 'MoneyWithdrawn'"),
+            1);
+}
+
 TEST_F(CommandServiceTest, RacingExpectedVersionExactlyOneWins) {
   CommandServer other(uri);
   std::string id = Open(0);
@@ -615,6 +665,70 @@ TEST_F(CommandServiceTest, BatchAppendIsolatesEachCommand) {
                                            absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(stored.ok() && stored->has_value());
   EXPECT_EQ((*stored)->results.at(0).position, results[4]->at(0).position);
+}
+
+// An append that names the event it follows (after_event_id) commits only
+// on that very event: in the batch's fast path and command by command.
+TEST_F(CommandServiceTest, AppendFollowsOnlyTheEventItNames) {
+  const std::string a = Open(0), b = Open(0), c = Open(0);
+  auto ev = [](const std::string& id = util::NewUuid()) {
+    return eventstore::NewEvent{id, "MoneyDeposited", 1, R"({"amount":"5"})",
+                                "{}"};
+  };
+  auto event_at = [&](const std::string& stream, int version) {
+    pqxx::connection conn(uri);
+    pqxx::work tx(conn);
+    return tx
+        .exec_params1(
+            "SELECT event_id::text FROM events WHERE stream_id = $1::uuid AND "
+            "stream_version = $2",
+            stream, version)[0]
+        .as<std::string>();
+  };
+  auto versions_of = [&](const std::string& stream) {
+    return Count("SELECT count(*) FROM events WHERE stream_id = '" + stream +
+                 "'");
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  using eventstore::StreamAppend;
+
+  // Alone (the fast path): another event id at version 1 is a conflict.
+  auto wrong = server_->store.Append({{a, 1, {ev()}, util::NewUuid()}}, nullptr,
+                                     deadline);
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(versions_of(a), 1);
+  auto right = server_->store.Append({{a, 1, {ev()}, event_at(a, 1)}}, nullptr,
+                                     deadline);
+  ASSERT_TRUE(right.ok()) << right.status();
+  EXPECT_EQ(right->at(0).version, 2);
+
+  // In one batch, a command may follow the event of the one before it.
+  const std::string x = util::NewUuid();
+  std::vector<StreamAppend> b0{{b, 1, {ev(x)}}};
+  std::vector<StreamAppend> b1{{b, 2, {ev()}, x}};
+  auto chained =
+      server_->store.AppendBatch({{&b0, nullptr}, {&b1, nullptr}}, deadline);
+  ASSERT_TRUE(chained[0].ok()) << chained[0].status();
+  ASSERT_TRUE(chained[1].ok()) << chained[1].status();
+  EXPECT_EQ(versions_of(b), 3);
+
+  // Command by command (the slow path): another writer holds c's version
+  // 2, so the first command conflicts, and the second, which follows the
+  // first's event, conflicts with it; the third follows the stored one.
+  ASSERT_TRUE(server_->store.Append({{c, 1, {ev()}}}, nullptr, deadline).ok());
+  const std::string y = util::NewUuid();
+  std::vector<StreamAppend> c0{{c, 1, {ev(y)}}};
+  std::vector<StreamAppend> c1{{c, 2, {ev()}, y}};
+  std::vector<StreamAppend> c2{{c, 2, {ev()}, event_at(c, 2)}};
+  auto mixed = server_->store.AppendBatch(
+      {{&c0, nullptr}, {&c1, nullptr}, {&c2, nullptr}}, deadline);
+  EXPECT_EQ(mixed[0].status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(mixed[1].status().code(), absl::StatusCode::kAborted);
+  ASSERT_TRUE(mixed[2].ok()) << mixed[2].status();
+  EXPECT_EQ(mixed[2]->at(0).version, 3);
+  EXPECT_EQ(versions_of(c), 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE event_id = '" + y + "'"),
+            0);
 }
 
 TEST_F(CommandServiceTest, ConcurrentCommandsShareTransactions) {

@@ -136,6 +136,12 @@ TEST(ArrayLiteralTest, QuotesEveryElement) {
   EXPECT_EQ(eventstore::ToArrayLiteral({}), "{}");
   EXPECT_EQ(eventstore::ToArrayLiteral({"a", "{\"k\": \"v\\\\\"}"}),
             "{\"a\",\"{\\\"k\\\": \\\"v\\\\\\\\\\\"}\"}");
+  // Optional elements (the event an append follows): empty is NULL,
+  // unquoted; otherwise an empty string stays an empty element.
+  EXPECT_EQ(eventstore::ToArrayLiteral({"", "b", ""}, /*empty_is_null=*/true),
+            "{NULL,\"b\",NULL}");
+  EXPECT_EQ(eventstore::ToArrayLiteral({"", "b"}, /*empty_is_null=*/false),
+            "{\"\",\"b\"}");
 }
 
 }  // namespace
