@@ -10,7 +10,12 @@
 -- event, for appends that follow a committed version). The checks below
 -- compare it with the stored event, in the fast path for the first version
 -- of each stream in the batch, and command by command in the slow path;
--- a mismatch is a 'conflict', like a gap.
+-- a mismatch is a 'conflict', like a gap. As in 003, each check is a
+-- scalar subquery, which probes the (stream_id, stream_version) index per
+-- stream: written as a join (even LATERAL, which the planner flattens), the
+-- cached plan made on a small table scans the whole events table per batch
+-- (measured: the append's PostgreSQL time per deposit went from about 55 to
+-- 140-315 microseconds).
 --
 -- This adds an overload; the one of 003 stays for instances of the previous
 -- version during a rolling upgrade.
@@ -38,11 +43,11 @@ BEGIN
                  (array_agg(e.a ORDER BY e.v))[1] AS after
           FROM unnest(ev_stream_id, ev_version, ev_after) AS e(s, v, a)
           GROUP BY e.s) f
-    LEFT JOIN LATERAL (SELECT x.event_id FROM events x
-                       WHERE x.stream_id = f.s
-                         AND x.stream_version = f.lo - 1) p ON f.lo > 1
     WHERE f.hi - f.lo + 1 <> f.n
-       OR (f.lo > 1 AND (p.event_id IS NULL OR p.event_id <> f.after))
+       OR (f.lo > 1 AND (SELECT x.event_id = coalesce(f.after, x.event_id)
+                         FROM events x
+                         WHERE x.stream_id = f.s
+                           AND x.stream_version = f.lo - 1) IS NOT TRUE)
   ) THEN
     BEGIN
       WITH input AS (
@@ -102,10 +107,10 @@ BEGIN
             FROM unnest(ev_command, ev_stream_id, ev_version, ev_after)
                  AS e(c, s, v, a)
             WHERE e.c = i GROUP BY e.s) f
-      LEFT JOIN LATERAL (SELECT x.event_id FROM events x
-                         WHERE x.stream_id = f.s
-                           AND x.stream_version = f.v - 1) p ON f.v > 1
-      WHERE f.v > 1 AND (p.event_id IS NULL OR p.event_id <> f.after)
+      WHERE f.v > 1
+        AND (SELECT x.event_id = coalesce(f.after, x.event_id)
+             FROM events x
+             WHERE x.stream_id = f.s AND x.stream_version = f.v - 1) IS NOT TRUE
     ) THEN
       RETURN QUERY SELECT i, 'conflict'::text, NULL::uuid, NULL::bigint, NULL::bigint;
       CONTINUE;
