@@ -352,8 +352,14 @@ TEST_F(CommandServiceTest, ConcurrentDepositsThroughTwoInstancesAllSucceed) {
 // v2, A's withdrawal is decided on the deposit's balance (v3), then the
 // other writer commits a withdrawal at v2: the deposit conflicts, and the
 // withdrawal, which only the deposit made possible, must be refused.
-TEST_F(CommandServiceTest, PipelinedCommandNeverBuildsOnAnotherWritersEvent) {
-  const std::string id = Open(100);
+// Account `id` is at version 1 with 100 in this instance's cache. Another
+// writer holds an uncommitted withdrawal of 100 at version 2; this
+// instance's deposit of 100 waits on it in the database; `second` is sent,
+// decided on the deposit's state and queued behind it; then the other
+// writer commits. Returns the deposit's and the second command's status.
+std::pair<grpc::Status, grpc::Status> RaceAnotherWriter(
+    CommandServer& server, const std::string& id,
+    const std::function<grpc::Status()>& second) {
   pqxx::connection other(uri);
   pqxx::work other_tx(other);
   other_tx.exec_params(
@@ -361,28 +367,47 @@ TEST_F(CommandServiceTest, PipelinedCommandNeverBuildsOnAnotherWritersEvent) {
       "schema_version, data) VALUES (gen_random_uuid(), $1::uuid, 2, "
       "'MoneyWithdrawn', 1, '{\"amount\": \"100\"}')",
       id);
-  auto waiting_on_lock = [&] {
-    return Count(
-               "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-               "current_database() AND wait_event_type = 'Lock'") > 0;
-  };
   auto until = [](const std::function<bool()>& done) {
     for (int i = 0; i < 1000 && !done(); ++i)
       absl::SleepFor(absl::Milliseconds(10));
     return done();
   };
-  auto deposit =
-      std::async(std::launch::async, [&] { return Deposit(id, 100); });
-  ASSERT_TRUE(until(waiting_on_lock))
-      << "the deposit never reached the database";
-  auto withdrawal =
-      std::async(std::launch::async, [&] { return Withdraw(id, 200); });
-  ASSERT_TRUE(until([&] { return server_->batched.queued() == 1; }))
-      << "the withdrawal was not queued behind the deposit";
+  auto deposit = std::async(std::launch::async, [&] {
+    grpc::ClientContext ctx;
+    v1::DepositRequest req;
+    req.set_account_id(id);
+    req.set_amount(100);
+    v1::CommandResult res;
+    return server.stub->Deposit(&ctx, req, &res);
+  });
+  const bool waiting = until([&] {
+    pqxx::connection c(uri);
+    pqxx::work tx(c);
+    return tx.exec(
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                 "current_database() AND wait_event_type = 'Lock'")[0][0]
+               .as<int64_t>() > 0;
+  });
+  EXPECT_TRUE(waiting) << "the deposit never reached the database";
+  auto next = std::async(std::launch::async, second);
+  EXPECT_TRUE(until([&] { return server.batched.queued() == 1; }))
+      << "the second command was not queued behind the deposit";
   other_tx.commit();
+  grpc::Status d = deposit.get();
+  grpc::Status n = next.get();
+  return {d, n};
+}
 
-  const grpc::Status d = deposit.get();
-  const grpc::Status w = withdrawal.get();
+// A command decided on the state an append still in flight leaves (the
+// pipelining of one account's commands) must not commit if that append does
+// not: when another writer takes the version first, the version the second
+// command follows exists, but it is not the event the command was decided
+// on. Here the withdrawal is only possible on the deposit's balance, and the
+// deposit loses its version to another writer's withdrawal.
+TEST_F(CommandServiceTest, PipelinedCommandNeverBuildsOnAnotherWritersEvent) {
+  const std::string id = Open(100);
+  auto [d, w] =
+      RaceAnotherWriter(*server_, id, [&] { return Withdraw(id, 200); });
   EXPECT_TRUE(d.ok()) << d.error_code() << " " << d.error_message();
   EXPECT_EQ(w.error_code(), StatusCode::FAILED_PRECONDITION)
       << w.error_message();
@@ -391,6 +416,23 @@ TEST_F(CommandServiceTest, PipelinedCommandNeverBuildsOnAnotherWritersEvent) {
   EXPECT_EQ(Count("SELECT count(*) FROM events WHERE stream_id = '" + id +
                   "' AND event_type = 'MoneyWithdrawn'"),
             1);
+}
+
+// The same race with a transfer, which appends to two accounts: only the
+// source follows an event in flight.
+TEST_F(CommandServiceTest, PipelinedTransferNeverBuildsOnAnotherWritersEvent) {
+  const std::string from = Open(100), to = Open(0);
+  auto [d, tr] = RaceAnotherWriter(
+      *server_, from, [&] { return Transfer(stub(), from, to, 200); });
+  EXPECT_TRUE(d.ok()) << d.error_code() << " " << d.error_message();
+  EXPECT_EQ(tr.error_code(), StatusCode::FAILED_PRECONDITION)
+      << tr.error_message();
+  EXPECT_EQ(StoredBalance(from), 100);
+  EXPECT_EQ(StoredBalance(to), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE event_type IN "
+                  "('TransferSent', 'TransferReceived') AND stream_id IN ('" +
+                  from + "', '" + to + "')"),
+            0);
 }
 
 TEST_F(CommandServiceTest, RacingExpectedVersionExactlyOneWins) {
