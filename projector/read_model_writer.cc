@@ -354,7 +354,12 @@ BatchResult ReadModelWriter::ResultOf(
   BatchResult out;
   out.moved.reserve(changes.balances.size());
   for (const BalanceRow& b : changes.balances) {
-    out.moved.emplace_back(b.account_id, b.version);
+    out.moved.push_back({.account_id = b.account_id,
+                         .version = b.version,
+                         .has_row = true,
+                         .balance = b.balance,
+                         .status = b.status,
+                         .updated_us = absl::ToUnixMicros(b.updated_at)});
   }
   out.applied = changes.applied;
   out.duplicates = changes.duplicates;
@@ -439,7 +444,8 @@ absl::StatusOr<BatchResult> ReadModelWriter::ApplyBatchOnce(
     }
     BatchResult out = ResultOf(*changes, events);
     const int64_t applied_before = *applied_total_;
-    // Readers (the query service's cache) learn which accounts moved.
+    // Readers (the query service's cache) learn which accounts moved, and
+    // their rows.
     const std::vector<std::string> notices =
         readmodel::EncodeProgress(applied_before + out.applied, out.moved);
     std::vector<std::string> b = BalanceArrays(changes->balances);

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "common/readmodel/progress_notice.h"
 #include "projector/event_reader.h"
 #include "projector/projection.h"
 
@@ -19,8 +20,8 @@ struct BatchResult {
   int64_t applied = 0;
   int64_t duplicates = 0;
   int64_t poison = 0;
-  // The accounts the batch moved, with their new versions.
-  std::vector<std::pair<std::string, int64_t>> moved;
+  // The accounts the batch moved, with their new versions and rows.
+  std::vector<readmodel::MovedAccount> moved;
 };
 
 // Writes batches of events into the read model (schema: sql/read/) with the

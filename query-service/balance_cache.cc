@@ -1,5 +1,7 @@
 #include "query-service/balance_cache.h"
 
+#include <google/protobuf/util/time_util.h>
+
 namespace bank::query {
 
 BalanceCache::BalanceCache(size_t capacity) : capacity_(capacity) {}
@@ -48,9 +50,21 @@ void BalanceCache::Apply(const readmodel::ProgressNotice& notice) {
     return;
   }
   applied_ = std::max(applied_, notice.applied);
-  for (const auto& [id, version] : notice.accounts) {
-    auto it = rows_.find(id);
-    if (it != rows_.end() && it->second.version() < version) rows_.erase(it);
+  for (const readmodel::MovedAccount& moved : notice.accounts) {
+    auto it = rows_.find(moved.account_id);
+    if (it == rows_.end() || it->second.version() >= moved.version) continue;
+    if (!moved.has_row) {
+      rows_.erase(it);
+      continue;
+    }
+    // The batch's row, as committed: owner and currency never change.
+    v1::AccountBalance& row = it->second;
+    row.set_version(moved.version);
+    row.set_balance(moved.balance);
+    row.set_status(static_cast<v1::AccountStatus>(moved.status));
+    *row.mutable_updated_at() =
+        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+            moved.updated_us);
   }
 }
 

@@ -16,8 +16,10 @@ namespace bank::query {
 // GetBalance of a known account answers without a database round trip.
 //
 // Kept exact by the projector's progress notices (common/readmodel), which
-// name every account a committed batch moved and its new version; a cached
-// row older than a noticed version is dropped. A row read from the
+// name every account a committed batch moved, its new version and the
+// row's new fields; a cached row older than a noticed version is brought to
+// the noticed row (or dropped, for a notice that names the version only),
+// so a write does not cost the next read a miss. A row read from the
 // database is admitted only when its snapshot already contains every batch
 // noticed so far (its `applied` count is at least the last noticed one):
 // batches after it will be noticed and drop it when they move the account.

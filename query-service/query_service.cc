@@ -191,9 +191,16 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
                               "query service overloaded"));
         }
       });
-  // One read after registering, in a batch with the plain reads: it answers
-  // at once when the read model is there already, and closes the race with
-  // a notification sent before Add.
+  // One look after registering closes the race with a notice applied
+  // before Add. When the cache holds the account, it is exact as of the
+  // last notice: it answers now, or a later notice will (VersionWaiter
+  // answers from the cache as notices arrive, without a read). Otherwise
+  // one read, in a batch with the plain reads.
+  v1::AccountBalance cached;
+  if (cache_.Get(id, 0, &cached)) {
+    waiter_.Offer(wid, cached);
+    return;
+  }
   const bool queued = batcher_.Submit(
       id, deadline, [this, wid, finish](BalanceBatcher::Result now) {
         if (!now.ok()) {

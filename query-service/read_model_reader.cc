@@ -1,6 +1,7 @@
 #include "query-service/read_model_reader.h"
 
 #include <algorithm>
+#include <google/protobuf/util/time_util.h>
 #include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
@@ -66,10 +67,7 @@ void Prepare(pqxx::connection& c) {
 }
 
 void SetTime(google::protobuf::Timestamp* ts, int64_t micros) {
-  ts->set_seconds(micros >= 0 ? micros / 1000000
-                              : -((-micros + 999999) / 1000000));
-  ts->set_nanos(
-      static_cast<int32_t>((micros - ts->seconds() * 1000000) * 1000));
+  *ts = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(micros);
 }
 
 v1::AccountBalance ToBalance(const pqxx::row& row) {

@@ -1,6 +1,7 @@
 #include "query-service/version_waiter.h"
 
 #include <algorithm>
+#include <deque>
 #include <memory>
 #include <pqxx/pqxx>
 #include <tuple>
@@ -85,23 +86,39 @@ size_t VersionWaiter::waiting() const {
   return waiters_.size();
 }
 
-void VersionWaiter::Check() {
+void VersionWaiter::Check(bool notified) {
   std::vector<std::tuple<Done, Outcome, const v1::AccountBalance*>> finished;
-  // The balances read; `finished` points into it.
+  // The rows answered from the cache and the balances read; `finished`
+  // points into them.
+  std::deque<v1::AccountBalance> cached;
   absl::StatusOr<ReadModelReader::Balances> balances;
   std::vector<std::string> accounts;
   absl::Time now = absl::Now();
+  // Woken by notices, the cache is exact as of the last one: a waiter whose
+  // account it holds below the version waits for a later notice, without a
+  // read. Otherwise (a safety poll, and at least once per safety_poll_ in
+  // any case) every waiter's account is read.
+  const bool trust_cache = notified && now - last_read_all_ < safety_poll_;
+  if (!trust_cache) last_read_all_ = now;
   {
     absl::MutexLock lock(&mu_);
     for (auto it = waiters_.begin(); it != waiters_.end();) {
-      if (it->second.deadline <= now) {
-        finished.emplace_back(std::move(it->second.done), Outcome::kDeadline,
-                              nullptr);
+      Waiter& w = it->second;
+      if (w.deadline <= now) {
+        finished.emplace_back(std::move(w.done), Outcome::kDeadline, nullptr);
         waiters_.erase(it++);
-      } else {
-        accounts.push_back(it->second.account_id);
-        ++it;
+        continue;
       }
+      v1::AccountBalance row;
+      const bool held = cache_.Get(w.account_id, 0, &row);
+      if (held && row.version() >= w.min_version) {
+        finished.emplace_back(std::move(w.done), Outcome::kReached,
+                              &cached.emplace_back(std::move(row)));
+        waiters_.erase(it++);
+        continue;
+      }
+      if (!held || !trust_cache) accounts.push_back(w.account_id);
+      ++it;
     }
   }
   if (!accounts.empty()) {
@@ -142,6 +159,7 @@ void VersionWaiter::Loop() {
   bool replica = false;
   absl::Duration backoff = absl::Milliseconds(100);
   while (!stopping_.load()) {
+    bool notified = false;
     absl::Duration wait = replica ? kReplicaPoll : safety_poll_;
     {
       absl::MutexLock lock(&mu_);
@@ -176,8 +194,8 @@ void VersionWaiter::Loop() {
         backoff = absl::Milliseconds(100);
       }
       int64_t us = absl::ToInt64Microseconds(wait);
-      conn->await_notification(us / 1000000, us % 1000000);
-      conn->get_notifs();  // Drain a burst: one check covers it.
+      notified = conn->await_notification(us / 1000000, us % 1000000) > 0;
+      notified = conn->get_notifs() > 0 || notified;  // A burst: one check.
     } catch (const std::exception& e) {
       cache_.Stop();  // Notices may be missed until the LISTEN is back.
       spdlog::warn("progress listener: {}",
@@ -187,7 +205,7 @@ void VersionWaiter::Loop() {
       absl::SleepFor(std::min(backoff, safety_poll_));
       backoff = std::min(backoff * 2, absl::Seconds(5));
     }
-    Check();
+    Check(notified);
   }
 }
 

@@ -18,11 +18,13 @@ namespace bank::query {
 
 // Waits for accounts to reach versions in the read model, for read-your-writes
 // (GetBalance.min_version). One thread LISTENs on the projector's progress
-// channel for all waiters; on each notification (and on a short safety poll
-// while anyone waits, since notifications can be lost) it reads the balances
-// of the waited-for accounts in one query and completes the waiters that got
-// there with the balance read, so they answer without another query. Waiters
-// cost no thread. On a streaming replica of the read database (which can
+// channel for all waiters. On each notification it applies it to `cache`
+// and completes the waiters whose account the cache now holds at their
+// version, with that row; the accounts the cache does not hold are read, in
+// one query, and their waiters completed with the balance read. On a short
+// safety poll while anyone waits (and at least that often under a stream of
+// notifications), every waited-for account is read. Waiters cost no
+// thread. On a streaming replica of the read database (which can
 // neither LISTEN nor receive notifications) it polls every 10 ms instead.
 // The same notifications keep `cache` exact (see BalanceCache): each is
 // applied to it as it arrives, the rows read are offered to it, and it is
@@ -61,7 +63,9 @@ class VersionWaiter {
     Done done;
   };
   void Loop();
-  void Check();
+  // Completes the waiters that got there, from the cache or a read of their
+  // accounts; `notified`: woken by notices (applied to the cache already).
+  void Check(bool notified);
 
   const std::string uri_;
   ReadModelReader& reader_;
@@ -70,6 +74,7 @@ class VersionWaiter {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::Time last_read_all_ = absl::InfinitePast();  // Loop's thread only.
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

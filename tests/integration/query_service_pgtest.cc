@@ -233,6 +233,36 @@ TEST(QueryServiceTest, CachedBalancesFollowEveryCommittedBatch) {
       << b.version() << " " << b.balance();
 }
 
+double CacheMisses() {
+  return testing::MetricValue(
+      testing::HttpGet(sys->query_metrics, "/metrics").body,
+      "bank_balance_cache_total{result=\"miss\"}");
+}
+
+// Each notice carries the rows its batch wrote: a cached account follows its
+// writes in place, and reading it after a write is not a miss.
+TEST(QueryServiceTest, AWriteDoesNotCostTheNextReadAMiss) {
+  std::string a = testing::OpenAccount(sys->commands(), 100);
+  v1::AccountBalance b;
+  ASSERT_TRUE(Balance(a, 1, &b).ok());
+  ASSERT_TRUE(Balance(a, 0, &b).ok());  // Cached by now.
+  const double misses = CacheMisses();
+  const double hits = CacheHits();
+  int64_t expected = 100;
+  for (int i = 1; i <= 20; ++i) {
+    v1::CommandResult r = Deposit(a, i);
+    expected += i;
+    ASSERT_TRUE(testing::WaitFor(
+        [&] { return Balance(a, 0, &b).ok() && b.version() == r.version(); },
+        absl::Seconds(10)))
+        << i << ": plain read stuck at version " << b.version();
+    EXPECT_EQ(b.balance(), expected) << i;
+    EXPECT_EQ(b.owner(), "Owner") << i;
+  }
+  EXPECT_EQ(CacheMisses(), misses);
+  EXPECT_GE(CacheHits(), hits + 20);
+}
+
 // Notices sent while the query service's LISTEN connection is down are
 // lost: the cache must not keep what they would have dropped.
 TEST(QueryServiceTest, CacheDropsWhatItHeldWhenTheListenConnectionIsLost) {

@@ -1,10 +1,12 @@
 #include "query-service/balance_cache.h"
 
 #include <atomic>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/readmodel/progress_notice.h"
 #include "gtest/gtest.h"
 
@@ -31,23 +33,37 @@ v1::AccountBalance Row(const std::string& id, int64_t version,
   return b;
 }
 
+// A notice that names versions only (the format of the previous version).
 ProgressNotice Moved(int64_t applied,
                      std::vector<std::pair<std::string, int64_t>> accounts) {
   ProgressNotice n;
   n.applied = applied;
-  n.accounts = std::move(accounts);
+  for (auto& [id, version] : accounts) {
+    n.accounts.push_back({.account_id = id, .version = version});
+  }
   return n;
 }
 
+readmodel::MovedAccount MovedRow(const std::string& id, int64_t version,
+                                 int64_t balance, int32_t status = 1,
+                                 int64_t updated_us = 1700000000123456) {
+  return {.account_id = id,
+          .version = version,
+          .has_row = true,
+          .balance = balance,
+          .status = status,
+          .updated_us = updated_us};
+}
+
 TEST(ProgressNoticeTest, RoundTripsABatch) {
-  std::vector<std::string> p = EncodeProgress(42, {{kA, 7}, {kB, 1}});
+  const std::vector<readmodel::MovedAccount> moved = {
+      MovedRow(kA, 7, 700), MovedRow(kB, 1, 0, 2, -5)};
+  std::vector<std::string> p = EncodeProgress(42, moved);
   ASSERT_EQ(p.size(), 1u);
   ProgressNotice n = DecodeProgress(p[0]);
   EXPECT_FALSE(n.reset);
   EXPECT_EQ(n.applied, 42);
-  ASSERT_EQ(n.accounts.size(), 2u);
-  EXPECT_EQ(n.accounts[0], (std::pair<std::string, int64_t>{kA, 7}));
-  EXPECT_EQ(n.accounts[1], (std::pair<std::string, int64_t>{kB, 1}));
+  EXPECT_EQ(n.accounts, moved);
   // A batch that moved no account still says how far the projection got.
   ProgressNotice none = DecodeProgress(EncodeProgress(43, {})[0]);
   EXPECT_FALSE(none.reset);
@@ -55,16 +71,25 @@ TEST(ProgressNoticeTest, RoundTripsABatch) {
   EXPECT_TRUE(none.accounts.empty());
 }
 
+TEST(ProgressNoticeTest, ReadsThePreviousVersionsFormat) {
+  // From a projector of the previous version, during a rolling upgrade.
+  ProgressNotice n = DecodeProgress(absl::StrCat("a 42 ", kA, ":7 ", kB, ":1"));
+  EXPECT_FALSE(n.reset);
+  EXPECT_EQ(n.applied, 42);
+  EXPECT_EQ(n.accounts, Moved(42, {{kA, 7}, {kB, 1}}).accounts);
+  EXPECT_FALSE(n.accounts[0].has_row);
+}
+
 TEST(ProgressNoticeTest, SplitsWithinThePayloadLimitThenFallsBackToReset) {
-  std::vector<std::pair<std::string, int64_t>> many;
+  std::vector<readmodel::MovedAccount> many;
   for (int i = 0; i < 100; ++i) {
-    many.emplace_back(std::string(kA).replace(0, 3, std::to_string(100 + i)),
-                      i + 1);
+    many.push_back(MovedRow(
+        std::string(kA).replace(0, 3, std::to_string(100 + i)), i + 1, i));
   }
   std::vector<std::string> p = EncodeProgress(9, many, /*max_payload=*/1000,
-                                              /*max_notices=*/8);
+                                              /*max_notices=*/16);
   ASSERT_GT(p.size(), 1u);
-  std::vector<std::pair<std::string, int64_t>> back;
+  std::vector<readmodel::MovedAccount> back;
   for (const std::string& payload : p) {
     EXPECT_LE(payload.size(), 1000u);
     ProgressNotice n = DecodeProgress(payload);
@@ -77,16 +102,35 @@ TEST(ProgressNoticeTest, SplitsWithinThePayloadLimitThenFallsBackToReset) {
   std::vector<std::string> r = EncodeProgress(9, many, 1000, 2);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_TRUE(DecodeProgress(r[0]).reset);
-  // The default limits stay under PostgreSQL's 8000-byte payload.
-  for (const std::string& payload : EncodeProgress(9, many)) {
-    EXPECT_LT(payload.size(), 8000u);
+  // The default limits stay under PostgreSQL's 8000-byte payload, and hold
+  // a live batch's accounts (1,000 events) with the largest fields.
+  std::vector<readmodel::MovedAccount> batch;
+  for (int i = 0; i < 1000; ++i) {
+    batch.push_back(MovedRow(
+        std::string(kA).replace(0, 4, std::to_string(1000 + i)),
+        std::numeric_limits<int64_t>::max() - i,
+        std::numeric_limits<int64_t>::min() + i, 2,
+        std::numeric_limits<int64_t>::min()));
   }
+  std::vector<std::string> all = EncodeProgress(9, batch);
+  ASSERT_GT(all.size(), 1u);
+  size_t decoded = 0;
+  for (const std::string& payload : all) {
+    EXPECT_LT(payload.size(), 8000u);
+    ProgressNotice n = DecodeProgress(payload);
+    ASSERT_FALSE(n.reset);
+    decoded += n.accounts.size();
+  }
+  EXPECT_EQ(decoded, batch.size());
 }
 
 TEST(ProgressNoticeTest, AnythingElseReadsAsReset) {
   EXPECT_TRUE(DecodeProgress(EncodeReset()).reset);
-  for (const char* bad : {"", "12345", "a", "a x", "a -1", "b 3", "a 3 nocolon",
-                          "a 3 id:0", "a 3 id:x", "a 3 :4"}) {
+  for (const char* bad :
+       {"", "12345", "a", "a x", "a -1", "c 3", "a 3 nocolon", "a 3 id:0",
+        "a 3 id:x", "a 3 :4", "a 3 id:4:5:1:6", "b", "b -1", "b 3 id:4",
+        "b 3 id:0:5:1:6", "b 3 id:4:x:1:6", "b 3 id:4:5:0:6", "b 3 id:4:5:1:",
+        "b 3 :4:5:1:6", "b 3 id:4:5:1:6:7"}) {
     EXPECT_TRUE(DecodeProgress(bad).reset) << bad;
   }
 }
@@ -134,6 +178,35 @@ TEST(BalanceCacheTest, NoticeDropsOlderRowsOnly) {
   v1::AccountBalance out;
   EXPECT_FALSE(cache.Get(kA, 0, &out));
   EXPECT_TRUE(cache.Get(kB, 0, &out));
+}
+
+TEST(BalanceCacheTest, NoticeWithRowsBringsCachedRowsToTheNoticedOnes) {
+  BalanceCache cache(10);
+  cache.Start();
+  cache.Offer(cache.Epoch(), 0, Row(kA, 3, 300));
+  ProgressNotice n;
+  n.applied = 10;
+  n.accounts = {MovedRow(kA, 5, 550, 2, 1700000000654321),
+                MovedRow(kB, 2, 20)};
+  cache.Apply(n);
+  v1::AccountBalance out;
+  ASSERT_TRUE(cache.Get(kA, 5, &out));
+  EXPECT_EQ(out.account_id(), kA);
+  EXPECT_EQ(out.owner(), "ada");  // Kept: set once, when the account opens.
+  EXPECT_EQ(out.currency(), "EUR");
+  EXPECT_EQ(out.balance(), 550);
+  EXPECT_EQ(out.status(), v1::ACCOUNT_STATUS_CLOSED);
+  EXPECT_EQ(out.updated_at().seconds(), 1700000000);
+  EXPECT_EQ(out.updated_at().nanos(), 654321000);
+  // Not cached, so not added: a notice does not carry owner and currency.
+  EXPECT_FALSE(cache.Get(kB, 0, &out));
+  // A notice older than the cached row changes nothing.
+  n.applied = 11;
+  n.accounts = {MovedRow(kA, 4, 1)};
+  cache.Apply(n);
+  ASSERT_TRUE(cache.Get(kA, 0, &out));
+  EXPECT_EQ(out.version(), 5);
+  EXPECT_EQ(out.balance(), 550);
 }
 
 TEST(BalanceCacheTest, RowFromASnapshotBeforeTheLastNoticeIsNotAdmitted) {
@@ -205,9 +278,14 @@ TEST(BalanceCacheTest, StaysWithinCapacity) {
   EXPECT_EQ(cache.size(), 3u);
 }
 
-TEST(BalanceCacheTest, ConcurrentReadersAndNoticesNeverSeeADroppedVersion) {
-  // Writers offer increasing versions and notice each; readers must never
-  // get a version older than one noticed before their read began.
+class ConcurrentBalanceCacheTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ConcurrentBalanceCacheTest, ReadersNeverSeeAVersionOlderThanNoticed) {
+  // Writers offer increasing versions and notice each (with its row, or
+  // naming the version only); readers must never get a version older than
+  // one noticed before their read began, nor a row whose balance is not
+  // the one of its version.
+  const bool rows = GetParam();
   BalanceCache cache(100);
   cache.Start();
   std::atomic<int64_t> noticed{0};
@@ -216,7 +294,14 @@ TEST(BalanceCacheTest, ConcurrentReadersAndNoticesNeverSeeADroppedVersion) {
   std::thread writer([&] {
     for (int64_t v = 1; v <= 20000; ++v) {
       const uint64_t epoch = cache.Epoch();
-      cache.Apply(Moved(v, {{kA, v}}));
+      if (rows) {
+        ProgressNotice n;
+        n.applied = v;
+        n.accounts = {MovedRow(kA, v, v)};
+        cache.Apply(n);
+      } else {
+        cache.Apply(Moved(v, {{kA, v}}));
+      }
       noticed = v;
       cache.Offer(epoch, v, Row(kA, v, v));
     }
@@ -228,14 +313,25 @@ TEST(BalanceCacheTest, ConcurrentReadersAndNoticesNeverSeeADroppedVersion) {
       v1::AccountBalance out;
       while (!done) {
         int64_t floor = noticed.load();
-        if (cache.Get(kA, 0, &out) && out.version() < floor) ++violations;
+        if (cache.Get(kA, 0, &out) &&
+            (out.version() < floor || out.balance() != out.version())) {
+          ++violations;
+        }
       }
     });
   }
   writer.join();
   for (auto& t : readers) t.join();
   EXPECT_EQ(violations.load(), 0);
+  // With rows, the account stayed cached throughout: the last version.
+  v1::AccountBalance last;
+  if (rows) {
+    ASSERT_TRUE(cache.Get(kA, 20000, &last));
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(NoticesWithAndWithoutRows, ConcurrentBalanceCacheTest,
+                         ::testing::Bool());
 
 }  // namespace
 }  // namespace bank
