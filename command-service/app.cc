@@ -55,6 +55,7 @@ int RunCommandService(const Config& config) {
       store, store,
       {.max_batch = config.append_batch,
        .committers = std::min(config.append_committers, config.db_pool_size),
+       .join_backlog = config.append_join_backlog,
        .metrics = &registry,
        .on_commit = [&notifier] { notifier.Committed(); }});
   // A command starts on gRPC's thread when its accounts are cached and free,

@@ -60,6 +60,12 @@ int main(int argc, char** argv) {
       ->envname("BANK_APPEND_COMMITTERS")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app.add_option("--append-join-backlog", config.append_join_backlog,
+                 "group commit: while a batch commits, another starts only "
+                 "when at least this many commands wait (1: at once)")
+      ->envname("BANK_APPEND_JOIN_BACKLOG")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   app.add_option("--max-threads", config.max_threads,
                  "threads for the commands that must wait for the database "
                  "(a command on cached accounts starts on gRPC's thread)")

@@ -105,6 +105,10 @@ std::unique_ptr<PendingAppend> GroupCommitEventStore::StartAppend(
 
 bool GroupCommitEventStore::CanTake() const {
   if (stopping_) return true;
+  if (busy_ > 0 &&
+      queue_.size() < static_cast<size_t>(std::max(1, options_.join_backlog))) {
+    return false;
+  }
   absl::flat_hash_set<std::string> blocked;
   for (const auto& p : queue_) {
     bool free = true;
@@ -160,6 +164,7 @@ void GroupCommitEventStore::CommitLoop() {
       if (stopping_ && queue_.empty()) return;  // Nothing left to answer.
       TakeBatch(batch);
       if (batch.empty()) continue;  // Stopping; another committer holds them.
+      ++busy_;
     }
     // Items whose caller has given up are answered without being sent.
     // Appends chained after one of them on a stream then fail their gap
@@ -198,6 +203,7 @@ void GroupCommitEventStore::CommitLoop() {
     std::vector<Pending*> callbacks;
     {
       absl::MutexLock lock(&mu_);
+      --busy_;
       for (const auto& p : batch) {
         for (const StreamAppend& a : *p->item.appends) {
           auto f = in_flight_.find(a.stream_id);

@@ -31,6 +31,12 @@ class GroupCommitEventStore final : public EventStore {
     // a backend caches only 64 of them before every snapshot overflows.
     int max_batch = 32;
     int committers = 2;
+    // While a batch is in flight, another committer starts one only when
+    // at least this many appends wait (1: at once). Under light load the
+    // appends that arrive during a commit then share the next one instead
+    // of each taking a commit of its own; a backlog still gets every
+    // committer.
+    int join_backlog = 1;
     // Where batches are counted (a private registry when null).
     metrics::Registry* metrics = nullptr;
     // Called after each batch in which at least one command committed
@@ -105,6 +111,7 @@ class GroupCommitEventStore final : public EventStore {
   // Streams of the batches being appended, with how many of their appends.
   absl::flat_hash_map<std::string, int> in_flight_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int busy_ ABSL_GUARDED_BY(mu_) = 0;  // Committers with a batch in flight.
   std::vector<std::thread> committers_;
 };
 
