@@ -359,7 +359,9 @@ BatchResult ReadModelWriter::ResultOf(
                          .has_row = true,
                          .balance = b.balance,
                          .status = b.status,
-                         .updated_us = absl::ToUnixMicros(b.updated_at)});
+                         .updated_us = absl::ToUnixMicros(b.updated_at),
+                         .currency = b.currency,
+                         .owner = b.owner});
   }
   out.applied = changes.applied;
   out.duplicates = changes.duplicates;

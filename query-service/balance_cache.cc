@@ -52,8 +52,18 @@ void BalanceCache::Apply(const readmodel::ProgressNotice& notice) {
   applied_ = std::max(applied_, notice.applied);
   for (const readmodel::MovedAccount& moved : notice.accounts) {
     auto it = rows_.find(moved.account_id);
-    if (it == rows_.end() || it->second.version() >= moved.version) continue;
-    if (!moved.has_row) {
+    if (it == rows_.end()) {
+      // The whole row, exact as of this batch (later ones are noticed):
+      // admitted like a read.
+      if (!enabled_ || !moved.has_row || moved.owner.empty()) continue;
+      if (rows_.size() >= capacity_) rows_.erase(rows_.begin());
+      it = rows_.emplace(moved.account_id, v1::AccountBalance()).first;
+      it->second.set_account_id(moved.account_id);
+      it->second.set_owner(moved.owner);
+      it->second.set_currency(moved.currency);
+    } else if (it->second.version() >= moved.version) {
+      continue;
+    } else if (!moved.has_row) {
       rows_.erase(it);
       continue;
     }

@@ -19,7 +19,8 @@ namespace bank::query {
 // name every account a committed batch moved, its new version and the
 // row's new fields; a cached row older than a noticed version is brought to
 // the noticed row (or dropped, for a notice that names the version only),
-// so a write does not cost the next read a miss. A row read from the
+// so a write does not cost the next read a miss, and an account not cached
+// is added when the notice carries its owner and currency. A row read from the
 // database is admitted only when its snapshot already contains every batch
 // noticed so far (its `applied` count is at least the last noticed one):
 // batches after it will be noticed and drop it when they move the account.

@@ -1,7 +1,8 @@
 #include "query-service/read_model_reader.h"
 
-#include <algorithm>
 #include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
 #include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"

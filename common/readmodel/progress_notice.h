@@ -19,15 +19,17 @@ inline constexpr char kProgressChannel[] = "bank_projection";
 inline constexpr char kLiveProjection[] = "accounts";
 
 // An account a batch moved: its new version and, in notices that carry
-// them, the row's fields a command can change (owner and currency are set
-// when the account opens and never change).
+// them, the row's fields a command can change, and when they fit, its owner
+// and currency too (set when the account opens, never changed).
 struct MovedAccount {
   std::string account_id;
   int64_t version = 0;
-  bool has_row = false;  // The fields below are set.
+  bool has_row = false;  // balance, status and updated_us are set.
   int64_t balance = 0;
-  int32_t status = 0;  // bank.v1.AccountStatus
+  int32_t status = 0;      // bank.v1.AccountStatus
   int64_t updated_us = 0;  // updated_at, microseconds since the epoch
+  std::string currency;    // Empty when the notice leaves them out.
+  std::string owner;
   bool operator==(const MovedAccount&) const = default;
 };
 
@@ -45,9 +47,10 @@ struct ProgressNotice {
 
 // The payloads announcing one batch, each account with its row: notices of
 // at most `max_payload` bytes (PostgreSQL's limit is 8000), at most
-// `max_notices` of them (16 hold about 1,700 accounts, more than a live
-// batch of 1,000 events moves); when the accounts do not fit, one reset
-// notice instead. REQUIRES: each account has_row.
+// `max_notices` of them. With owners and currencies when they all fit, else
+// without them (16 notices hold about 1,700 accounts then, more than a live
+// batch of 1,000 events moves); when the accounts do not fit even so, one
+// reset notice instead. REQUIRES: each account has_row.
 std::vector<std::string> EncodeProgress(
     int64_t applied, const std::vector<MovedAccount>& accounts,
     size_t max_payload = 7900, size_t max_notices = 16);

@@ -243,22 +243,23 @@ TEST(ReadModelWriterTest, OneCallWritesTheBatchAndAnnouncesIt) {
     std::vector<readmodel::MovedAccount> rows;
     for (const auto& r : tx.exec(
              "SELECT account_id::text, version, balance, status, "
-             "(extract(epoch FROM updated_at) * 1000000)::bigint "
-             "FROM account_balances ORDER BY account_id")) {
+             "(extract(epoch FROM updated_at) * 1000000)::bigint, currency, "
+             "owner FROM account_balances ORDER BY account_id")) {
       rows.push_back({.account_id = r[0].as<std::string>(),
                       .version = r[1].as<int64_t>(),
                       .has_row = true,
                       .balance = r[2].as<int64_t>(),
                       .status = r[3].as<int32_t>(),
-                      .updated_us = r[4].as<int64_t>()});
+                      .updated_us = r[4].as<int64_t>(),
+                      .currency = r[5].as<std::string>(),
+                      .owner = r[6].as<std::string>()});
     }
     return rows;
   };
   std::vector<readmodel::MovedAccount> moved = n->accounts;
-  std::sort(moved.begin(), moved.end(),
-            [](const auto& l, const auto& r) {
-              return l.account_id < r.account_id;
-            });
+  std::sort(moved.begin(), moved.end(), [](const auto& l, const auto& r) {
+    return l.account_id < r.account_id;
+  });
   ASSERT_EQ(moved.size(), 2u);
   EXPECT_EQ(moved[0].account_id, x);
   EXPECT_EQ(moved[0].version, 2);

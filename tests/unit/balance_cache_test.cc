@@ -71,6 +71,47 @@ TEST(ProgressNoticeTest, RoundTripsABatch) {
   EXPECT_TRUE(none.accounts.empty());
 }
 
+readmodel::MovedAccount WithOwner(readmodel::MovedAccount a, std::string owner,
+                                  std::string currency = "EUR") {
+  a.owner = std::move(owner);
+  a.currency = std::move(currency);
+  return a;
+}
+
+TEST(ProgressNoticeTest, CarriesOwnersWhenTheyFitEscapingWhatWouldSplitThem) {
+  const std::vector<readmodel::MovedAccount> moved = {
+      WithOwner(MovedRow(kA, 7, 700), "Ada: 100% sure \xc3\xa9t\xc3\xa9\tx"),
+      WithOwner(MovedRow(kB, 1, 0), "Bo", "USD")};
+  std::vector<std::string> p = EncodeProgress(42, moved);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].find('\t'), std::string::npos) << p[0];
+  ProgressNotice n = DecodeProgress(p[0]);
+  ASSERT_FALSE(n.reset) << p[0];
+  EXPECT_EQ(n.accounts, moved);
+  // Too many for max_notices with owners: the rows go without them.
+  std::vector<readmodel::MovedAccount> many;
+  for (int i = 0; i < 40; ++i) {
+    many.push_back(WithOwner(
+        MovedRow(std::string(kA).replace(0, 3, std::to_string(100 + i)), 1, i),
+        std::string(150, 'o')));
+  }
+  std::vector<std::string> without = EncodeProgress(9, many, 1000, 4);
+  ASSERT_GT(without.size(), 1u);
+  std::vector<readmodel::MovedAccount> back;
+  for (const std::string& payload : without) {
+    ProgressNotice part = DecodeProgress(payload);
+    ASSERT_FALSE(part.reset);
+    back.insert(back.end(), part.accounts.begin(), part.accounts.end());
+  }
+  ASSERT_EQ(back.size(), many.size());
+  for (size_t i = 0; i < many.size(); ++i) {
+    EXPECT_EQ(back[i].account_id, many[i].account_id);
+    EXPECT_EQ(back[i].balance, many[i].balance);
+    EXPECT_TRUE(back[i].owner.empty());
+    EXPECT_TRUE(back[i].currency.empty());
+  }
+}
+
 TEST(ProgressNoticeTest, ReadsThePreviousVersionsFormat) {
   // From a projector of the previous version, during a rolling upgrade.
   ProgressNotice n = DecodeProgress(absl::StrCat("a 42 ", kA, ":7 ", kB, ":1"));
@@ -106,11 +147,11 @@ TEST(ProgressNoticeTest, SplitsWithinThePayloadLimitThenFallsBackToReset) {
   // a live batch's accounts (1,000 events) with the largest fields.
   std::vector<readmodel::MovedAccount> batch;
   for (int i = 0; i < 1000; ++i) {
-    batch.push_back(MovedRow(
-        std::string(kA).replace(0, 4, std::to_string(1000 + i)),
-        std::numeric_limits<int64_t>::max() - i,
-        std::numeric_limits<int64_t>::min() + i, 2,
-        std::numeric_limits<int64_t>::min()));
+    batch.push_back(
+        MovedRow(std::string(kA).replace(0, 4, std::to_string(1000 + i)),
+                 std::numeric_limits<int64_t>::max() - i,
+                 std::numeric_limits<int64_t>::min() + i, 2,
+                 std::numeric_limits<int64_t>::min()));
   }
   std::vector<std::string> all = EncodeProgress(9, batch);
   ASSERT_GT(all.size(), 1u);
@@ -126,11 +167,32 @@ TEST(ProgressNoticeTest, SplitsWithinThePayloadLimitThenFallsBackToReset) {
 
 TEST(ProgressNoticeTest, AnythingElseReadsAsReset) {
   EXPECT_TRUE(DecodeProgress(EncodeReset()).reset);
-  for (const char* bad :
-       {"", "12345", "a", "a x", "a -1", "c 3", "a 3 nocolon", "a 3 id:0",
-        "a 3 id:x", "a 3 :4", "a 3 id:4:5:1:6", "b", "b -1", "b 3 id:4",
-        "b 3 id:0:5:1:6", "b 3 id:4:x:1:6", "b 3 id:4:5:0:6", "b 3 id:4:5:1:",
-        "b 3 :4:5:1:6", "b 3 id:4:5:1:6:7"}) {
+  for (const char* bad : {"",
+                          "12345",
+                          "a",
+                          "a x",
+                          "a -1",
+                          "c 3",
+                          "a 3 nocolon",
+                          "a 3 id:0",
+                          "a 3 id:x",
+                          "a 3 :4",
+                          "a 3 id:4:5:1:6",
+                          "b",
+                          "b -1",
+                          "b 3 id:4",
+                          "b 3 id:0:5:1:6",
+                          "b 3 id:4:x:1:6",
+                          "b 3 id:4:5:0:6",
+                          "b 3 id:4:5:1:",
+                          "b 3 :4:5:1:6",
+                          "b 3 id:4:5:1:6:7",
+                          "b 3 id:4:5:1:6:EUR:",
+                          "b 3 id:4:5:1:6::Bo",
+                          "b 3 id:4:5:1:6:EUR:Bo:x",
+                          "b 3 id:4:5:1:6:EUR:B%2",
+                          "b 3 id:4:5:1:6:EUR:B%zz",
+                          "b 3 id:4:5:1:6:EUR:%41"}) {
     EXPECT_TRUE(DecodeProgress(bad).reset) << bad;
   }
 }
@@ -186,8 +248,7 @@ TEST(BalanceCacheTest, NoticeWithRowsBringsCachedRowsToTheNoticedOnes) {
   cache.Offer(cache.Epoch(), 0, Row(kA, 3, 300));
   ProgressNotice n;
   n.applied = 10;
-  n.accounts = {MovedRow(kA, 5, 550, 2, 1700000000654321),
-                MovedRow(kB, 2, 20)};
+  n.accounts = {MovedRow(kA, 5, 550, 2, 1700000000654321), MovedRow(kB, 2, 20)};
   cache.Apply(n);
   v1::AccountBalance out;
   ASSERT_TRUE(cache.Get(kA, 5, &out));
@@ -198,10 +259,20 @@ TEST(BalanceCacheTest, NoticeWithRowsBringsCachedRowsToTheNoticedOnes) {
   EXPECT_EQ(out.status(), v1::ACCOUNT_STATUS_CLOSED);
   EXPECT_EQ(out.updated_at().seconds(), 1700000000);
   EXPECT_EQ(out.updated_at().nanos(), 654321000);
-  // Not cached, so not added: a notice does not carry owner and currency.
+  // Not cached, and the notice left out its owner and currency: not added.
   EXPECT_FALSE(cache.Get(kB, 0, &out));
-  // A notice older than the cached row changes nothing.
+  // With them, the whole row: added.
   n.applied = 11;
+  n.accounts = {WithOwner(MovedRow(kB, 3, 30), "Bo", "USD")};
+  cache.Apply(n);
+  ASSERT_TRUE(cache.Get(kB, 3, &out));
+  EXPECT_EQ(out.account_id(), kB);
+  EXPECT_EQ(out.owner(), "Bo");
+  EXPECT_EQ(out.currency(), "USD");
+  EXPECT_EQ(out.balance(), 30);
+  EXPECT_EQ(out.status(), v1::ACCOUNT_STATUS_OPEN);
+  // A notice older than the cached row changes nothing.
+  n.applied = 12;
   n.accounts = {MovedRow(kA, 4, 1)};
   cache.Apply(n);
   ASSERT_TRUE(cache.Get(kA, 0, &out));

@@ -142,6 +142,38 @@ TEST(GroupCommitTest, WaitingAppendsShareOneBatchUpToMaxBatch) {
   EXPECT_EQ(fake.sizes, (std::vector<size_t>{1, 8, 4}));
 }
 
+TEST(GroupCommitTest, ASecondBatchStartsDuringACommitOnlyForABacklog) {
+  NoReads reads;
+  FakeAppender fake;
+  fake.hold_first = true;
+  GroupCommitEventStore store(
+      reads, fake, {.max_batch = 8, .committers = 2, .join_backlog = 3});
+  std::vector<std::thread> threads;
+  auto append = [&](const std::string& s) {
+    threads.emplace_back([&store, s] {
+      EXPECT_TRUE(store.Append(One(s, 0), nullptr, Later()).ok()) << s;
+    });
+  };
+  append("first");
+  fake.entered.WaitForNotification();  // One committer is busy with "first".
+  append("s0");
+  append("s1");
+  while (store.queued() < 2) absl::SleepFor(absl::Milliseconds(1));
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(fake.calls.load(), 1);  // Two waiting: the other committer idles.
+  EXPECT_EQ(store.queued(), 2u);
+  append("s2");  // Three: it starts a batch of all three.
+  auto sent = [&fake] {
+    absl::MutexLock lock(&fake.mu);
+    return fake.sizes.size();
+  };
+  while (sent() < 1) absl::SleepFor(absl::Milliseconds(1));
+  fake.gate.Notify();
+  for (auto& t : threads) t.join();
+  absl::MutexLock lock(&fake.mu);
+  EXPECT_EQ(fake.sizes, (std::vector<size_t>{3, 1}));
+}
+
 TEST(GroupCommitTest, AFailedTransactionIsEveryonesAnswer) {
   NoReads reads;
   FakeAppender fake;
