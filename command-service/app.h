@@ -23,7 +23,7 @@ struct Config {
   // transaction per command), and how many batches may commit at once.
   int append_batch = 32;
   int append_committers = 2;
-  int append_join_backlog = 1;
+  int append_join_backlog = 8;
   // TLS (see grpcutil::ServerOptions); empty: plain text.
   std::string tls_cert;
   std::string tls_key;
