@@ -81,7 +81,9 @@ bool ParseItem(absl::string_view item, bool rows, MovedAccount* out) {
   }
   if (f.size() == 5) return true;
   out->currency = std::string(f[5]);
-  return !out->currency.empty() && Unescape(f[6], &out->owner);
+  return !out->currency.empty() &&
+         out->currency.find('%') == std::string::npos &&
+         Unescape(f[6], &out->owner);
 }
 
 std::string Item(const MovedAccount& a, bool with_owner) {

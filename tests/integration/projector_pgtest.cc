@@ -213,7 +213,9 @@ TEST(ReadModelWriterTest, OneCallWritesTheBatchAndAnnouncesIt) {
   auto opened = [](const std::string& id) {
     events::v1::AccountOpened o;
     o.set_account_id(id);
-    o.set_owner("Bo");
+    // Quotes, backslashes, braces, a comma, colons, a per cent sign, a
+    // space and a tab: whatever the notice and its array literal escape.
+    o.set_owner("Bo \"B\" \\ {1,2}: 100%\t\xc3\xa9");
     o.set_currency("EUR");
     o.set_initial_deposit(50);
     return domain::AccountEvent(o);
