@@ -37,6 +37,13 @@ absl::StatusOr<absl::Time> AsOf(const google::protobuf::Timestamp& ts) {
 
 }  // namespace
 
+metrics::Counter& QueryServiceImpl::WaitsCounter(metrics::Registry& metrics,
+                                                 const char* outcome) {
+  return metrics.GetCounter("bank_min_version_waits_total",
+                            "GetBalance min_version waits by outcome.",
+                            {{"outcome", outcome}});
+}
+
 QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader, BalanceCache& cache,
                                    VersionWaiter& waiter,
                                    util::WorkerPool& pool,
@@ -67,6 +74,9 @@ QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader, BalanceCache& cache,
           "bank_balance_cache_total",
           "GetBalance calls (no as_of) by whether the cache answered them.",
           {{"result", "miss"}})),
+      waits_reached_(WaitsCounter(metrics, "reached")),
+      waits_deadline_(WaitsCounter(metrics, "deadline")),
+      waits_shutdown_(WaitsCounter(metrics, "shutdown")),
       batcher_(reader, cache, /*threads=*/2, /*max_queue=*/4096) {
   metrics_.AddCallbackGauge(
       "bank_min_version_waiting", "GetBalance calls waiting for a version.",
@@ -155,14 +165,9 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
       id, min_version, wait_until,
       [this, finish, req, id, deadline, resp, min_version](
           VersionWaiter::Outcome outcome, const v1::AccountBalance* balance) {
-        const char* name =
-            outcome == VersionWaiter::Outcome::kReached    ? "reached"
-            : outcome == VersionWaiter::Outcome::kDeadline ? "deadline"
-                                                           : "shutdown";
-        metrics_
-            .GetCounter("bank_min_version_waits_total",
-                        "GetBalance min_version waits by outcome.",
-                        {{"outcome", name}})
+        (outcome == VersionWaiter::Outcome::kReached    ? waits_reached_
+         : outcome == VersionWaiter::Outcome::kDeadline ? waits_deadline_
+                                                        : waits_shutdown_)
             .Inc();
         if (outcome == VersionWaiter::Outcome::kShutdown) {
           finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,

@@ -55,6 +55,8 @@ class QueryServiceImpl final {
               grpc::ServerUnaryReactor* reactor);
 
  private:
+  static metrics::Counter& WaitsCounter(metrics::Registry& metrics,
+                                        const char* outcome);
   // Finishes one call and records it.
   class Finisher {
    public:
@@ -93,6 +95,11 @@ class QueryServiceImpl final {
   metrics::RpcMetrics get_history_metrics_;
   metrics::Counter& cache_hits_;
   metrics::Counter& cache_misses_;
+  // bank_min_version_waits_total by outcome, resolved once (a call costs an
+  // atomic update, not a registry lookup).
+  metrics::Counter& waits_reached_;
+  metrics::Counter& waits_deadline_;
+  metrics::Counter& waits_shutdown_;
   // Plain GetBalance reads (no min_version, no as_of): coalesced into one
   // query per batch, answered without a pool thread per call.
   BalanceBatcher batcher_;
