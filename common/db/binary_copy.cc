@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <array>
 #include <pqxx/except>
 #include <utility>
 
@@ -18,24 +19,37 @@ constexpr size_t kFlushAt = 1 << 16;
 // timestamptz counts microseconds from 2000-01-01 00:00:00 UTC.
 constexpr int64_t kPostgresEpochUnixMicros = 946684800LL * 1000000;
 
-void PutBigEndian(std::string& out, uint64_t v, int bytes) {
-  char b[8];
-  for (int i = bytes - 1; i >= 0; --i) {
+// A template, so the loop unrolls for each size (a bulk load calls these
+// for every field of every row).
+template <int kBytes>
+void PutBigEndian(std::string& out, uint64_t v) {
+  char b[kBytes];
+  for (int i = kBytes - 1; i >= 0; --i) {
     b[i] = static_cast<char>(v & 0xFF);
     v >>= 8;
   }
-  out.append(b, static_cast<size_t>(bytes));
+  out.append(b, kBytes);
 }
-void PutBigEndian16(std::string& out, uint16_t v) { PutBigEndian(out, v, 2); }
-void PutBigEndian32(std::string& out, uint32_t v) { PutBigEndian(out, v, 4); }
-void PutBigEndian64(std::string& out, uint64_t v) { PutBigEndian(out, v, 8); }
+void PutBigEndian16(std::string& out, uint16_t v) { PutBigEndian<2>(out, v); }
+void PutBigEndian32(std::string& out, uint32_t v) { PutBigEndian<4>(out, v); }
+void PutBigEndian64(std::string& out, uint64_t v) { PutBigEndian<8>(out, v); }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// Each byte's hex digit value, or -1: a table, not branches, because every
+// row of a rebuild's history has a uuid to parse.
+constexpr std::array<int8_t, 256> kHexValues = [] {
+  std::array<int8_t, 256> t{};
+  for (int8_t& v : t) v = -1;
+  for (int c = 0; c < 10; ++c) t['0' + c] = static_cast<int8_t>(c);
+  for (int c = 0; c < 6; ++c) {
+    t['a' + c] = static_cast<int8_t>(10 + c);
+    t['A' + c] = static_cast<int8_t>(10 + c);
+  }
+  return t;
+}();
+
+// Where each of a uuid's 16 bytes starts in its 8-4-4-4-12 text.
+constexpr uint8_t kUuidDigitsAt[16] = {0,  2,  4,  6,  9,  11, 14, 16,
+                                       19, 21, 24, 26, 28, 30, 32, 34};
 
 }  // namespace
 
@@ -123,15 +137,17 @@ void BinaryCopyIn::AddUuid(absl::string_view v) {
   char b[20] = {0, 0, 0, 16};
   bool ok = v.size() == 36 && v[8] == '-' && v[13] == '-' && v[18] == '-' &&
             v[23] == '-';
-  int n = 4;
-  for (size_t i = 0; ok && i < 36; i += 2) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) ++i;
-    const int hi = HexValue(v[i]);
-    const int lo = HexValue(v[i + 1]);
-    ok = hi >= 0 && lo >= 0;
-    b[n++] = static_cast<char>(hi << 4 | lo);
+  if (ok) {
+    int bad = 0;  // Negative once any digit is not one.
+    for (int i = 0; i < 16; ++i) {
+      const int hi = kHexValues[static_cast<uint8_t>(v[kUuidDigitsAt[i]])];
+      const int lo = kHexValues[static_cast<uint8_t>(v[kUuidDigitsAt[i] + 1])];
+      bad |= hi | lo;
+      b[4 + i] = static_cast<char>((hi & 0xF) << 4 | (lo & 0xF));
+    }
+    ok = bad >= 0;
   }
-  if (!ok || n != 20) {
+  if (!ok) {
     throw pqxx::data_exception(
         absl::StrCat("invalid input syntax for type uuid: \"", v, "\""), "",
         "22P02");
@@ -270,26 +286,29 @@ void BinaryCopyOut::Run(
 
 namespace {
 
-uint64_t BigEndian(const BinaryCopyOut::Field& f, size_t size) {
-  if (f.null || f.bytes.size() != size) {
+template <size_t kSize>
+uint64_t BigEndian(const BinaryCopyOut::Field& f) {
+  if (f.null || f.bytes.size() != kSize) {
     throw pqxx::data_exception(absl::StrCat(
-        "binary COPY field of ", f.bytes.size(), " bytes, expected ", size));
+        "binary COPY field of ", f.bytes.size(), " bytes, expected ", kSize));
   }
   uint64_t v = 0;
-  for (char c : f.bytes) v = v << 8 | static_cast<unsigned char>(c);
+  for (size_t i = 0; i < kSize; ++i) {
+    v = v << 8 | static_cast<unsigned char>(f.bytes[i]);
+  }
   return v;
 }
 
 }  // namespace
 
 int16_t BinaryCopyOut::Int16(const Field& f) {
-  return static_cast<int16_t>(BigEndian(f, 2));
+  return static_cast<int16_t>(BigEndian<2>(f));
 }
 int32_t BinaryCopyOut::Int32(const Field& f) {
-  return static_cast<int32_t>(BigEndian(f, 4));
+  return static_cast<int32_t>(BigEndian<4>(f));
 }
 int64_t BinaryCopyOut::Int64(const Field& f) {
-  return static_cast<int64_t>(BigEndian(f, 8));
+  return static_cast<int64_t>(BigEndian<8>(f));
 }
 
 std::string BinaryCopyOut::UuidText(const Field& f) {

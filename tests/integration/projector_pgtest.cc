@@ -380,6 +380,15 @@ TEST(BinaryCopyTest, RoundTripsEdgeValuesAndRefusesBadUuids) {
                  pqxx::data_exception);
     EXPECT_THROW(in.AddUuid("0000000000000000000000000000000000ab"),
                  pqxx::data_exception);
+    // Every digit position is checked, high and low, and bytes past ASCII.
+    for (const char* bad : {"g0000000-0000-0000-0000-000000000000",
+                            "00000000-0000-0000-00G0-000000000000",
+                            "00000000-0000-0000-0000-00000000000\xc3",
+                            "00000000-0000-0000-0000-00000000000",
+                            "00000000-00000-000-0000-000000000000",
+                            "00000000-0000-0000-0000-0000000000 0"}) {
+      EXPECT_THROW(in.AddUuid(bad), pqxx::data_exception) << bad;
+    }
   }
   EXPECT_EQ(Query(uri, "SELECT count(*) FROM t"), 2);
   // And back out, in PostgreSQL's send formats.
