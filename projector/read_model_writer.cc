@@ -483,13 +483,17 @@ absl::Status ReadModelWriter::ResetShadow() {
 }
 
 struct ReadModelWriter::Bulk {
+  // The table is truncated in the COPY's transaction so that the COPY may
+  // load it frozen: nothing else reads it before the swap, and its rows
+  // then need no hint bits or freezing later (the index builds and the
+  // first readers of the swapped-in table skip that work).
   Bulk(const std::string& uri, const std::string& table)
       : copy(uri,
              "COPY " + table +
                  " (account_id, version, kind, amount, balance_after, "
                  "occurred_at, counterparty_account_id, position) FROM STDIN "
-                 "(FORMAT binary)",
-             "bank-projector-rebuild") {}
+                 "(FORMAT binary, FREEZE)",
+             "bank-projector-rebuild", {"TRUNCATE " + table}) {}
   db::BinaryCopyIn copy;
   std::vector<PoisonEvent> poison;
 };

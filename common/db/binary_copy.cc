@@ -54,7 +54,8 @@ constexpr uint8_t kUuidDigitsAt[16] = {0,  2,  4,  6,  9,  11, 14, 16,
 }  // namespace
 
 BinaryCopyIn::BinaryCopyIn(const std::string& uri, const std::string& copy_sql,
-                           const std::string& application_name) {
+                           const std::string& application_name,
+                           const std::vector<std::string>& before) {
   const char* keys[] = {"dbname", "application_name", nullptr};
   const char* values[] = {uri.c_str(), application_name.c_str(), nullptr};
   conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
@@ -64,6 +65,11 @@ BinaryCopyIn::BinaryCopyIn(const std::string& uri, const std::string& copy_sql,
     PQfinish(conn_);
     conn_ = nullptr;
     throw pqxx::broken_connection(message);
+  }
+  if (!before.empty()) {
+    Exec("BEGIN");
+    in_transaction_ = true;
+    for (const std::string& sql : before) Exec(sql);
   }
   PGresult* r = PQexec(conn_, copy_sql.c_str());
   const bool started = PQresultStatus(r) == PGRES_COPY_IN;
@@ -78,6 +84,24 @@ BinaryCopyIn::BinaryCopyIn(const std::string& uri, const std::string& copy_sql,
 BinaryCopyIn::~BinaryCopyIn() {
   // Closing the connection mid-COPY aborts it: nothing is committed.
   if (conn_ != nullptr) PQfinish(conn_);
+}
+
+void BinaryCopyIn::Exec(const std::string& sql) {
+  PGresult* r = PQexec(conn_, sql.c_str());
+  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) {
+    std::string sqlstate;
+    if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) sqlstate = s;
+    std::string message = PQresultErrorMessage(r);
+    PQclear(r);
+    const bool broken = PQstatus(conn_) != CONNECTION_OK;
+    PQfinish(conn_);
+    conn_ = nullptr;
+    if (broken) throw pqxx::broken_connection(message);
+    throw pqxx::sql_error(message, sql,
+                          sqlstate.empty() ? nullptr : sqlstate.c_str());
+  }
+  PQclear(r);
 }
 
 void BinaryCopyIn::Fail(const std::string& what) {
@@ -182,6 +206,7 @@ int64_t BinaryCopyIn::Finish() {
   }
   PQclear(r);
   while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);
+  if (in_transaction_) Exec("COMMIT");
   PQfinish(conn_);
   conn_ = nullptr;
   return rows_;

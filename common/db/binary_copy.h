@@ -24,9 +24,12 @@ namespace bank::db {
 class BinaryCopyIn {
  public:
   // Connects to `uri` and starts `copy_sql` ("COPY t (a, b) FROM STDIN
-  // (FORMAT binary)").
+  // (FORMAT binary)"). With `before`, the COPY runs in a transaction that
+  // runs those statements first (a TRUNCATE of the table lets the COPY load
+  // it with FREEZE); Finish() commits it.
   BinaryCopyIn(const std::string& uri, const std::string& copy_sql,
-               const std::string& application_name);
+               const std::string& application_name,
+               const std::vector<std::string>& before = {});
   ~BinaryCopyIn();
   BinaryCopyIn(const BinaryCopyIn&) = delete;
   BinaryCopyIn& operator=(const BinaryCopyIn&) = delete;
@@ -49,10 +52,13 @@ class BinaryCopyIn {
  private:
   void Flush();
   void Fail(const std::string& what);
+  // Runs a statement that returns no rows; throws as Fail does.
+  void Exec(const std::string& sql);
 
   pg_conn* conn_ = nullptr;
   std::string buffer_;
   int64_t rows_ = 0;
+  bool in_transaction_ = false;  // Finish() commits.
 };
 
 // COPY (query) TO STDOUT (FORMAT binary) through libpq, on a connection of

@@ -433,6 +433,55 @@ TEST(BinaryCopyTest, RoundTripsEdgeValuesAndRefusesBadUuids) {
   EXPECT_EQ(n, 1);
 }
 
+// The rebuild's history load: TRUNCATE and COPY ... FREEZE in one
+// transaction, committed by Finish and rolled back as a whole without it.
+TEST(BinaryCopyTest, StatementsBeforeTheCopyShareItsTransaction) {
+  ASSERT_TRUE(pg->CreateDatabase("binary_copy_tx").ok());
+  const std::string uri = pg->Uri("binary_copy_tx");
+  {
+    pqxx::connection c(uri);
+    pqxx::work tx(c);
+    tx.exec("CREATE TABLE t (n bigint)");
+    tx.exec("INSERT INTO t SELECT generate_series(1, 3)");
+    tx.commit();
+  }
+  const std::string copy = "COPY t (n) FROM STDIN (FORMAT binary, FREEZE)";
+  {
+    db::BinaryCopyIn in(uri, copy, "test", {"TRUNCATE t"});
+    in.StartRow(1);
+    in.AddInt64(10);
+  }  // Never finished: the TRUNCATE is rolled back with the rows.
+  EXPECT_EQ(Query(uri, "SELECT count(*) FROM t"), 3);
+  {
+    db::BinaryCopyIn in(uri, copy, "test", {"TRUNCATE t"});
+    for (int64_t n : {10, 20}) {
+      in.StartRow(1);
+      in.AddInt64(n);
+    }
+    EXPECT_EQ(in.Finish(), 2);
+  }
+  EXPECT_EQ(Query(uri, "SELECT sum(n) FROM t"), 30);
+  // FREEZE needs the table truncated (or created) in the same transaction
+  // (PostgreSQL says so once the data is sent).
+  try {
+    db::BinaryCopyIn in(uri, copy, "test");
+    in.StartRow(1);
+    in.AddInt64(40);
+    in.Finish();
+    ADD_FAILURE() << "COPY FREEZE outside the truncating transaction loaded";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(e.sqlstate(), "55000") << e.what();
+  }
+  // A failing statement before the COPY throws with its SQLSTATE.
+  try {
+    db::BinaryCopyIn in(uri, copy, "test", {"TRUNCATE no_such_table"});
+    ADD_FAILURE() << "TRUNCATE of a missing table did not throw";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(e.sqlstate(), "42P01") << e.what();
+  }
+  EXPECT_EQ(Query(uri, "SELECT sum(n) FROM t"), 30);
+}
+
 TEST_F(ProjectorTest, NeverSkipsAnEventThatCommitsLate) {
   Start("late");
   std::string a = testing::OpenAccount(sys_->commands(), 100);
