@@ -72,9 +72,8 @@ BinaryCopyIn::BinaryCopyIn(const std::string& uri, const std::string& copy_sql,
     for (const std::string& sql : before) Exec(sql);
   }
   PGresult* r = PQexec(conn_, copy_sql.c_str());
-  const bool started = PQresultStatus(r) == PGRES_COPY_IN;
+  if (PQresultStatus(r) != PGRES_COPY_IN) Fail(copy_sql, r);
   PQclear(r);
-  if (!started) Fail(copy_sql);
   buffer_.reserve(kFlushAt + 1024);
   buffer_.append(kHeader, kHeaderSignature);
   PutBigEndian32(buffer_, 0);  // flags
@@ -87,27 +86,21 @@ BinaryCopyIn::~BinaryCopyIn() {
 }
 
 void BinaryCopyIn::Exec(const std::string& sql) {
-  PGresult* r = PQexec(conn_, sql.c_str());
-  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-  if (!ok) {
-    std::string sqlstate;
-    if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) sqlstate = s;
-    std::string message = PQresultErrorMessage(r);
-    PQclear(r);
-    const bool broken = PQstatus(conn_) != CONNECTION_OK;
-    PQfinish(conn_);
-    conn_ = nullptr;
-    if (broken) throw pqxx::broken_connection(message);
-    throw pqxx::sql_error(message, sql,
-                          sqlstate.empty() ? nullptr : sqlstate.c_str());
-  }
-  PQclear(r);
+  CheckCommandOk(PQexec(conn_, sql.c_str()), sql);
 }
 
-void BinaryCopyIn::Fail(const std::string& what) {
+void BinaryCopyIn::CheckCommandOk(PGresult* r, const std::string& what) {
+  if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+    PQclear(r);
+    return;
+  }
+  Fail(what, r);
+}
+
+void BinaryCopyIn::Fail(const std::string& what, PGresult* first) {
   std::string message = PQerrorMessage(conn_);
   std::string sqlstate;
-  PGresult* r = PQgetResult(conn_);
+  PGresult* r = first != nullptr ? first : PQgetResult(conn_);
   while (r != nullptr) {
     if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) sqlstate = s;
     if (const char* m = PQresultErrorMessage(r); m != nullptr && *m) {
@@ -189,22 +182,8 @@ int64_t BinaryCopyIn::Finish() {
   PutBigEndian16(buffer_, 0xFFFF);  // trailer
   Flush();
   if (PQputCopyEnd(conn_, nullptr) != 1) Fail("COPY end");
-  PGresult* r = PQgetResult(conn_);
-  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-  if (!ok) {
-    std::string sqlstate;
-    if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) sqlstate = s;
-    std::string message = PQresultErrorMessage(r);
-    PQclear(r);
-    while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);
-    const bool broken = PQstatus(conn_) != CONNECTION_OK;
-    PQfinish(conn_);
-    conn_ = nullptr;
-    if (broken) throw pqxx::broken_connection(message);
-    throw pqxx::sql_error(message, "COPY",
-                          sqlstate.empty() ? nullptr : sqlstate.c_str());
-  }
-  PQclear(r);
+  CheckCommandOk(PQgetResult(conn_), "COPY");
+  PGresult* r;
   while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);
   if (in_transaction_) Exec("COMMIT");
   PQfinish(conn_);

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 
 struct pg_conn;
+struct pg_result;
 
 namespace bank::db {
 
@@ -51,9 +52,14 @@ class BinaryCopyIn {
 
  private:
   void Flush();
-  void Fail(const std::string& what);
+  // Drains the connection's results (from `first`, already taken, if
+  // given), closes it and throws: broken_connection, or sql_error with the
+  // SQLSTATE of the last error.
+  [[noreturn]] void Fail(const std::string& what, pg_result* first = nullptr);
   // Runs a statement that returns no rows; throws as Fail does.
   void Exec(const std::string& sql);
+  // Takes r: returns if it is a command's success, else Fail(what, r).
+  void CheckCommandOk(pg_result* r, const std::string& what);
 
   pg_conn* conn_ = nullptr;
   std::string buffer_;
