@@ -9,7 +9,7 @@ as_pg() {
 bench_pg_start() {
   BENCH_DIR="$(mktemp -d /tmp/bank-bench-XXXXXX)"
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$BENCH_DIR"
-  BENCH_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  BENCH_PORT="$(python3 scripts/free_port.py)"
   as_pg "$PGBIN/initdb" -D "$BENCH_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
   as_pg "$PGBIN/pg_ctl" -D "$BENCH_DIR/data" -l "$BENCH_DIR/server.log" -w \
     -o "-p $BENCH_PORT -k $BENCH_DIR -c listen_addresses=127.0.0.1 -c shared_buffers=512MB -c max_wal_size=4GB -c max_connections=300 ${BENCH_PG_OPTS:-}" start >/dev/null

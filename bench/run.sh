@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 bench_psql -c "CREATE DATABASE bank_events" -c "CREATE DATABASE bank_read" \
            -c "CREATE DATABASE baseline"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 scripts/free_port.py; }
 CP=$(free_port); QP=$(free_port); EP=$(free_port)
 "$BIN/command-service" --listen 127.0.0.1:$CP --events-db "$(bench_uri bank_events)" \
   --metrics-listen "" --log-level warn --db-pool-size 16 & PIDS+=($!); CMD_PID=$!

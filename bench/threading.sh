@@ -11,7 +11,7 @@ BIN="$(cd "${BANK_BUILD_DIR:-build}/bin" && pwd)"
 C="${BENCH_CLIENTS:-32}"
 D="${BENCH_SECONDS:-5}"
 WORK="${BENCH_WORK_US:-500}"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 scripts/free_port.py; }
 echo "gRPC threading: $C clients, $D s each, work per call 0 and $WORK us"
 printf "%-40s %10s %8s %8s\n" "server" "per s" "p50 ms" "p99 ms"
 for work in 0 "$WORK"; do

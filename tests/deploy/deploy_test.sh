@@ -129,7 +129,7 @@ if [ -z "${BANK_POSTGRES_IMAGE:-}" ]; then
   log "building $PG_IMAGE from deploy/postgres"
   docker build -q -t "$PG_IMAGE" "$ROOT/deploy/postgres" >/dev/null
 fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$ROOT/scripts/free_port.py"; }
 CMD_PORT=$(free_port); QRY_PORT=$(free_port)
 CMD_METRICS=$(free_port); PRJ_METRICS=$(free_port); QRY_METRICS=$(free_port)
 log "building the service image (docker-compose build)"

@@ -9,9 +9,13 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 
 namespace bank::testing {
 namespace {
@@ -46,14 +50,52 @@ std::string ShellQuote(const std::string& s) {
   return out + "'";
 }
 
-}  // namespace
-
-int PickFreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+sockaddr_in Loopback(int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
+  addr.sin_port = htons(port);
+  return addr;
+}
+
+bool CanBind(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr = Loopback(port);
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// The first port of the kernel's ephemeral range.
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (in >> low && low > 0) return low;
+  return 32768;
+}
+
+}  // namespace
+
+int PickFreePort() {
+  // Below the ephemeral range: a port from bind(0) comes from that range,
+  // which is also where every outgoing connection takes its source port, so
+  // once released it can be taken by a connection (to PostgreSQL, or from a
+  // test running beside) before the server under test binds it.
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::BitGen* gen = new absl::BitGen;
+  static auto* handed_out = new absl::flat_hash_set<int>;
+  absl::MutexLock lock(&mu);
+  const int low = 10000, high = EphemeralLow();
+  for (int attempt = 0; high - low >= 1000 && attempt < 1000; ++attempt) {
+    int port = absl::Uniform(*gen, low, high);
+    if (!handed_out->contains(port) && CanBind(port)) {
+      handed_out->insert(port);
+      return port;
+    }
+  }
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = Loopback(0);
   bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   socklen_t len = sizeof(addr);
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -118,10 +160,10 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::StartStandbyOf(
   auto c = std::unique_ptr<PgCluster>(new PgCluster());
   c->bindir_ = primary.bindir_;
   if (absl::Status s = c->MakeDir(); !s.ok()) return s;
-  if (absl::Status s = c->RunAsServerUser(absl::StrCat(
-          ShellQuote(c->bindir_ + "/pg_basebackup"), " -h 127.0.0.1 -p ",
-          primary.port_, " -U postgres -D ", ShellQuote(c->dir_ + "/data"),
-          " -R -X stream -c fast"));
+  if (absl::Status s = c->RunAsServerUser(
+          absl::StrCat(ShellQuote(c->bindir_ + "/pg_basebackup"),
+                       " -h 127.0.0.1 -p ", primary.port_, " -U postgres -D ",
+                       ShellQuote(c->dir_ + "/data"), " -R -X stream -c fast"));
       !s.ok()) {
     return s;
   }

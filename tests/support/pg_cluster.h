@@ -47,7 +47,8 @@ class PgCluster {
   bool running_ = false;
 };
 
-// A free TCP port on 127.0.0.1 (free when asked; take it quickly).
+// A free TCP port on 127.0.0.1 (free when asked; take it quickly), below the
+// ephemeral range, and never the same twice in one process.
 int PickFreePort();
 
 }  // namespace bank::testing
