@@ -47,6 +47,14 @@ COPY (
 ) TO STDOUT (FORMAT binary)
 )sql";
 
+constexpr char kPlanCountsSql[] = R"sql(
+SELECT generic_plans, custom_plans FROM pg_prepared_statements
+WHERE name = 'read_after'
+)sql";
+
+constexpr char kExplainReadAfterSql[] =
+    "EXPLAIN EXECUTE read_after('{T}', {P}, {L})";
+
 }  // namespace
 
 EventReader::EventReader(std::string uri) : uri_(std::move(uri)) {}
@@ -97,10 +105,16 @@ absl::Status EventReader::Connect() {
   try {
     conn_ = std::make_unique<pqxx::connection>(uri_);
     conn_->set_variable("application_name", "'bank-projector-reader'");
-    // A generic plan cannot see how selective the checkpoint is and may
-    // choose a full scan and sort; plan each read for its checkpoint so the
-    // (transaction_id, position) index range scan is used.
-    conn_->set_variable("plan_cache_mode", "force_custom_plan");
+    // Both statements walk an index from the checkpoint, and nothing else
+    // runs on this connection. One generic plan per session: planned for
+    // each call's checkpoint (the custom plan PostgreSQL's plan cache
+    // otherwise keeps choosing here), the read cost more to plan than to
+    // run, about 0.2 to 0.4 ms of PostgreSQL per wake-up. A generic plan
+    // cannot see how selective the checkpoint is, so the two settings after
+    // it rule out a full scan and a sort whatever the statistics say.
+    conn_->set_variable("plan_cache_mode", "force_generic_plan");
+    conn_->set_variable("enable_seqscan", "off");
+    conn_->set_variable("enable_sort", "off");
     conn_->prepare("read_after", kReadAfterSql);
     conn_->prepare("head", kHeadSql);
   } catch (const std::exception& e) {
@@ -154,6 +168,33 @@ absl::StatusOr<HeadInfo> EventReader::Head(const Checkpoint& after) {
   } catch (const std::exception& e) {
     if (db::IsConnectionLost(e)) conn_.reset();
     return db::StatusFromException(e, "reading the events head");
+  }
+}
+
+absl::StatusOr<EventReader::ReadPlan> EventReader::ExplainReadAfter(
+    const Checkpoint& after, int limit) {
+  if (absl::Status s = Connect(); !s.ok()) return s;
+  try {
+    pqxx::nontransaction tx(*conn_);
+    ReadPlan plan;
+    pqxx::result counts = tx.exec(kPlanCountsSql);
+    if (counts.size() != 1) {
+      return absl::InternalError("read_after is not prepared on the reader");
+    }
+    plan.generic_plans = counts[0][0].as<int64_t>();
+    plan.custom_plans = counts[0][1].as<int64_t>();
+    // EXECUTE takes its arguments as literals; all three are integers.
+    pqxx::result r = tx.exec(absl::StrReplaceAll(
+        kExplainReadAfterSql, {{"{T}", absl::StrCat(after.transaction_id)},
+                               {"{P}", absl::StrCat(after.position)},
+                               {"{L}", absl::StrCat(limit)}}));
+    for (const auto& row : r) {
+      absl::StrAppend(&plan.explain, row[0].as<std::string>(), "\n");
+    }
+    return plan;
+  } catch (const std::exception& e) {
+    if (db::IsConnectionLost(e)) conn_.reset();
+    return db::StatusFromException(e, "explaining the events read");
   }
 }
 

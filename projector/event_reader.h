@@ -51,6 +51,16 @@ class EventReader {
   absl::StatusOr<HeadInfo> Head(const Checkpoint& after);
   void Disconnect();
 
+  // How this reader's session runs ReadAfter: the plan for `after` (EXPLAIN's
+  // text) and how many times so far the session used a generic plan and
+  // planned afresh (a custom plan) for it.
+  struct ReadPlan {
+    std::string explain;
+    int64_t generic_plans = 0;
+    int64_t custom_plans = 0;
+  };
+  absl::StatusOr<ReadPlan> ExplainReadAfter(const Checkpoint& after, int limit);
+
  private:
   absl::Status Connect();
   const std::string uri_;

@@ -17,6 +17,7 @@
 #include "common/domain/event_codec.h"
 #include "common/readmodel/progress_notice.h"
 #include "gtest/gtest.h"
+#include "projector/event_reader.h"
 #include "projector/read_model_writer.h"
 #include "tests/support/oracle.h"
 #include "tests/support/system.h"
@@ -24,6 +25,7 @@
 namespace bank {
 namespace sql {
 const std::vector<bank::db::Migration>& ReadMigrations();
+const std::vector<bank::db::Migration>& EventsMigrations();
 }  // namespace sql
 namespace {
 
@@ -435,6 +437,68 @@ TEST(BinaryCopyTest, RoundTripsEdgeValuesAndRefusesBadUuids) {
 
 // The rebuild's history load: TRUNCATE and COPY ... FREEZE in one
 // transaction, committed by Finish and rolled back as a whole without it.
+// The tailing read runs one generic plan per session that walks the
+// (transaction_id, position) index, whatever the statistics say: never
+// planned afresh per call, never a full scan or a sort.
+TEST(EventReaderTest, ReadsWalkTheIndexWithOneGenericPlan) {
+  ASSERT_TRUE(pg->CreateDatabase("reader_plan").ok());
+  const std::string uri = pg->Uri("reader_plan");
+  ASSERT_TRUE(db::ApplyMigrations(uri, sql::EventsMigrations(),
+                                  "bank_events_migrations")
+                  .ok());
+  InsertBacklog(uri, 100, 19);  // 2,000 events, not yet analyzed.
+  projector::EventReader reader(uri);
+  auto read_all = [&] {
+    projector::Checkpoint c;
+    int64_t n = 0;
+    while (true) {
+      auto events = reader.ReadAfter(c, 150);
+      if (!events.ok()) {
+        ADD_FAILURE() << events.status();
+        return n;
+      }
+      if (events->empty()) return n;
+      for (const auto& e : *events) {
+        projector::Checkpoint next{e.transaction_id, e.position};
+        EXPECT_TRUE(next.transaction_id > c.transaction_id ||
+                    (next.transaction_id == c.transaction_id &&
+                     next.position > c.position))
+            << "out of order at position " << e.position;
+        c = next;
+        ++n;
+      }
+    }
+  };
+  auto expect_index_walk = [&](const char* when) {
+    auto plan = reader.ExplainReadAfter({0, 0}, 150);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_NE(
+        plan->explain.find("Index Scan using events_transaction_position_idx"),
+        std::string::npos)
+        << when << ":\n"
+        << plan->explain;
+    EXPECT_EQ(plan->explain.find("Seq Scan"), std::string::npos)
+        << when << ":\n"
+        << plan->explain;
+    EXPECT_EQ(plan->explain.find("Sort"), std::string::npos) << when << ":\n"
+                                                             << plan->explain;
+    EXPECT_EQ(plan->custom_plans, 0) << when;
+    EXPECT_GE(plan->generic_plans, 14) << when;
+  };
+  EXPECT_EQ(read_all(), 2000);
+  expect_index_walk("before ANALYZE");
+  // Statistics that say every event is selected, then the plan remade after
+  // they change.
+  EXPECT_EQ(Query(uri, "ANALYZE events"), -1);
+  EXPECT_EQ(read_all(), 2000);
+  expect_index_walk("after ANALYZE");
+  auto head = reader.Head({0, 0});
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_EQ(head->head_position,
+            Query(uri, "SELECT max(position) FROM events"));
+  EXPECT_TRUE(head->oldest_pending.has_value());
+}
+
 TEST(BinaryCopyTest, StatementsBeforeTheCopyShareItsTransaction) {
   ASSERT_TRUE(pg->CreateDatabase("binary_copy_tx").ok());
   const std::string uri = pg->Uri("binary_copy_tx");
