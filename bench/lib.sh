@@ -29,3 +29,54 @@ bench_psql() {
 bench_uri() { echo "postgresql://postgres@127.0.0.1:$BENCH_PORT/$1"; }
 
 now_s() { date +%s.%N; }
+
+# The system under test on the throwaway cluster: databases bank_events,
+# bank_read and baseline; the three services and the bare-gRPC echo server
+# (from $BIN), stopped with the cluster on exit. Sets PIDS, CP, QP, EP (the
+# gRPC ports) and CMD_PID, PROJ_PID, QRY_PID, ECHO_PID; returns once the
+# read database's schema is in place.
+bench_start_system() {
+  bench_pg_start
+  PIDS=()
+  trap bench_stop_system EXIT
+  bench_psql -c "CREATE DATABASE bank_events" -c "CREATE DATABASE bank_read" \
+             -c "CREATE DATABASE baseline"
+  CP=$(python3 scripts/free_port.py); QP=$(python3 scripts/free_port.py)
+  EP=$(python3 scripts/free_port.py)
+  "$BIN/command-service" --listen 127.0.0.1:$CP --events-db "$(bench_uri bank_events)" \
+    --metrics-listen "" --log-level warn --db-pool-size 16 & PIDS+=($!); CMD_PID=$!
+  "$BIN/projector" --events-db "$(bench_uri bank_events)" --read-db "$(bench_uri bank_read)" \
+    --metrics-listen "" --log-level warn & PIDS+=($!); PROJ_PID=$!
+  "$BIN/query-service" --listen 127.0.0.1:$QP --read-db "$(bench_uri bank_read)" \
+    --metrics-listen "" --log-level warn & PIDS+=($!); QRY_PID=$!
+  "$BIN/bank-echo-server" --listen 127.0.0.1:$EP & PIDS+=($!); ECHO_PID=$!
+  until bench_psql -d bank_read -tAc "SELECT to_regclass('account_balances') IS NOT NULL" 2>/dev/null | grep -q t; do sleep 0.2; done
+}
+
+bench_stop_system() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  bench_pg_stop
+}
+
+# pgbench's insert baseline in database baseline: a table with the columns
+# and the four indexes of sql/events/001_events.sql, and in $1/insert.sql a
+# deposit's row, metadata of the same size included.
+bench_insert_baseline() {  # work-dir (readable by postgres)
+  bench_psql -d baseline <<'SQL'
+CREATE TABLE events (
+  position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  event_id uuid NOT NULL UNIQUE, stream_id uuid NOT NULL,
+  stream_version bigint NOT NULL, event_type text NOT NULL,
+  schema_version integer NOT NULL, data jsonb NOT NULL,
+  metadata jsonb NOT NULL DEFAULT '{}', transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  recorded_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (stream_id, stream_version));
+CREATE INDEX ON events (transaction_id, position);
+SQL
+  cat > "$1/insert.sql" <<'SQL'
+INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
+VALUES (gen_random_uuid(), gen_random_uuid(), 1, 'MoneyDeposited', 1, '{"amount":"1"}',
+        '{"instance":"command-service@bench:12345","command_id":"58c03ed3-14fb-4b76-9863-60d4add62aaa","causation_id":"58c03ed3-14fb-4b76-9863-60d4add62aaa"}');
+SQL
+}

@@ -351,6 +351,11 @@ int main(int argc, char** argv) {
     // Let the projector catch up with the opens before reading.
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
+  // Tools that measure the run from outside (bench/cpu_budget.sh) wait for
+  // this line: the accounts are open, the timed part starts.
+  std::fprintf(stderr, "bank-loadgen: %zu accounts ready; %s for %.1f s\n",
+               accounts.size(), o.scenario.c_str(), o.duration);
+  std::fflush(stderr);
   Results results;
   std::vector<std::thread> threads;
   const auto start = Clock::now();

@@ -17,26 +17,7 @@ D="${BENCH_SECONDS:-10}"
 N="${BENCH_ACCOUNTS:-10000}"
 if [ "${1:-}" = "--smoke" ]; then C=4; D=1; N=50; fi
 
-bench_pg_start
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  bench_pg_stop
-}
-trap cleanup EXIT
-bench_psql -c "CREATE DATABASE bank_events" -c "CREATE DATABASE bank_read" \
-           -c "CREATE DATABASE baseline"
-free_port() { python3 scripts/free_port.py; }
-CP=$(free_port); QP=$(free_port); EP=$(free_port)
-"$BIN/command-service" --listen 127.0.0.1:$CP --events-db "$(bench_uri bank_events)" \
-  --metrics-listen "" --log-level warn --db-pool-size 16 & PIDS+=($!); CMD_PID=$!
-"$BIN/projector" --events-db "$(bench_uri bank_events)" --read-db "$(bench_uri bank_read)" \
-  --metrics-listen "" --log-level warn & PIDS+=($!); PROJ_PID=$!
-"$BIN/query-service" --listen 127.0.0.1:$QP --read-db "$(bench_uri bank_read)" \
-  --metrics-listen "" --log-level warn & PIDS+=($!); QRY_PID=$!
-"$BIN/bank-echo-server" --listen 127.0.0.1:$EP & PIDS+=($!)
-until bench_psql -d bank_read -tAc "SELECT to_regclass('account_balances') IS NOT NULL" 2>/dev/null | grep -q t; do sleep 0.2; done
+bench_start_system
 
 # BENCH_NOTIFY_TRIGGER=1: measure the old design, a NOTIFY inside every
 # writing transaction (the trigger removed by sql/events/004), for comparison.
@@ -48,28 +29,15 @@ CREATE TRIGGER bench_events_notify AFTER INSERT ON events
   FOR EACH STATEMENT EXECUTE FUNCTION bench_events_notify();
 SQL
 fi
-# Baselines with pgbench, at the same client count. The insert's table has
-# the columns and the four indexes of sql/events/001_events.sql; its row is a
-# deposit's, metadata of the same size included.
+
+# Baselines with pgbench, at the same client count: the insert's table and
+# row (bench_insert_baseline) and a table of balances for the point read.
+W="$BENCH_DIR/work"; mkdir -p "$W"; [ "$(id -u)" -eq 0 ] && chown postgres "$W"
+bench_insert_baseline "$W"
 bench_psql -d baseline <<'SQL'
-CREATE TABLE events (
-  position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  event_id uuid NOT NULL UNIQUE, stream_id uuid NOT NULL,
-  stream_version bigint NOT NULL, event_type text NOT NULL,
-  schema_version integer NOT NULL, data jsonb NOT NULL,
-  metadata jsonb NOT NULL DEFAULT '{}', transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
-  recorded_at timestamptz NOT NULL DEFAULT now(),
-  UNIQUE (stream_id, stream_version));
-CREATE INDEX ON events (transaction_id, position);
 CREATE TABLE balances (account_id integer PRIMARY KEY, balance bigint NOT NULL);
 INSERT INTO balances SELECT g, 100 FROM generate_series(1, 10000) g;
 VACUUM ANALYZE balances;
-SQL
-W="$BENCH_DIR/work"; mkdir -p "$W"; [ "$(id -u)" -eq 0 ] && chown postgres "$W"
-cat > "$W/insert.sql" <<'SQL'
-INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
-VALUES (gen_random_uuid(), gen_random_uuid(), 1, 'MoneyDeposited', 1, '{"amount":"1"}',
-        '{"instance":"command-service@bench:12345","command_id":"58c03ed3-14fb-4b76-9863-60d4add62aaa","causation_id":"58c03ed3-14fb-4b76-9863-60d4add62aaa"}');
 SQL
 cat > "$W/read.sql" <<'SQL'
 \set id random(1, 10000)
