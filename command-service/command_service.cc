@@ -79,7 +79,7 @@ void CommandServiceImpl::OpenAccountAsync(
         std::move(finish),
         [&](const std::string& corr, absl::Time deadline,
             CommandHandler::Done<v1::CommandResult> done) {
-          handler_.OpenAccountAsync(std::move(req), corr, deadline,
+          handler_.OpenAccount(std::move(req), corr, deadline,
                                     std::move(done));
         });
 }
@@ -92,7 +92,7 @@ void CommandServiceImpl::DepositAsync(
         std::move(finish),
         [&](const std::string& corr, absl::Time deadline,
             CommandHandler::Done<v1::CommandResult> done) {
-          handler_.DepositAsync(std::move(req), corr, deadline,
+          handler_.Deposit(std::move(req), corr, deadline,
                                 std::move(done));
         });
 }
@@ -105,7 +105,7 @@ void CommandServiceImpl::WithdrawAsync(
         std::move(finish),
         [&](const std::string& corr, absl::Time deadline,
             CommandHandler::Done<v1::CommandResult> done) {
-          handler_.WithdrawAsync(std::move(req), corr, deadline,
+          handler_.Withdraw(std::move(req), corr, deadline,
                                  std::move(done));
         });
 }
@@ -118,7 +118,7 @@ void CommandServiceImpl::TransferAsync(
         std::move(finish),
         [&](const std::string& corr, absl::Time deadline,
             CommandHandler::Done<v1::TransferResult> done) {
-          handler_.TransferAsync(std::move(req), corr, deadline,
+          handler_.Transfer(std::move(req), corr, deadline,
                                  std::move(done));
         });
 }
@@ -131,7 +131,7 @@ void CommandServiceImpl::CloseAccountAsync(
         std::move(finish),
         [&](const std::string& corr, absl::Time deadline,
             CommandHandler::Done<v1::CommandResult> done) {
-          handler_.CloseAccountAsync(std::move(req), corr, deadline,
+          handler_.CloseAccount(std::move(req), corr, deadline,
                                      std::move(done));
         });
 }

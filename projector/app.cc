@@ -13,10 +13,7 @@
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
 #include "common/util/signals.h"
-
-namespace bank::sql {
-const std::vector<bank::db::Migration>& ReadMigrations();
-}
+#include "sql/migrations.h"
 
 namespace bank::projector {
 

@@ -13,8 +13,9 @@ namespace bank::eventstore {
 namespace {
 
 // The appends of a batch of commands, as parallel arrays, in one statement
-// (sql/events/003_append_batch.sql, with the event each append follows:
-// 005_append_after_event.sql): one round trip, one transaction.
+// (append_commands of sql/events/005_append_after_event.sql, the one append
+// function since 006; its design is described in 003): one round trip, one
+// transaction.
 constexpr char kAppendBatchSql[] = R"sql(
 SELECT command_index, outcome, stream_id::text, stream_version, event_position
 FROM append_commands($1::int[], $2::uuid[], $3::uuid[], $4::bigint[],

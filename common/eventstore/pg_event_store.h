@@ -30,7 +30,7 @@ class PgEventStore final : public EventStore, public BatchAppender {
   absl::StatusOr<std::vector<StreamResult>> Append(
       const std::vector<StreamAppend>& appends, const CommandRecord* command,
       absl::Time deadline) override;
-  // One statement (sql/events/003_append_batch.sql): every command in its
+  // One statement (append_commands, sql/events/005): every command in its
   // own subtransaction, all of them in one transaction and one commit.
   std::vector<absl::StatusOr<std::vector<StreamResult>>> AppendBatch(
       const std::vector<BatchItem>& items, absl::Time deadline) override;

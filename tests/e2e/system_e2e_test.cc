@@ -15,11 +15,7 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/support/system.h"
-
-namespace bank::sql {
-const std::vector<bank::db::Migration>& EventsMigrations();
-const std::vector<bank::db::Migration>& ReadMigrations();
-}  // namespace bank::sql
+#include "sql/migrations.h"
 
 namespace bank {
 namespace {

@@ -21,12 +21,9 @@
 #include "projector/read_model_writer.h"
 #include "tests/support/oracle.h"
 #include "tests/support/system.h"
+#include "sql/migrations.h"
 
 namespace bank {
-namespace sql {
-const std::vector<bank::db::Migration>& ReadMigrations();
-const std::vector<bank::db::Migration>& EventsMigrations();
-}  // namespace sql
 namespace {
 
 using testing::PgCluster;

@@ -3,38 +3,41 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <future>
 #include <memory>
 #include <string>
 
 #include "bank/v1/bank.grpc.pb.h"
-#include "command-service/command_handler.h"
-#include "command-service/command_service.h"
-#include "command-service/raw_command_service.h"
-#include "common/eventstore/commit_notifier.h"
-#include "common/eventstore/group_commit.h"
-#include "common/eventstore/pg_event_store.h"
+#include "command-service/app.h"
+#include "command-service/service_stack.h"
 #include "common/grpc/server.h"
-#include "common/util/worker_pool.h"
 
 namespace bank::testing {
 
-// An in-process command service wired as in production (real handler, group
-// commit over the real PostgreSQL event store, real gRPC on a free port) and
-// a client stub for it.
+// An in-process command service wired by the process's own code
+// (CommandServiceStack: group commit over the real PostgreSQL event store),
+// served over real gRPC on a free port, and a client stub for it.
 struct CommandServer {
-  explicit CommandServer(const std::string& uri,
-                         command::CommandHandler::Options options = {},
-                         int pool_size = 8)
-      : store({.uri = uri, .pool_size = pool_size}),
-        notifier(uri),
-        batched(store, store,
-                {.metrics = &registry,
-                 .on_commit = [this] { notifier.Committed(); }}),
-        pool(16, 256),
-        handler(batched, WithOffload(std::move(options), pool)),
-        impl(handler, registry),
-        raw(impl) {
-    server = *grpcutil::Server::Start({.listen = "127.0.0.1:0"}, {&raw});
+  // The configuration of a test server on `uri`: the process's defaults,
+  // with a smaller pool and fewer threads.
+  static command::Config TestConfig(const std::string& uri) {
+    command::Config config;
+    config.events_db = uri;
+    config.db_pool_size = 8;
+    config.max_threads = 16;
+    return config;
+  }
+
+  explicit CommandServer(const std::string& uri)
+      : CommandServer(TestConfig(uri)) {}
+  explicit CommandServer(const command::Config& config)
+      : stack(config, registry),
+        store(stack.store()),
+        batched(stack.batched()),
+        notifier(stack.notifier()),
+        handler(stack.handler()) {
+    server = *grpcutil::Server::Start({.listen = "127.0.0.1:0"},
+                                      {&stack.service()});
     channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
                                   grpc::InsecureChannelCredentials());
     stub = v1::CommandService::NewStub(channel);
@@ -44,26 +47,24 @@ struct CommandServer {
     server->Wait();
   }
 
-  static command::CommandHandler::Options WithOffload(
-      command::CommandHandler::Options options, util::WorkerPool& pool) {
-    options.offload = [&pool](std::function<void()> work) {
-      return pool.TrySubmit(std::move(work));
-    };
-    return options;
-  }
-
   metrics::Registry registry;
-  eventstore::PgEventStore store;
-  eventstore::CommitNotifier notifier;
-  eventstore::GroupCommitEventStore batched;
-  util::WorkerPool pool;
-  command::CommandHandler handler;
-  command::CommandServiceImpl impl;
-  command::RawCommandService raw;
+  command::CommandServiceStack stack;
+  eventstore::PgEventStore& store;
+  eventstore::GroupCommitEventStore& batched;
+  eventstore::CommitNotifier& notifier;
+  command::CommandHandler& handler;
   std::unique_ptr<grpcutil::Server> server;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::CommandService::Stub> stub;
 };
+
+// Starts one command through `start(done)` and waits for its single answer.
+template <typename T, typename Start>
+absl::StatusOr<T> AwaitAnswer(Start start) {
+  auto answer = std::make_shared<std::promise<absl::StatusOr<T>>>();
+  start([answer](absl::StatusOr<T> r) { answer->set_value(std::move(r)); });
+  return answer->get_future().get();
+}
 
 }  // namespace bank::testing
 
