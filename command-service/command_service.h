@@ -31,8 +31,8 @@ class CommandServiceImpl final {
         transfer_metrics_(Outcomes(metrics, "Transfer")),
         close_account_metrics_(Outcomes(metrics, "CloseAccount")) {}
 
-  // One per RPC of bank.v1.CommandService, through CommandHandler's *Async
-  // methods (they do not block for the commit): `finish` is called once,
+  // One per RPC of bank.v1.CommandService, through CommandHandler (which
+  // never blocks the calling thread): `finish` is called once,
   // with *resp filled in when the status is OK, maybe on another thread; it
   // must not block. `ctx` is read at once.
   using Finish = std::function<void(grpc::Status)>;

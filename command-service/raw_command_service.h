@@ -12,13 +12,13 @@ namespace bank::command {
 // wire view whose text fields are bytes (proto/bank/internal/v1/wire.proto),
 // refuses text that is not valid UTF-8 with INVALID_ARGUMENT naming the
 // field, and starts the decoded request through CommandServiceImpl's *Async
-// methods on gRPC's thread. The handler must have an offload pool
-// (CommandHandler::Options::offload): a command that has to wait (for the
-// database, or another command on its accounts) moves there, so gRPC's own
+// methods on gRPC's thread. A command that has to wait (for the
+// database, or another command on its accounts) moves to the command
+// service's pool (CommandExecutor), so gRPC's own
 // threads never block; a full pool answers RESOURCE_EXHAUSTED at once. (With
 // the generated service, gRPC's proto3 parsing would refuse invalid UTF-8
 // itself, with INTERNAL and no message.) Measured against the synchronous
-// server and a pool per command in docs/performance.md.
+// server and a pool per command by bench/threading.sh.
 class RawCommandService final : public grpc::Service {
  public:
   explicit RawCommandService(CommandServiceImpl& impl);
