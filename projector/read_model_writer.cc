@@ -8,14 +8,14 @@
 #include "absl/strings/str_replace.h"
 #include "common/db/binary_copy.h"
 #include "common/db/pg_status.h"
-#include "common/eventstore/pg_event_store.h"
+#include "common/db/array_literal.h"
 #include "common/readmodel/progress_notice.h"
 #include "common/util/text.h"
 
 namespace bank::projector {
 namespace {
 
-using eventstore::ToArrayLiteral;
+using db::ToArrayLiteral;
 
 // {S} is the table-set suffix ("" or "_rebuild"). The upsert and the history
 // insert are also apply_batch's (sql/read/003_apply_batch.sql), which writes
@@ -206,29 +206,6 @@ std::vector<std::string> PoisonArrays(const std::vector<PoisonEvent>& rows) {
 }
 
 // A timestamptz in COPY's text format.
-// A field in COPY's text format: backslash, tab, newline and carriage
-// return escaped.
-void AppendCopyField(absl::string_view v, std::string* out) {
-  for (char c : v) {
-    switch (c) {
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      default:
-        out->push_back(c);
-    }
-  }
-}
-
 std::string CopyTime(absl::Time t) {
   std::string out;
   util::AppendUtcTimestamp(t, &out);

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/db/pg_status.h"
-#include "common/eventstore/pg_event_store.h"
+#include "common/db/array_literal.h"
 #include "common/readmodel/progress_notice.h"
 
 namespace bank::query {
@@ -127,7 +127,7 @@ absl::StatusOr<ReadModelReader::Balances> ReadModelReader::GetBalances(
               [&](db::ConnectionPool::Lease& c) -> absl::StatusOr<Balances> {
                 pqxx::nontransaction tx(*c);
                 pqxx::result r = tx.exec_prepared(
-                    "balances", eventstore::ToArrayLiteral(account_ids),
+                    "balances", db::ToArrayLiteral(account_ids),
                     readmodel::kLiveProjection);
                 Balances out;
                 out.rows.reserve(r.size());

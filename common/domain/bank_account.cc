@@ -21,12 +21,6 @@ constexpr size_t kMaxOwnerChars = 200;
 
 }  // namespace
 
-std::string EventTypeName(const AccountEvent& event) {
-  return std::visit(
-      [](const auto& e) { return std::string(e.GetDescriptor()->name()); },
-      event);
-}
-
 absl::Status ValidateOwner(absl::string_view owner) {
   std::optional<size_t> len = util::Utf8Length(owner);
   if (!len.has_value()) {

@@ -15,8 +15,12 @@ using AccountEvent = std::variant<
     bank::events::v1::MoneyWithdrawn, bank::events::v1::TransferSent,
     bank::events::v1::TransferReceived, bank::events::v1::AccountClosed>;
 
-// The stored type name of an event ("AccountOpened", ...).
-std::string EventTypeName(const AccountEvent& event);
+// The stored type name of an event ("AccountOpened", ...): its message name.
+inline std::string EventTypeName(const AccountEvent& event) {
+  return std::visit(
+      [](const auto& e) { return std::string(e.GetDescriptor()->name()); },
+      event);
+}
 
 }  // namespace bank::domain
 

@@ -6,11 +6,14 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/db/array_literal.h"
 #include "common/db/pg_status.h"
 #include "nlohmann/json.hpp"
 
 namespace bank::eventstore {
 namespace {
+
+using db::ToArrayLiteral;
 
 // The appends of a batch of commands, as parallel arrays, in one statement
 // (append_commands of sql/events/005_append_after_event.sql, the one append
@@ -72,30 +75,6 @@ void PrepareStatements(pqxx::connection& conn) {
 }
 
 }  // namespace
-
-std::string ToArrayLiteral(const std::vector<std::string>& items) {
-  return ToArrayLiteral(items, /*empty_is_null=*/false);
-}
-
-std::string ToArrayLiteral(const std::vector<std::string>& items,
-                           bool empty_is_null) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    if (empty_is_null && items[i].empty()) {
-      out.append("NULL");
-      continue;
-    }
-    out.push_back('"');
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
 
 PgEventStore::PgEventStore(Options options)
     : options_(options),

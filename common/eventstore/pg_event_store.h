@@ -57,13 +57,6 @@ class PgEventStore final : public EventStore, public BatchAppender {
   db::ConnectionPool pool_;
 };
 
-// Encodes strings as a PostgreSQL array literal ({"a","b"}), quoting every
-// element, for passing arrays as a single text parameter. With
-// empty_is_null, an empty string is written as NULL ({NULL,"b"}).
-std::string ToArrayLiteral(const std::vector<std::string>& items);
-std::string ToArrayLiteral(const std::vector<std::string>& items,
-                           bool empty_is_null);
-
 }  // namespace bank::eventstore
 
 #endif  // BANK_COMMON_EVENTSTORE_PG_EVENT_STORE_H_

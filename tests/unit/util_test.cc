@@ -3,7 +3,7 @@
 #include "common/db/connection_pool.h"
 #include "common/db/pg_status.h"
 #include "common/db/uri.h"
-#include "common/eventstore/pg_event_store.h"
+#include "common/db/array_literal.h"
 #include "common/util/text.h"
 #include "gtest/gtest.h"
 
@@ -133,14 +133,14 @@ TEST(UriTest, MasksPasswords) {
 }
 
 TEST(ArrayLiteralTest, QuotesEveryElement) {
-  EXPECT_EQ(eventstore::ToArrayLiteral({}), "{}");
-  EXPECT_EQ(eventstore::ToArrayLiteral({"a", "{\"k\": \"v\\\\\"}"}),
+  EXPECT_EQ(db::ToArrayLiteral({}), "{}");
+  EXPECT_EQ(db::ToArrayLiteral({"a", "{\"k\": \"v\\\\\"}"}),
             "{\"a\",\"{\\\"k\\\": \\\"v\\\\\\\\\\\"}\"}");
   // Optional elements (the event an append follows): empty is NULL,
   // unquoted; otherwise an empty string stays an empty element.
-  EXPECT_EQ(eventstore::ToArrayLiteral({"", "b", ""}, /*empty_is_null=*/true),
+  EXPECT_EQ(db::ToArrayLiteral({"", "b", ""}, /*empty_is_null=*/true),
             "{NULL,\"b\",NULL}");
-  EXPECT_EQ(eventstore::ToArrayLiteral({"", "b"}, /*empty_is_null=*/false),
+  EXPECT_EQ(db::ToArrayLiteral({"", "b"}, /*empty_is_null=*/false),
             "{\"\",\"b\"}");
 }
 
