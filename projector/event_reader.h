@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
@@ -12,6 +11,10 @@
 #include "absl/time/time.h"
 #include "common/db/binary_copy.h"
 #include "common/eventstore/event_store.h"
+
+namespace bank::db {
+class Session;
+}  // namespace bank::db
 
 namespace bank::projector {
 
@@ -62,9 +65,8 @@ class EventReader {
   absl::StatusOr<ReadPlan> ExplainReadAfter(const Checkpoint& after, int limit);
 
  private:
-  absl::Status Connect();
   const std::string uri_;
-  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<db::Session> session_;
   std::unique_ptr<db::BinaryCopyOut> copy_;
 };
 

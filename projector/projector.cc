@@ -5,14 +5,17 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "common/db/pg_status.h"
+#include "common/db/run.h"
 #include "common/log/log.h"
+#include "projector/live_writer.h"
+#include "projector/rebuild_writer.h"
 
 namespace bank::projector {
 namespace {
 
 constexpr char kTryLockSql[] =
     "SELECT pg_try_advisory_lock(hashtextextended($1, 0))";
+constexpr char kPingSql[] = "SELECT 1";
 constexpr char kEventsChannel[] = "bank_events";
 
 // Counts wake-ups; the projector drains them all before each catch-up, so a
@@ -34,26 +37,60 @@ void SleepUnlessStopped(absl::Duration d, const std::atomic<bool>& stop) {
 
 }  // namespace
 
-Projector::Projector(ProjectorOptions options)
-    : options_(std::move(options)), reader_(options_.events_db) {}
+// The single-projector lock: a session advisory lock on the read database,
+// held for as long as its connection lives. Its session is never reopened
+// behind the holder's back: once the connection breaks, the lock is gone.
+class LeaderLock {
+ public:
+  LeaderLock(const std::string& uri, std::string projection)
+      : key_(absl::StrCat("bank-projector:", projection)),
+        session_({.uri = uri, .application_name = "bank-projector-lock"}) {}
 
-bool Projector::TryLead() {
-  try {
-    if (lock_conn_ == nullptr || !lock_conn_->is_open()) {
-      lock_conn_ = std::make_unique<pqxx::connection>(options_.read_db);
-      lock_conn_->set_variable("application_name", "'bank-projector-lock'");
+  // True when this process now holds the lock; false when another does, or
+  // the read database cannot be reached (reachable() says which).
+  bool TryAcquire() {
+    absl::StatusOr<bool> got = session_.Run(
+        "locking", [&](pqxx::connection& c) -> absl::StatusOr<bool> {
+          pqxx::nontransaction tx(c);
+          return tx.exec_params1(kTryLockSql, key_)[0].as<bool>();
+        });
+    reachable_ = got.ok();
+    if (!got.ok()) {
+      session_.Disconnect();
+      spdlog::warn("cannot reach the read database for the projector lock: {}",
+                   got.status().message());
+      return false;
     }
-    pqxx::nontransaction tx(*lock_conn_);
-    pqxx::result r = tx.exec_params(
-        kTryLockSql, absl::StrCat("bank-projector:", options_.projection));
-    return r[0][0].as<bool>();
-  } catch (const std::exception& e) {
-    lock_conn_.reset();
-    spdlog::warn("cannot reach the read database for the projector lock: {}",
-                 db::StatusFromException(e, "locking").message());
-    return false;
+    return *got;
   }
-}
+
+  // False once the lock's connection has broken (the lock went with it).
+  bool StillHeld() {
+    if (!session_.connected()) return false;
+    absl::Status s = session_.Run("checking the lock", [](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      tx.exec(kPingSql);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) session_.Disconnect();
+    return s.ok();
+  }
+
+  bool reachable() const { return reachable_; }
+
+ private:
+  const std::string key_;
+  db::Session session_;
+  bool reachable_ = false;
+};
+
+Projector::Projector(ProjectorOptions options)
+    : options_(std::move(options)),
+      reader_(options_.events_db),
+      lock_(std::make_unique<LeaderLock>(options_.read_db,
+                                         options_.projection)) {}
+
+Projector::~Projector() = default;
 
 void Projector::ReportLag(const Checkpoint& checkpoint) {
   // A round trip to the events table: under load the projector wakes up
@@ -80,7 +117,7 @@ void Projector::ReportLag(const Checkpoint& checkpoint) {
   }
 }
 
-absl::Status Projector::CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
+absl::Status Projector::CatchUp(LiveWriter& writer, Checkpoint& checkpoint,
                                 const std::atomic<bool>& stop) {
   // Behind (the last read filled a batch): read with a binary COPY, which
   // costs PostgreSQL about half as much per event; else the prepared query,
@@ -130,8 +167,8 @@ absl::Status Projector::CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
 }
 
 absl::Status Projector::Run(const std::atomic<bool>& stop) {
-  ReadModelWriter writer(options_.read_db, options_.projection, "",
-                         options_.row_cache_size);
+  LiveWriter writer(options_.read_db, options_.projection,
+                    options_.row_cache_size);
   absl::Duration backoff = absl::Milliseconds(100);
   bool said_standby = false;
   std::unique_ptr<pqxx::connection> listen_conn;
@@ -140,9 +177,8 @@ absl::Status Projector::Run(const std::atomic<bool>& stop) {
   std::optional<Checkpoint> checkpoint;  // Reloaded after any failure.
   while (!stop.load()) {
     if (!stats_.active.load()) {
-      if (!TryLead()) {
-        stats_.healthy =
-            lock_conn_ != nullptr;  // Reachable, someone else leads.
+      if (!lock_->TryAcquire()) {
+        stats_.healthy = lock_->reachable();  // Someone else leads.
         if (!said_standby) {
           spdlog::info("another projector is active; waiting as a standby");
           said_standby = true;
@@ -204,12 +240,8 @@ absl::Status Projector::Run(const std::atomic<bool>& stop) {
     // Leadership: if the lock's connection died, the lock is gone.
     if (absl::Now() - last_lock_check >= options_.poll_interval) {
       last_lock_check = absl::Now();
-      try {
-        pqxx::nontransaction tx(*lock_conn_);
-        tx.exec("SELECT 1");
-      } catch (const std::exception&) {
+      if (!lock_->StillHeld()) {
         spdlog::warn("lost the projector lock's connection; standing by");
-        lock_conn_.reset();
         stats_.active = false;
         said_standby = false;
         checkpoint.reset();
@@ -220,9 +252,8 @@ absl::Status Projector::Run(const std::atomic<bool>& stop) {
 }
 
 absl::StatusOr<int64_t> Projector::Rebuild(const std::atomic<bool>& stop) {
-  const std::string shadow = options_.projection + "_rebuild";
-  ReadModelWriter writer(options_.read_db, shadow, "_rebuild");
-  if (absl::Status s = writer.ResetShadow(); !s.ok()) return s;
+  RebuildWriter writer(options_.read_db, options_.projection);
+  if (absl::Status s = writer.Reset(); !s.ok()) return s;
   // Every account's state while loading: one row per account in memory.
   absl::flat_hash_map<std::string, AccountFold> state;
   Checkpoint c;
@@ -243,7 +274,7 @@ absl::StatusOr<int64_t> Projector::Rebuild(const std::atomic<bool>& stop) {
       return r.CopyAfter(next, options_.batch_size);
     });
     absl::StatusOr<BatchResult> applied =
-        writer.BulkLoad(*batch, state, options_.skip_poison);
+        writer.Load(*batch, state, options_.skip_poison);
     batch = pending.get();
     if (!applied.ok()) return applied.status();
     c = applied->checkpoint;
@@ -251,10 +282,10 @@ absl::StatusOr<int64_t> Projector::Rebuild(const std::atomic<bool>& stop) {
   }
   if (stop.load()) return absl::CancelledError("rebuild interrupted");
   absl::Time loaded = absl::Now();
-  if (absl::Status s = writer.FinishShadow(state, c); !s.ok()) return s;
+  if (absl::Status s = writer.Finish(state, c); !s.ok()) return s;
   absl::Time indexed = absl::Now();
   absl::StatusOr<Checkpoint> final_c =
-      writer.SwapIn(options_.projection, reader_, options_.batch_size);
+      writer.SwapIn(reader_, options_.batch_size);
   if (!final_c.ok()) return final_c.status();
   double secs = absl::ToDoubleSeconds(absl::Now() - start);
   spdlog::info(

@@ -4,15 +4,16 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <pqxx/pqxx>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "projector/event_reader.h"
-#include "projector/read_model_writer.h"
 
 namespace bank::projector {
+
+class LiveWriter;
+class LeaderLock;
 
 struct ProjectorOptions {
   std::string events_db;
@@ -58,6 +59,7 @@ struct ProjectorStats {
 class Projector {
  public:
   explicit Projector(ProjectorOptions options);
+  ~Projector();
 
   // Runs until `stop` becomes true (returns OK) or a poison event stops the
   // projection (FAILED_PRECONDITION naming the event). Transient database
@@ -74,9 +76,8 @@ class Projector {
 
  private:
   // Reads and applies until caught up. FAILED_PRECONDITION on poison.
-  absl::Status CatchUp(ReadModelWriter& writer, Checkpoint& checkpoint,
+  absl::Status CatchUp(LiveWriter& writer, Checkpoint& checkpoint,
                        const std::atomic<bool>& stop);
-  bool TryLead();
   // Updates the lag gauges (stats_), at most once per kLagReportInterval.
   void ReportLag(const Checkpoint& checkpoint);
   static constexpr absl::Duration kLagReportInterval = absl::Milliseconds(100);
@@ -84,7 +85,7 @@ class Projector {
   const ProjectorOptions options_;
   ProjectorStats stats_;
   EventReader reader_;
-  std::unique_ptr<pqxx::connection> lock_conn_;
+  std::unique_ptr<LeaderLock> lock_;
   absl::Time last_lag_log_ = absl::InfinitePast();
   absl::Time last_lag_report_ = absl::InfinitePast();
 };

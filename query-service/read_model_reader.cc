@@ -6,8 +6,8 @@
 #include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
-#include "common/db/pg_status.h"
 #include "common/db/array_literal.h"
+#include "common/db/run.h"
 #include "common/readmodel/progress_notice.h"
 
 namespace bank::query {
@@ -94,19 +94,8 @@ ReadModelReader::ReadModelReader(const std::string& uri, int pool_size)
 template <typename Fn>
 auto ReadModelReader::With(absl::Time deadline, const char* what, Fn fn)
     -> decltype(fn(std::declval<db::ConnectionPool::Lease&>())) {
-  absl::Duration left = deadline - absl::Now();
-  if (left <= absl::ZeroDuration()) {
-    return absl::DeadlineExceededError(absl::StrCat(what, ": deadline passed"));
-  }
-  auto lease = pool_.Acquire(deadline);
-  if (!lease.ok()) return lease.status();
-  try {
-    lease->SetStatementTimeout(std::min(left, absl::Seconds(10)));
-    return fn(*lease);
-  } catch (const std::exception& e) {
-    if (db::IsConnectionLost(e)) lease->Discard();
-    return db::StatusFromException(e, what);
-  }
+  return db::RunPooled(pool_, deadline, deadline, absl::Seconds(10), what,
+                       std::move(fn));
 }
 
 absl::StatusOr<std::optional<v1::AccountBalance>> ReadModelReader::GetBalance(

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/db/array_literal.h"
 #include "common/db/pg_status.h"
+#include "common/db/run.h"
 #include "nlohmann/json.hpp"
 
 namespace bank::eventstore {
@@ -87,21 +88,8 @@ PgEventStore::PgEventStore(Options options)
 template <typename Fn>
 auto PgEventStore::WithConnection(absl::Time deadline, const char* what, Fn fn)
     -> decltype(fn(std::declval<db::ConnectionPool::Lease&>())) {
-  absl::Duration left = deadline - absl::Now();
-  if (left <= absl::ZeroDuration()) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(what, ": deadline passed before the database was asked"));
-  }
-  auto lease =
-      pool_.Acquire(std::min(deadline, absl::Now() + options_.max_pool_wait));
-  if (!lease.ok()) return lease.status();
-  try {
-    lease->SetStatementTimeout(std::min(left, options_.max_statement_time));
-    return fn(*lease);
-  } catch (const std::exception& e) {
-    if (db::IsConnectionLost(e)) lease->Discard();
-    return db::StatusFromException(e, what);
-  }
+  return db::RunPooled(pool_, deadline, absl::Now() + options_.max_pool_wait,
+                       options_.max_statement_time, what, std::move(fn));
 }
 
 absl::StatusOr<std::vector<StreamResult>> PgEventStore::Append(

@@ -18,7 +18,7 @@
 #include "common/readmodel/progress_notice.h"
 #include "gtest/gtest.h"
 #include "projector/event_reader.h"
-#include "projector/read_model_writer.h"
+#include "projector/live_writer.h"
 #include "tests/support/oracle.h"
 #include "tests/support/system.h"
 #include "sql/migrations.h"
@@ -128,7 +128,7 @@ eventstore::RecordedEvent Recorded(const std::string& stream, int64_t version,
 
 // The live writer keeps the rows it wrote between batches; another writer
 // (a second projector, a rebuild) moving the checkpoint makes it drop them.
-TEST(ReadModelWriterTest, KeptRowsNeverOutliveAnotherWriter) {
+TEST(LiveWriterTest, KeptRowsNeverOutliveAnotherWriter) {
   ASSERT_TRUE(pg->CreateDatabase("kept_rows").ok());
   const std::string uri = pg->Uri("kept_rows");
   ASSERT_TRUE(
@@ -145,8 +145,8 @@ TEST(ReadModelWriterTest, KeptRowsNeverOutliveAnotherWriter) {
     d.set_amount(amount);
     return domain::AccountEvent(d);
   };
-  projector::ReadModelWriter a(uri, "accounts", "", 1000);
-  projector::ReadModelWriter b(uri, "accounts", "", 1000);
+  projector::LiveWriter a(uri, "accounts", 1000);
+  projector::LiveWriter b(uri, "accounts", 1000);
   absl::StatusOr<projector::Checkpoint> ca = a.LoadCheckpoint();
   ASSERT_TRUE(ca.ok()) << ca.status();
   auto r1 = a.ApplyBatch(
@@ -184,7 +184,7 @@ TEST(ReadModelWriterTest, KeptRowsNeverOutliveAnotherWriter) {
 // A live batch is one call (sql/read/003_apply_batch.sql): the rows, the
 // checkpoint with its events_applied, and the progress notices the query
 // service's cache follows, all or nothing.
-TEST(ReadModelWriterTest, OneCallWritesTheBatchAndAnnouncesIt) {
+TEST(LiveWriterTest, OneCallWritesTheBatchAndAnnouncesIt) {
   ASSERT_TRUE(pg->CreateDatabase("one_call").ok());
   const std::string uri = pg->Uri("one_call");
   ASSERT_TRUE(
@@ -223,7 +223,7 @@ TEST(ReadModelWriterTest, OneCallWritesTheBatchAndAnnouncesIt) {
   d.set_amount(5);
   const domain::AccountEvent deposit(d);
 
-  projector::ReadModelWriter a(uri, "accounts", "", 1000);
+  projector::LiveWriter a(uri, "accounts", 1000);
   absl::StatusOr<projector::Checkpoint> c = a.LoadCheckpoint();
   ASSERT_TRUE(c.ok()) << c.status();
   auto r1 =
@@ -275,7 +275,7 @@ TEST(ReadModelWriterTest, OneCallWritesTheBatchAndAnnouncesIt) {
 
   // Another writer moves on; the first one's next batch, built on the
   // checkpoint it left, changes nothing and announces nothing.
-  projector::ReadModelWriter b(uri, "accounts", "", 0);
+  projector::LiveWriter b(uri, "accounts", 0);
   absl::StatusOr<projector::Checkpoint> cb = b.LoadCheckpoint();
   ASSERT_TRUE(cb.ok());
   auto rb = b.ApplyBatch(*cb, {Recorded(y, 2, deposit, 4)}, false);

@@ -1,0 +1,96 @@
+#ifndef BANK_COMMON_DB_RUN_H_
+#define BANK_COMMON_DB_RUN_H_
+
+#include <exception>
+#include <functional>
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/db/connection_pool.h"
+#include "common/db/pg_status.h"
+
+namespace bank::db {
+
+// The database edge's one try/catch: runs `fn` (which returns a Status or a
+// StatusOr) and turns an exception thrown by libpqxx into a status
+// (pg_status.h), `what` naming the operation. When the exception says the
+// connection broke, `on_lost` runs first, so the caller drops it.
+template <typename Fn, typename OnLost>
+auto RunMapped(absl::string_view what, OnLost on_lost, Fn fn)
+    -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    if (IsConnectionLost(e)) on_lost();
+    return StatusFromException(e, what);
+  }
+}
+
+// A connection from `pool` for one call: waits for one until
+// `acquire_deadline`, bounds its statement_timeout by what is left of
+// `deadline` (at most `max_statement_time`), runs `fn(lease)` and maps the
+// error; a broken connection is discarded. DEADLINE_EXCEEDED when the
+// deadline has passed before the database was asked.
+template <typename Fn>
+auto RunPooled(ConnectionPool& pool, absl::Time deadline,
+               absl::Time acquire_deadline, absl::Duration max_statement_time,
+               absl::string_view what, Fn fn)
+    -> decltype(fn(std::declval<ConnectionPool::Lease&>())) {
+  const absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, ": deadline passed before the database was asked"));
+  }
+  auto lease = pool.Acquire(std::min(deadline, acquire_deadline));
+  if (!lease.ok()) return lease.status();
+  return RunMapped(
+      what, [&lease] { lease->Discard(); },
+      [&]() -> decltype(fn(*lease)) {
+        lease->SetStatementTimeout(std::min(left, max_statement_time));
+        return fn(*lease);
+      });
+}
+
+// One connection of a long-lived worker (the projector's reader and
+// writers), opened on first use and set up by `on_connect`, dropped when it
+// breaks and opened again on the next call. Not thread-safe.
+class Session {
+ public:
+  struct Options {
+    std::string uri;
+    std::string application_name;
+    // Prepares statements, sets session variables; may throw.
+    std::function<void(pqxx::connection&)> on_connect;
+  };
+  explicit Session(Options options) : options_(std::move(options)) {}
+
+  // Runs `fn(connection)` on the open (or newly opened) connection and maps
+  // the error; UNAVAILABLE when the database cannot be reached.
+  template <typename Fn>
+  auto Run(absl::string_view what, Fn fn)
+      -> decltype(fn(std::declval<pqxx::connection&>())) {
+    if (absl::Status s = Connect(); !s.ok()) return s;
+    return RunMapped(
+        what, [this] { conn_.reset(); },
+        [&]() -> decltype(fn(*conn_)) { return fn(*conn_); });
+  }
+
+  void Disconnect() { conn_.reset(); }
+  bool connected() const { return conn_ != nullptr && conn_->is_open(); }
+  const std::string& uri() const { return options_.uri; }
+
+ private:
+  absl::Status Connect();
+  const Options options_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+}  // namespace bank::db
+
+#endif  // BANK_COMMON_DB_RUN_H_
