@@ -18,7 +18,7 @@
 #include "absl/time/time.h"
 #include "bank/v1/bank.grpc.pb.h"
 #include "cli/money_format.h"
-#include "common/util/text.h"
+#include "common/util/uuid.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"

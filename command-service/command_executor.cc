@@ -9,6 +9,7 @@
 #include "common/domain/event_codec.h"
 #include "common/log/log.h"
 #include "common/util/text.h"
+#include "common/util/uuid.h"
 #include "nlohmann/json.hpp"
 
 namespace bank::command {

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "command-service/request_validation.h"
-#include "common/util/text.h"
+#include "common/util/uuid.h"
 
 namespace bank::command {
 namespace {

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/domain/bank_account.h"
 #include "common/util/text.h"
+#include "common/util/uuid.h"
 
 namespace bank::command {
 namespace {

@@ -5,8 +5,8 @@
 
 #include "command-service/app.h"
 #include "command-service/command_handler.h"
-#include "command-service/command_service.h"
-#include "command-service/raw_command_service.h"
+#include "command-service/command_rpcs.h"
+#include "command-service/command_grpc_service.h"
 #include "common/eventstore/commit_notifier.h"
 #include "common/eventstore/group_commit.h"
 #include "common/eventstore/pg_event_store.h"
@@ -41,8 +41,8 @@ class CommandServiceStack {
   eventstore::GroupCommitEventStore batched_;
   util::WorkerPool pool_;
   CommandHandler handler_;
-  CommandServiceImpl impl_;
-  RawCommandService raw_;
+  CommandRpcs impl_;
+  CommandGrpcService raw_;
 };
 
 }  // namespace bank::command

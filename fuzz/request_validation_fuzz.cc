@@ -6,7 +6,7 @@
 
 #include "command-service/request_validation.h"
 #include "common/domain/bank_account.h"
-#include "common/util/text.h"
+#include "common/util/uuid.h"
 
 namespace {
 

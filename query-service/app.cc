@@ -12,7 +12,7 @@
 #include "common/serving/serve.h"
 #include "common/util/signals.h"
 #include "query-service/query_service.h"
-#include "query-service/raw_query_service.h"
+#include "query-service/query_grpc_service.h"
 
 namespace bank::query {
 
@@ -29,11 +29,11 @@ int RunQueryService(const Config& config) {
   ReadModelReader reader(config.read_db, config.db_pool_size);
   util::WorkerPool pool(config.workers, config.max_queue);
   BalanceCache cache(static_cast<size_t>(config.balance_cache_size));
-  auto waiter = std::make_unique<VersionWaiter>(config.read_db, reader, cache);
+  auto waiter = std::make_unique<ProgressFollower>(config.read_db, reader, cache);
   metrics::Registry registry;
   QueryServiceImpl service(reader, cache, *waiter, pool, registry,
                            {.max_wait = config.max_wait});
-  RawQueryService raw(service);  // What the server registers.
+  QueryGrpcService raw(service);  // What the server registers.
   auto server = grpcutil::Server::Start(
       {.listen = config.listen,
        .tls_cert = config.tls_cert,

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc/status.h"
 #include "common/log/log.h"
-#include "common/util/text.h"
+#include "common/util/uuid.h"
 #include "query-service/page_token.h"
 
 namespace bank::query {
@@ -45,7 +45,7 @@ metrics::Counter& QueryServiceImpl::WaitsCounter(metrics::Registry& metrics,
 }
 
 QueryServiceImpl::QueryServiceImpl(ReadModelReader& reader, BalanceCache& cache,
-                                   VersionWaiter& waiter,
+                                   ProgressFollower& waiter,
                                    util::WorkerPool& pool,
                                    metrics::Registry& metrics, Options options)
     : reader_(reader),
@@ -164,17 +164,17 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
   uint64_t wid = waiter_.Add(
       id, min_version, wait_until,
       [this, finish, req, id, deadline, resp, min_version](
-          VersionWaiter::Outcome outcome, const v1::AccountBalance* balance) {
-        (outcome == VersionWaiter::Outcome::kReached    ? waits_reached_
-         : outcome == VersionWaiter::Outcome::kDeadline ? waits_deadline_
+          ProgressFollower::Outcome outcome, const v1::AccountBalance* balance) {
+        (outcome == ProgressFollower::Outcome::kReached    ? waits_reached_
+         : outcome == ProgressFollower::Outcome::kDeadline ? waits_deadline_
                                                         : waits_shutdown_)
             .Inc();
-        if (outcome == VersionWaiter::Outcome::kShutdown) {
+        if (outcome == ProgressFollower::Outcome::kShutdown) {
           finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                               "query service shutting down"));
           return;
         }
-        if (outcome == VersionWaiter::Outcome::kDeadline) {
+        if (outcome == ProgressFollower::Outcome::kDeadline) {
           finish(grpc::Status(
               grpc::StatusCode::DEADLINE_EXCEEDED,
               absl::StrCat("account ", id, " did not reach version ",
@@ -198,7 +198,7 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
       });
   // One look after registering closes the race with a notice applied
   // before Add. When the cache holds the account, it is exact as of the
-  // last notice: it answers now, or a later notice will (VersionWaiter
+  // last notice: it answers now, or a later notice will (ProgressFollower
   // answers from the cache as notices arrive, without a read). Otherwise
   // one read, in a batch with the plain reads.
   v1::AccountBalance cached;

@@ -8,14 +8,14 @@
 #include "query-service/balance_batcher.h"
 #include "query-service/balance_cache.h"
 #include "query-service/read_model_reader.h"
-#include "query-service/version_waiter.h"
+#include "query-service/progress_follower.h"
 
 namespace bank::query {
 
-// The methods of bank.v1.QueryService, for gRPC's callback API (RawQueryService
+// The methods of bank.v1.QueryService, for gRPC's callback API (QueryGrpcService
 // registers them): handlers never block; the database work runs on a
 // WorkerPool (a full queue answers RESOURCE_EXHAUSTED at once), and
-// GetBalance.min_version waits in a VersionWaiter without holding a thread.
+// GetBalance.min_version waits in a ProgressFollower without holding a thread.
 // A GetBalance the BalanceCache can answer (no as_of; the account cached at
 // min_version or later) is answered in the handler, on gRPC's thread.
 // Each handler finishes its call through `reactor` exactly once (possibly
@@ -35,7 +35,7 @@ class QueryServiceImpl final {
   // bank_min_version_waits_total{outcome}, bank_balance_cache_total{result}
   // and bank_balance_cache_rows in `metrics`.
   QueryServiceImpl(ReadModelReader& reader, BalanceCache& cache,
-                   VersionWaiter& waiter, util::WorkerPool& pool,
+                   ProgressFollower& waiter, util::WorkerPool& pool,
                    metrics::Registry& metrics, Options options);
 
   void GetBalance(grpc::CallbackServerContext* ctx,
@@ -86,7 +86,7 @@ class QueryServiceImpl final {
 
   ReadModelReader& reader_;
   BalanceCache& cache_;
-  VersionWaiter& waiter_;
+  ProgressFollower& waiter_;
   util::WorkerPool& pool_;
   metrics::Registry& metrics_;
   const Options options_;

@@ -17,16 +17,6 @@ std::optional<size_t> Utf8Length(absl::string_view s);
 // True when s contains an ASCII control character (U+0000..U+001F, U+007F).
 bool HasControlCharacter(absl::string_view s);
 
-// True for the canonical textual form of a UUID: 8-4-4-4-12 hex digits
-// (either case).
-bool IsUuid(absl::string_view s);
-
-// A random (version 4) UUID in lower case. Thread-safe.
-std::string NewUuid();
-
-// The UUID in lower case (REQUIRES: IsUuid(s)).
-std::string CanonicalUuid(absl::string_view s);
-
 // Appends t in UTC as "YYYY-MM-DD HH:MM:SS.ffffff+00", the form PostgreSQL
 // reads for timestamptz (microseconds; finer digits are dropped), the same as
 // absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, UTC) but without the time

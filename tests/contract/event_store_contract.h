@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "common/eventstore/event_store.h"
-#include "common/util/text.h"
+#include "common/util/uuid.h"
 
 namespace bank::eventstore {
 

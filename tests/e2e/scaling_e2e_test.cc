@@ -10,7 +10,7 @@
 #include <random>
 #include <thread>
 
-#include "common/util/text.h"
+#include "common/util/uuid.h"
 #include "gtest/gtest.h"
 #include "tests/support/oracle.h"
 #include "tests/support/system.h"

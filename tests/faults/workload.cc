@@ -8,7 +8,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
-#include "common/util/text.h"
+#include "common/util/uuid.h"
 #include "tests/support/oracle.h"
 
 namespace bank::faults {

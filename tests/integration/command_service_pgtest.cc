@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/db/migrations.h"
-#include "common/util/text.h"
+#include "common/util/uuid.h"
 #include "gtest/gtest.h"
 #include "tests/support/command_server.h"
 #include "tests/support/pg_cluster.h"

@@ -14,7 +14,7 @@
 #include "common/domain/event_codec.h"
 #include "common/eventstore/group_commit.h"
 #include "common/eventstore/memory_event_store.h"
-#include "common/util/text.h"
+#include "common/util/uuid.h"
 #include "common/util/worker_pool.h"
 
 namespace bank::command {

@@ -5,6 +5,7 @@
 #include "common/db/uri.h"
 #include "common/db/array_literal.h"
 #include "common/util/text.h"
+#include "common/util/uuid.h"
 #include "gtest/gtest.h"
 
 namespace bank {

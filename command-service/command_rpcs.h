@@ -1,5 +1,5 @@
-#ifndef BANK_COMMAND_SERVICE_COMMAND_SERVICE_H_
-#define BANK_COMMAND_SERVICE_COMMAND_SERVICE_H_
+#ifndef BANK_COMMAND_SERVICE_COMMAND_RPCS_H_
+#define BANK_COMMAND_SERVICE_COMMAND_RPCS_H_
 
 #include <atomic>
 #include <functional>
@@ -14,13 +14,13 @@ namespace bank::command {
 
 // bank.v1.CommandService over a CommandHandler: takes the call's deadline
 // and correlation id (metadata "x-correlation-id") and converts statuses.
-class CommandServiceImpl final {
+class CommandRpcs final {
  public:
   // Records bank_commands_total{type,code} and
   // bank_command_duration_seconds{type} in `metrics`.
   // At most max_in_flight commands run at once; more are refused at once
   // with RESOURCE_EXHAUSTED (load shedding).
-  CommandServiceImpl(CommandHandler& handler, metrics::Registry& metrics,
+  CommandRpcs(CommandHandler& handler, metrics::Registry& metrics,
                      int max_in_flight = 256)
       : handler_(handler),
         metrics_(metrics),
@@ -82,4 +82,4 @@ class CommandServiceImpl final {
 
 }  // namespace bank::command
 
-#endif  // BANK_COMMAND_SERVICE_COMMAND_SERVICE_H_
+#endif  // BANK_COMMAND_SERVICE_COMMAND_RPCS_H_

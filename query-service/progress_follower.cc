@@ -1,4 +1,4 @@
-#include "query-service/version_waiter.h"
+#include "query-service/progress_follower.h"
 
 #include <algorithm>
 #include <deque>
@@ -33,7 +33,7 @@ class Progress : public pqxx::notification_receiver {
 
 }  // namespace
 
-VersionWaiter::VersionWaiter(std::string uri, ReadModelReader& reader,
+ProgressFollower::ProgressFollower(std::string uri, ReadModelReader& reader,
                              BalanceCache& cache, absl::Duration safety_poll)
     : uri_(std::move(uri)),
       reader_(reader),
@@ -42,7 +42,7 @@ VersionWaiter::VersionWaiter(std::string uri, ReadModelReader& reader,
   thread_ = std::thread([this] { Loop(); });
 }
 
-VersionWaiter::~VersionWaiter() {
+ProgressFollower::~ProgressFollower() {
   stopping_ = true;
   thread_.join();
   absl::flat_hash_map<uint64_t, Waiter> left;
@@ -53,7 +53,7 @@ VersionWaiter::~VersionWaiter() {
   for (auto& [id, w] : left) w.done(Outcome::kShutdown, nullptr);
 }
 
-uint64_t VersionWaiter::Add(const std::string& account_id, int64_t min_version,
+uint64_t ProgressFollower::Add(const std::string& account_id, int64_t min_version,
                             absl::Time deadline, Done done) {
   absl::MutexLock lock(&mu_);
   uint64_t id = next_id_++;
@@ -62,7 +62,7 @@ uint64_t VersionWaiter::Add(const std::string& account_id, int64_t min_version,
   return id;
 }
 
-void VersionWaiter::Offer(uint64_t id, const v1::AccountBalance& balance) {
+void ProgressFollower::Offer(uint64_t id, const v1::AccountBalance& balance) {
   Done done;
   {
     absl::MutexLock lock(&mu_);
@@ -76,17 +76,17 @@ void VersionWaiter::Offer(uint64_t id, const v1::AccountBalance& balance) {
   done(Outcome::kReached, &balance);
 }
 
-bool VersionWaiter::Cancel(uint64_t id) {
+bool ProgressFollower::Cancel(uint64_t id) {
   absl::MutexLock lock(&mu_);
   return waiters_.erase(id) > 0;
 }
 
-size_t VersionWaiter::waiting() const {
+size_t ProgressFollower::waiting() const {
   absl::MutexLock lock(&mu_);
   return waiters_.size();
 }
 
-void VersionWaiter::Check(bool notified) {
+void ProgressFollower::Check(bool notified) {
   std::vector<std::tuple<Done, Outcome, const v1::AccountBalance*>> finished;
   // The rows answered from the cache and the balances read; `finished`
   // points into them.
@@ -153,7 +153,7 @@ void VersionWaiter::Check(bool notified) {
   for (auto& [done, outcome, balance] : finished) done(outcome, balance);
 }
 
-void VersionWaiter::Loop() {
+void ProgressFollower::Loop() {
   std::unique_ptr<pqxx::connection> conn;
   std::unique_ptr<Progress> progress;
   bool replica = false;

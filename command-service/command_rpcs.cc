@@ -1,4 +1,4 @@
-#include "command-service/command_service.h"
+#include "command-service/command_rpcs.h"
 
 #include <string>
 
@@ -9,7 +9,7 @@
 
 namespace bank::command {
 
-std::unique_ptr<metrics::RpcMetrics> CommandServiceImpl::Outcomes(
+std::unique_ptr<metrics::RpcMetrics> CommandRpcs::Outcomes(
     metrics::Registry& metrics, const char* rpc) {
   return std::make_unique<metrics::RpcMetrics>(
       metrics, "bank_commands_total", "Commands by type and status code.",
@@ -18,7 +18,7 @@ std::unique_ptr<metrics::RpcMetrics> CommandServiceImpl::Outcomes(
 }
 
 template <typename Resp>
-grpc::Status CommandServiceImpl::Conclude(const char* rpc,
+grpc::Status CommandRpcs::Conclude(const char* rpc,
                                           metrics::RpcMetrics& outcomes,
                                           const std::string& command_id,
                                           absl::Time start,
@@ -42,7 +42,7 @@ grpc::Status CommandServiceImpl::Conclude(const char* rpc,
 }
 
 template <typename Resp, typename StartFn>
-void CommandServiceImpl::Begin(const grpc::ServerContextBase& ctx,
+void CommandRpcs::Begin(const grpc::ServerContextBase& ctx,
                                const char* rpc, metrics::RpcMetrics& outcomes,
                                const std::string& command_id, Resp* resp,
                                Finish finish, StartFn start) {
@@ -71,7 +71,7 @@ void CommandServiceImpl::Begin(const grpc::ServerContextBase& ctx,
   }
 }
 
-void CommandServiceImpl::OpenAccountAsync(
+void CommandRpcs::OpenAccountAsync(
     const grpc::ServerContextBase& ctx,
     std::shared_ptr<const v1::OpenAccountRequest> req, v1::CommandResult* resp,
     Finish finish) {
@@ -84,7 +84,7 @@ void CommandServiceImpl::OpenAccountAsync(
         });
 }
 
-void CommandServiceImpl::DepositAsync(
+void CommandRpcs::DepositAsync(
     const grpc::ServerContextBase& ctx,
     std::shared_ptr<const v1::DepositRequest> req, v1::CommandResult* resp,
     Finish finish) {
@@ -97,7 +97,7 @@ void CommandServiceImpl::DepositAsync(
         });
 }
 
-void CommandServiceImpl::WithdrawAsync(
+void CommandRpcs::WithdrawAsync(
     const grpc::ServerContextBase& ctx,
     std::shared_ptr<const v1::WithdrawRequest> req, v1::CommandResult* resp,
     Finish finish) {
@@ -110,7 +110,7 @@ void CommandServiceImpl::WithdrawAsync(
         });
 }
 
-void CommandServiceImpl::TransferAsync(
+void CommandRpcs::TransferAsync(
     const grpc::ServerContextBase& ctx,
     std::shared_ptr<const v1::TransferRequest> req, v1::TransferResult* resp,
     Finish finish) {
@@ -123,7 +123,7 @@ void CommandServiceImpl::TransferAsync(
         });
 }
 
-void CommandServiceImpl::CloseAccountAsync(
+void CommandRpcs::CloseAccountAsync(
     const grpc::ServerContextBase& ctx,
     std::shared_ptr<const v1::CloseAccountRequest> req, v1::CommandResult* resp,
     Finish finish) {

@@ -1,5 +1,5 @@
-#ifndef BANK_QUERY_SERVICE_VERSION_WAITER_H_
-#define BANK_QUERY_SERVICE_VERSION_WAITER_H_
+#ifndef BANK_QUERY_SERVICE_PROGRESS_FOLLOWER_H_
+#define BANK_QUERY_SERVICE_PROGRESS_FOLLOWER_H_
 
 #include <atomic>
 #include <cstdint>
@@ -30,17 +30,17 @@ namespace bank::query {
 // applied to it as it arrives, the rows read are offered to it, and it is
 // started when the LISTEN is in place and stopped when the connection is
 // lost (or on a replica, never started). Thread-safe.
-class VersionWaiter {
+class ProgressFollower {
  public:
   enum class Outcome { kReached, kDeadline, kShutdown };
   // `balance` is the account as read when the outcome is kReached, else
   // null; valid during the call only.
   using Done = std::function<void(Outcome, const v1::AccountBalance* balance)>;
 
-  VersionWaiter(std::string uri, ReadModelReader& reader, BalanceCache& cache,
+  ProgressFollower(std::string uri, ReadModelReader& reader, BalanceCache& cache,
                 absl::Duration safety_poll = absl::Milliseconds(100));
   // Completes every remaining waiter with kShutdown.
-  ~VersionWaiter();
+  ~ProgressFollower();
 
   // Registers a waiter; `done` is called exactly once, from the waiter's
   // thread or from Offer. Returns its id.
@@ -81,4 +81,4 @@ class VersionWaiter {
 
 }  // namespace bank::query
 
-#endif  // BANK_QUERY_SERVICE_VERSION_WAITER_H_
+#endif  // BANK_QUERY_SERVICE_PROGRESS_FOLLOWER_H_

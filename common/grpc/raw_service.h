@@ -1,0 +1,75 @@
+#ifndef BANK_COMMON_GRPC_RAW_SERVICE_H_
+#define BANK_COMMON_GRPC_RAW_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/rpc_service_method.h>
+#include <grpcpp/impl/codegen/server_callback_handlers.h>
+#include <grpcpp/impl/codegen/service_type.h>
+
+#include <functional>
+#include <memory>
+
+#include "common/grpc/raw_request.h"
+
+namespace bank::grpcutil {
+
+// A service whose unary methods are registered on gRPC's callback API and
+// receive the request's raw bytes, decoded through a wire view whose text
+// fields are bytes (DecodeRequest, raw_request.h), so text that is not valid
+// UTF-8 is refused with INVALID_ARGUMENT naming the field. Both servers
+// register their methods this one way, in the order and under the names of
+// the generated service, so clients and reflection see the real service.
+class RawService : public grpc::Service {
+ public:
+  template <typename Req, typename Resp>
+  using Handler = std::function<void(grpc::CallbackServerContext*,
+                                     std::shared_ptr<const Req>, Resp*,
+                                     grpc::ServerUnaryReactor*)>;
+  using Refusal =
+      std::function<void(const grpc::Status&, grpc::ServerUnaryReactor*)>;
+
+ protected:
+  // Adds the method `name` ("/pkg.Service/Method"): its request is decoded
+  // through Wire into a Req that lives until gRPC is done with the call,
+  // then handed to `handle`, which must finish the reactor; a request that
+  // does not decode goes to `refuse` instead.
+  template <typename Wire, typename Req, typename Resp>
+  void AddRawUnary(const char* name, Handler<Req, Resp> handle,
+                   Refusal refuse) {
+    AddMethod(new grpc::internal::RpcServiceMethod(
+        name, grpc::internal::RpcMethod::NORMAL_RPC, nullptr));
+    MarkMethodCallback(
+        methods_added_++,
+        new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, Resp>(
+            [handle = std::move(handle), refuse = std::move(refuse)](
+                grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw,
+                Resp* resp) -> grpc::ServerUnaryReactor* {
+              auto* call = new Call<Req>();
+              Wire wire;
+              grpc::Status s = DecodeRequest(*raw, wire, *call->request);
+              if (!s.ok()) {
+                refuse(s, call);
+              } else {
+                handle(ctx, call->request, resp, call);
+              }
+              return call;
+            }));
+  }
+
+ private:
+  // One call: its decoded request, kept until gRPC is done with the call.
+  template <typename Req>
+  class Call final : public grpc::ServerUnaryReactor {
+   public:
+    std::shared_ptr<Req> request = std::make_shared<Req>();
+
+   private:
+    void OnDone() override { delete this; }
+  };
+
+  int methods_added_ = 0;
+};
+
+}  // namespace bank::grpcutil
+
+#endif  // BANK_COMMON_GRPC_RAW_SERVICE_H_

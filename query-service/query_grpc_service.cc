@@ -1,0 +1,37 @@
+#include "query-service/query_grpc_service.h"
+
+#include "bank/internal/v1/wire.pb.h"
+
+namespace bank::query {
+
+template <typename Wire, typename Req, typename Resp>
+void QueryGrpcService::Add(
+    const char* name, QueryServiceImpl::Rpc rpc,
+    void (QueryServiceImpl::*method)(grpc::CallbackServerContext*, const Req*,
+                                     Resp*, grpc::ServerUnaryReactor*)) {
+  AddRawUnary<Wire, Req, Resp>(
+      name,
+      [this, method](grpc::CallbackServerContext* ctx,
+                     std::shared_ptr<const Req> req, Resp* resp,
+                     grpc::ServerUnaryReactor* reactor) {
+        // The request lives in the call until gRPC is done with it.
+        (impl_.*method)(ctx, req.get(), resp, reactor);
+      },
+      [this, rpc](const grpc::Status& s, grpc::ServerUnaryReactor* reactor) {
+        impl_.Refuse(rpc, s, reactor);
+      });
+}
+
+QueryGrpcService::QueryGrpcService(QueryServiceImpl& impl) : impl_(impl) {
+  using namespace bank::internal::v1;
+  using Rpc = QueryServiceImpl::Rpc;
+  Add<GetBalanceRequestWire>("/bank.v1.QueryService/GetBalance",
+                             Rpc::kGetBalance, &QueryServiceImpl::GetBalance);
+  Add<ListAccountsRequestWire>("/bank.v1.QueryService/ListAccounts",
+                               Rpc::kListAccounts,
+                               &QueryServiceImpl::ListAccounts);
+  Add<GetHistoryRequestWire>("/bank.v1.QueryService/GetHistory",
+                             Rpc::kGetHistory, &QueryServiceImpl::GetHistory);
+}
+
+}  // namespace bank::query
