@@ -26,26 +26,22 @@ int RunCommandService(const Config& config) {
   }
   metrics::Registry registry;
   CommandServiceStack stack(config, registry);
-  auto server = grpcutil::Server::Start(
-      {.listen = config.listen,
-       .max_threads = config.max_threads,
-       .tls_cert = config.tls_cert,
-       .tls_key = config.tls_key,
-       .tls_client_ca = config.tls_client_ca,
-       .health_service_names = {v1::CommandService::service_full_name()}},
-      {&stack.service()});
+  grpcutil::ServerOptions options = serving::ServerOptionsOf(config.server);
+  options.max_threads = config.max_threads;
+  options.health_service_names = {v1::CommandService::service_full_name()};
+  auto server = grpcutil::Server::Start(options, {&stack.service()});
   if (!server.ok()) {
     spdlog::error("cannot start: {}", server.status().message());
     return 1;
   }
-  spdlog::info("command-service listening on {} (port {})", config.listen,
-               (*server)->port());
-  int code =
-      serving::ServeUntilSignal(**server, registry,
-                                {.db_uri = config.events_db,
-                                 .db_label = "events database",
-                                 .metrics_listen = config.metrics_listen,
-                                 .shutdown_grace = config.shutdown_grace});
+  spdlog::info("command-service listening on {} (port {})",
+               config.server.listen, (*server)->port());
+  int code = serving::ServeUntilSignal(
+      **server, registry,
+      {.db_uri = config.events_db,
+       .db_label = "events database",
+       .metrics_listen = config.process.metrics_listen,
+       .shutdown_grace = config.server.shutdown_grace});
   spdlog::info("stopped");
   return code;
 }

@@ -4,16 +4,17 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/serving/flags.h"
 
 namespace bank::command {
 
 struct Config {
-  std::string listen = "0.0.0.0:50051";
+  serving::ServerFlags server{.listen = "0.0.0.0:50051"};
+  serving::ProcessFlags process{.metrics_listen = "0.0.0.0:9101"};
   std::string events_db = "postgresql:///bank_events";
   // Where migrations are applied from (a role that owns the schema); empty:
   // events_db.
   std::string events_migrate_db;
-  int db_pool_size = 16;
   int snapshot_every = 100;
   int max_attempts = 10;
   int cache_size = 100000;
@@ -24,13 +25,6 @@ struct Config {
   int append_batch = 32;
   int append_committers = 2;
   int append_join_backlog = 8;
-  // TLS (see grpcutil::ServerOptions); empty: plain text.
-  std::string tls_cert;
-  std::string tls_key;
-  std::string tls_client_ca;
-  // Prometheus /metrics and /healthz; empty disables.
-  std::string metrics_listen = "0.0.0.0:9101";
-  absl::Duration shutdown_grace = absl::Seconds(10);
 };
 
 // Migrates the events database, serves bank.v1.CommandService until SIGINT or

@@ -2,7 +2,7 @@
 // and appends their events to the events database.
 #include "CLI/CLI.hpp"
 #include "command-service/app.h"
-#include "common/log/log.h"
+#include "common/serving/flags.h"
 #include "common/util/runtime.h"
 #include "common/util/signals.h"
 
@@ -10,12 +10,9 @@ int main(int argc, char** argv) {
   bank::util::ConfigureServingRuntime();
   bank::util::BlockTerminationSignals();
   bank::command::Config config;
-  std::string log_level = "info";
-  double grace_seconds = 10;
   CLI::App app{"bank command-service: the write side of the bank"};
-  app.add_option("--listen", config.listen, "gRPC listen address")
-      ->envname("BANK_COMMAND_LISTEN")
-      ->capture_default_str();
+  bank::serving::AddServerFlags(app, config.server, "BANK_COMMAND_LISTEN");
+  bank::serving::AddProcessFlags(app, config.process);
   app.add_option("--events-db", config.events_db,
                  "events database (libpq URI or key=value string)")
       ->envname("BANK_EVENTS_DB")
@@ -24,11 +21,6 @@ int main(int argc, char** argv) {
                  "connect as this to apply migrations (a role owning the "
                  "schema); default: --events-db")
       ->envname("BANK_EVENTS_MIGRATE_DB");
-  app.add_option("--db-pool-size", config.db_pool_size,
-                 "database connections at most")
-      ->envname("BANK_DB_POOL_SIZE")
-      ->check(CLI::Range(1, 1000))
-      ->capture_default_str();
   app.add_option("--snapshot-every", config.snapshot_every,
                  "snapshot an account every N events (0: never)")
       ->envname("BANK_SNAPSHOT_EVERY")
@@ -72,32 +64,10 @@ int main(int argc, char** argv) {
       ->envname("BANK_MAX_THREADS")
       ->check(CLI::Range(2, 10000))
       ->capture_default_str();
-  app.add_option("--tls-cert", config.tls_cert,
-                 "PEM certificate chain: serve gRPC over TLS")
-      ->envname("BANK_TLS_CERT");
-  app.add_option("--tls-key", config.tls_key, "PEM private key of --tls-cert")
-      ->envname("BANK_TLS_KEY");
-  app.add_option("--tls-client-ca", config.tls_client_ca,
-                 "PEM CA: require client certificates signed by it (mTLS)")
-      ->envname("BANK_TLS_CLIENT_CA");
-  app.add_option("--metrics-listen", config.metrics_listen,
-                 "Prometheus /metrics and /healthz address (empty: off)")
-      ->envname("BANK_METRICS_LISTEN")
-      ->capture_default_str();
-  app.add_option("--shutdown-grace", grace_seconds,
-                 "seconds in-flight calls get to finish on SIGTERM")
-      ->envname("BANK_SHUTDOWN_GRACE")
-      ->check(CLI::Range(0.0, 3600.0))
-      ->capture_default_str();
-  app.add_option("--log-level", log_level,
-                 "trace, debug, info, warn, error or off")
-      ->envname("BANK_LOG_LEVEL")
-      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  config.shutdown_grace = absl::Seconds(grace_seconds);
-  if (absl::Status s = bank::log::Init("command-service", log_level); !s.ok()) {
-    fprintf(stderr, "command-service: %s\n", std::string(s.message()).c_str());
-    return 2;
+  if (int code = bank::serving::InitLogging("command-service", config.process);
+      code != 0) {
+    return code;
   }
   return bank::command::RunCommandService(config);
 }

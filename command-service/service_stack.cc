@@ -20,7 +20,7 @@ std::string InstanceId() {
 
 CommandServiceStack::CommandServiceStack(const Config& config,
                                          metrics::Registry& registry)
-    : store_({.uri = config.events_db, .pool_size = config.db_pool_size}),
+    : store_({.uri = config.events_db, .pool_size = config.server.db_pool_size}),
       // Readers are woken after commits, from outside the write path.
       notifier_(config.events_db),
       // Concurrent commands share transactions (group commit); a committer
@@ -28,7 +28,7 @@ CommandServiceStack::CommandServiceStack(const Config& config,
       batched_(store_, store_,
                {.max_batch = config.append_batch,
                 .committers =
-                    std::min(config.append_committers, config.db_pool_size),
+                    std::min(config.append_committers, config.server.db_pool_size),
                 .join_backlog = config.append_join_backlog,
                 .metrics = &registry,
                 .on_commit = [this] { notifier_.Committed(); }}),

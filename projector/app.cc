@@ -1,18 +1,13 @@
 #include "projector/app.h"
 
-#include <pthread.h>
-
 #include <atomic>
-#include <csignal>
-#include <pqxx/pqxx>
-#include <thread>
 
 #include "common/db/migrations.h"
-#include "common/db/pg_status.h"
+#include "common/db/run.h"
 #include "common/db/uri.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
-#include "common/util/signals.h"
+#include "common/serving/serve.h"
 #include "sql/migrations.h"
 
 namespace bank::projector {
@@ -57,62 +52,28 @@ int RunProjector(const ProjectorOptions& options, bool rebuild,
     spdlog::error("cannot start: {}", s.message());
     return 1;
   }
-  try {
-    pqxx::connection probe(options.events_db);
-  } catch (const std::exception& e) {
-    spdlog::error(
-        "cannot start: {}",
-        db::StatusFromException(e, "connecting to the events database")
-            .message());
+  if (absl::Status s = db::CheckReachable(options.events_db, "events database");
+      !s.ok()) {
+    spdlog::error("cannot start: {}", s.message());
     return 1;
   }
-  std::atomic<bool> stop{false};
-  std::atomic<bool> done{false};
-  std::thread signals([&] {
-    while (!done.load()) {
-      int sig = util::WaitForTerminationSignal();
-      if (sig == 0 || done.load()) break;
-      spdlog::info("signal {}: stopping after the current batch", sig);
-      stop = true;
-      break;
-    }
-  });
   Projector projector(options);
   metrics::Registry registry;
   RegisterMetrics(registry, projector.stats());
-  std::unique_ptr<metrics::HttpExporter> exporter;
-  if (!metrics_listen.empty() && !rebuild) {
-    auto e = metrics::HttpExporter::Start(
-        metrics_listen, registry,
-        [&projector] { return projector.stats().healthy.load(); });
-    if (!e.ok()) {
-      spdlog::error("cannot start: {}", e.status().message());
-      stop = true;
-      done = true;
-      pthread_kill(signals.native_handle(), SIGTERM);
-      signals.join();
-      return 1;
-    }
-    exporter = *std::move(e);
-    spdlog::info("metrics on {} (port {})", metrics_listen, exporter->port());
-  }
-  int code = 0;
-  if (rebuild) {
-    absl::StatusOr<int64_t> n = projector.Rebuild(stop);
-    if (!n.ok()) {
-      spdlog::error("rebuild failed: {}", n.status().message());
-      code = n.status().code() == absl::StatusCode::kFailedPrecondition ? 3 : 1;
-    }
-  } else {
-    absl::Status s = projector.Run(stop);
-    if (!s.ok()) code = 3;
-  }
-  done = true;
-  if (!stop.load()) {
-    // Wake the signal thread so it can finish.
-    pthread_kill(signals.native_handle(), SIGTERM);
-  }
-  signals.join();
+  // A rebuild is a one-off job beside the live projector: no endpoint.
+  const int code = serving::RunUntilSignal(
+      registry, rebuild ? "" : metrics_listen,
+      [&projector] { return projector.stats().healthy.load(); },
+      [&](const std::atomic<bool>& stop) {
+        if (rebuild) {
+          absl::StatusOr<int64_t> n = projector.Rebuild(stop);
+          if (n.ok()) return 0;
+          spdlog::error("rebuild failed: {}", n.status().message());
+          return n.status().code() == absl::StatusCode::kFailedPrecondition ? 3
+                                                                            : 1;
+        }
+        return projector.Run(stop).ok() ? 0 : 3;
+      });
   spdlog::info("stopped");
   return code;
 }

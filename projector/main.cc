@@ -3,7 +3,7 @@
 #include <csignal>
 
 #include "CLI/CLI.hpp"
-#include "common/log/log.h"
+#include "common/serving/flags.h"
 #include "common/util/runtime.h"
 #include "common/util/signals.h"
 #include "projector/app.h"
@@ -14,11 +14,11 @@ int main(int argc, char** argv) {
   bank::projector::ProjectorOptions options;
   options.events_db = "postgresql:///bank_events";
   options.read_db = "postgresql:///bank_read";
-  std::string log_level = "info";
   double poll_seconds = 1.0;
   bool rebuild = false;
-  std::string metrics_listen = "0.0.0.0:9102";
+  bank::serving::ProcessFlags process{.metrics_listen = "0.0.0.0:9102"};
   CLI::App app{"bank projector: keeps the read model up to date"};
+  bank::serving::AddProcessFlags(app, process);
   app.add_option("--events-db", options.events_db, "events database")
       ->envname("BANK_EVENTS_DB")
       ->capture_default_str();
@@ -52,20 +52,12 @@ int main(int argc, char** argv) {
   app.add_flag("--rebuild", rebuild,
                "rebuild the read model from the first event into fresh "
                "tables, swap them in, and exit");
-  app.add_option("--metrics-listen", metrics_listen,
-                 "Prometheus /metrics and /healthz address (empty: off)")
-      ->envname("BANK_METRICS_LISTEN")
-      ->capture_default_str();
-  app.add_option("--log-level", log_level,
-                 "trace, debug, info, warn, error or off")
-      ->envname("BANK_LOG_LEVEL")
-      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   options.poll_interval = absl::Seconds(poll_seconds);
   options.standby_retry = std::min(absl::Seconds(1), options.poll_interval * 2);
-  if (absl::Status s = bank::log::Init("projector", log_level); !s.ok()) {
-    fprintf(stderr, "projector: %s\n", std::string(s.message()).c_str());
-    return 2;
+  if (int code = bank::serving::InitLogging("projector", process); code != 0) {
+    return code;
   }
-  return bank::projector::RunProjector(options, rebuild, metrics_listen);
+  return bank::projector::RunProjector(options, rebuild,
+                                       process.metrics_listen);
 }

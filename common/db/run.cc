@@ -16,4 +16,13 @@ absl::Status Session::Connect() {
       });
 }
 
+absl::Status CheckReachable(const std::string& uri, absl::string_view what) {
+  return RunMapped(
+      absl::StrCat("connecting to the ", what), [] {},
+      [&]() -> absl::Status {
+        pqxx::connection probe(uri);
+        return absl::OkStatus();
+      });
+}
+
 }  // namespace bank::db

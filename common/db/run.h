@@ -91,6 +91,10 @@ class Session {
   std::unique_ptr<pqxx::connection> conn_;
 };
 
+// Connects to `uri` once and hangs up: OK, or why the database cannot be
+// reached (for a process's startup check; `what` names the database).
+absl::Status CheckReachable(const std::string& uri, absl::string_view what);
+
 }  // namespace bank::db
 
 #endif  // BANK_COMMON_DB_RUN_H_

@@ -1,6 +1,8 @@
 #ifndef BANK_COMMON_SERVING_SERVE_H_
 #define BANK_COMMON_SERVING_SERVE_H_
 
+#include <atomic>
+#include <functional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -24,6 +26,18 @@ struct ServeOptions {
 // REQUIRES: util::BlockTerminationSignals() was called.
 int ServeUntilSignal(grpcutil::Server& server, metrics::Registry& registry,
                      const ServeOptions& options);
+
+// The same life for a process without a gRPC server (the projector):
+// /metrics and /healthz are served from `registry` (healthy() answers
+// /healthz) unless `metrics_listen` is empty, then `work(stop)` runs on the
+// calling thread; SIGINT or SIGTERM sets `stop`, and work is expected to
+// return soon after. Returns work's exit code, or 1 when the metrics
+// endpoint cannot start.
+// REQUIRES: util::BlockTerminationSignals() was called.
+int RunUntilSignal(
+    metrics::Registry& registry, const std::string& metrics_listen,
+    std::function<bool()> healthy,
+    const std::function<int(const std::atomic<bool>& stop)>& work);
 
 }  // namespace bank::serving
 

@@ -23,7 +23,7 @@ struct CommandServer {
   static command::Config TestConfig(const std::string& uri) {
     command::Config config;
     config.events_db = uri;
-    config.db_pool_size = 8;
+    config.server.db_pool_size = 8;
     config.max_threads = 16;
     return config;
   }
