@@ -65,7 +65,11 @@ absl::StatusOr<domain::BankAccount> AccountLoader::Load(const std::string& id,
             absl::StrCat("event at position ", e.position, " of account ", id,
                          " cannot be read: ", decoded.status().message()));
       }
-      account.Apply(*decoded);
+      if (absl::Status s = account.Apply(*decoded); !s.ok()) {
+        return absl::InternalError(
+            absl::StrCat("event at position ", e.position,
+                         " cannot be applied: ", s.message()));
+      }
     }
     if (static_cast<int>(events->size()) < kReadBatch) break;
   }

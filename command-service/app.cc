@@ -24,6 +24,10 @@ int RunCommandService(const Config& config) {
     spdlog::error("cannot start: {}", s.message());
     return 1;
   }
+  if (config.migrate_only) {
+    spdlog::info("events database migrated");
+    return 0;
+  }
   metrics::Registry registry;
   CommandServiceStack stack(config, registry);
   grpcutil::ServerOptions options = serving::ServerOptionsOf(config.server);

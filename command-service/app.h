@@ -15,6 +15,9 @@ struct Config {
   // Where migrations are applied from (a role that owns the schema); empty:
   // events_db.
   std::string events_migrate_db;
+  // Apply the migrations and exit (a deployment's one-shot step, so that no
+  // long-running process holds the owner's credentials).
+  bool migrate_only = false;
   int snapshot_every = 100;
   int max_attempts = 10;
   int cache_size = 100000;
@@ -27,8 +30,9 @@ struct Config {
   int append_join_backlog = 8;
 };
 
-// Migrates the events database, serves bank.v1.CommandService until SIGINT or
-// SIGTERM, then shuts down gracefully. Returns the process exit code; on a
+// Migrates the events database (and, with migrate_only, exits 0 then),
+// serves bank.v1.CommandService until SIGINT or SIGTERM, then shuts down
+// gracefully. Returns the process exit code; on a
 // startup failure prints one line saying why.
 // REQUIRES: util::BlockTerminationSignals() was called.
 int RunCommandService(const Config& config);

@@ -325,7 +325,8 @@ void CommandExecutor::Settled(
     if (out.ok() && !out->command_raced) {
       loader_.SaveSnapshots(call->accounts, call->deadline);
     }
-    call->done(idempotency_.Resolve(call->plan, std::move(out), call->deadline));
+    call->done(
+        idempotency_.Resolve(call->plan, std::move(out), call->deadline));
   });
   if (queued) return;
   if (done_already.has_value()) {
@@ -344,8 +345,7 @@ void CommandExecutor::Retry(const std::shared_ptr<Call>& call) {
   spdlog::debug("append conflict on attempt {} for command {}", call->attempt,
                 call->plan.command_id);
   SleepWithJitter(call->attempt, call->deadline);
-  if (call->attempt >= options_.max_attempts ||
-      absl::Now() >= call->deadline) {
+  if (call->attempt >= options_.max_attempts || absl::Now() >= call->deadline) {
     call->done(idempotency_.Resolve(
         call->plan,
         absl::AbortedError(absl::StrCat(

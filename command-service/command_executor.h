@@ -46,8 +46,7 @@ class CommandExecutor {
   // Counts conflicts and retries in `metrics`.
   CommandExecutor(eventstore::EventStore& store, AccountLoader& loader,
                   AccountPipeline& pipeline, Idempotency& idempotency,
-                  Offload offload, metrics::Registry& metrics,
-                  Options options);
+                  Offload offload, metrics::Registry& metrics, Options options);
 
   // Runs `plan` and calls `done` exactly once with its outcome, maybe on
   // another thread. `done` must not block.

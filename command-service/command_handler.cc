@@ -25,11 +25,9 @@ CommandHandler::CommandHandler(eventstore::EventStore& store,
                 metrics_,
                 {.max_attempts = options.max_attempts,
                  .instance_id = options.instance_id}) {
-  metrics_.AddCallbackGauge("bank_aggregate_cache_entries",
-                            "Accounts held in the aggregate cache.", [this] {
-                              return static_cast<double>(
-                                  loader_.cache().size());
-                            });
+  metrics_.AddCallbackGauge(
+      "bank_aggregate_cache_entries", "Accounts held in the aggregate cache.",
+      [this] { return static_cast<double>(loader_.cache().size()); });
 }
 
 void CommandHandler::RunSingle(absl::StatusOr<CommandPlan> plan,
@@ -94,8 +92,8 @@ void CommandHandler::Transfer(std::shared_ptr<const v1::TransferRequest> req,
   }
   std::vector<std::string> ids = plan->account_ids;
   executor_.Execute(*std::move(plan), deadline,
-                    [done = std::move(done), ids = std::move(ids)](
-                        absl::StatusOr<CommandOutcome> out) {
+                    [done = std::move(done),
+                     ids = std::move(ids)](absl::StatusOr<CommandOutcome> out) {
                       if (!out.ok()) {
                         done(out.status());
                       } else {

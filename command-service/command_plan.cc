@@ -1,5 +1,6 @@
 #include "command-service/command_plan.h"
 
+#include <type_traits>
 #include <utility>
 
 #include "command-service/request_validation.h"
@@ -8,9 +9,24 @@
 namespace bank::command {
 namespace {
 
-std::string Encode(const google::protobuf::Message& m) {
+// The request as idempotency compares it: its account ids canonical (lower
+// case) and unknown fields dropped, so a retry that spells an id in upper
+// case, or comes from a client with a newer schema, is the same request.
+// Serialized: no maps in these messages, so the bytes are deterministic.
+template <typename Req>
+std::string Canonical(const Req& req) {
+  Req canonical = req;
+  canonical.DiscardUnknownFields();
+  if constexpr (std::is_same_v<Req, v1::TransferRequest>) {
+    canonical.set_from_account_id(util::CanonicalUuid(req.from_account_id()));
+    canonical.set_to_account_id(util::CanonicalUuid(req.to_account_id()));
+  } else {
+    if (!req.account_id().empty()) {
+      canonical.set_account_id(util::CanonicalUuid(req.account_id()));
+    }
+  }
   std::string out;
-  m.SerializeToString(&out);  // No maps in these messages: deterministic.
+  canonical.SerializeToString(&out);
   return out;
 }
 
@@ -32,7 +48,7 @@ absl::StatusOr<CommandPlan> PlanOnAccount(const std::shared_ptr<const Req>& req,
   if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
   CommandPlan plan{req->command_id(),
                    type,
-                   Encode(*req),
+                   Canonical(*req),
                    correlation_id,
                    {util::CanonicalUuid(req->account_id())},
                    std::nullopt,
@@ -52,9 +68,9 @@ absl::StatusOr<CommandPlan> PlanOpenAccount(
   const std::string id = req->account_id().empty()
                              ? util::NewUuid()
                              : util::CanonicalUuid(req->account_id());
-  CommandPlan plan{req->command_id(), "OpenAccount", Encode(*req),
-                   correlation_id,    {id},          std::nullopt,
-                   nullptr};
+  CommandPlan plan{
+      req->command_id(), "OpenAccount", Canonical(*req), correlation_id, {id},
+      std::nullopt,      nullptr};
   plan.decide = [req](std::vector<domain::BankAccount>& a) {
     return a[0].Open(req->owner(), req->currency(), req->initial_deposit());
   };
@@ -93,7 +109,7 @@ absl::StatusOr<CommandPlan> PlanTransfer(
   if (absl::Status s = ValidateRequest(*req); !s.ok()) return s;
   CommandPlan plan{req->command_id(),
                    "Transfer",
-                   Encode(*req),
+                   Canonical(*req),
                    correlation_id,
                    {util::CanonicalUuid(req->from_account_id()),
                     util::CanonicalUuid(req->to_account_id())},

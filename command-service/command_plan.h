@@ -24,7 +24,9 @@ struct CommandPlan {
 
   std::string command_id;  // Empty: not deduplicated.
   std::string request_type;
-  std::string request;  // Deterministic encoding of the request.
+  // The request as idempotency compares it: canonical ids, no unknown
+  // fields, deterministically encoded.
+  std::string request;
   std::string correlation_id;
   std::vector<std::string> account_ids;  // Canonical (lower-case) UUIDs.
   std::optional<int64_t> expected_version;

@@ -19,11 +19,10 @@ std::unique_ptr<metrics::RpcMetrics> CommandRpcs::Outcomes(
 
 template <typename Resp>
 grpc::Status CommandRpcs::Conclude(const char* rpc,
-                                          metrics::RpcMetrics& outcomes,
-                                          const std::string& command_id,
-                                          absl::Time start,
-                                          absl::StatusOr<Resp> out,
-                                          Resp* resp) {
+                                   metrics::RpcMetrics& outcomes,
+                                   const std::string& command_id,
+                                   absl::Time start, absl::StatusOr<Resp> out,
+                                   Resp* resp) {
   outcomes.Record(out.status().code(), absl::Now() - start);
   if (!out.ok()) {
     const auto code = out.status().code();
@@ -42,10 +41,10 @@ grpc::Status CommandRpcs::Conclude(const char* rpc,
 }
 
 template <typename Resp, typename StartFn>
-void CommandRpcs::Begin(const grpc::ServerContextBase& ctx,
-                               const char* rpc, metrics::RpcMetrics& outcomes,
-                               const std::string& command_id, Resp* resp,
-                               Finish finish, StartFn start) {
+void CommandRpcs::Begin(const grpc::ServerContextBase& ctx, const char* rpc,
+                        metrics::RpcMetrics& outcomes,
+                        const std::string& command_id, Resp* resp,
+                        Finish finish, StartFn start) {
   const absl::Time begun = absl::Now();
   const absl::Time deadline = grpcutil::DeadlineOf(ctx);
   // Load shedding: refuse at once rather than queue without bound. A
@@ -79,47 +78,40 @@ void CommandRpcs::OpenAccountAsync(
         std::move(finish),
         [&](const std::string& corr, absl::Time deadline,
             CommandHandler::Done<v1::CommandResult> done) {
-          handler_.OpenAccount(std::move(req), corr, deadline,
-                                    std::move(done));
+          handler_.OpenAccount(std::move(req), corr, deadline, std::move(done));
         });
 }
 
-void CommandRpcs::DepositAsync(
-    const grpc::ServerContextBase& ctx,
-    std::shared_ptr<const v1::DepositRequest> req, v1::CommandResult* resp,
-    Finish finish) {
+void CommandRpcs::DepositAsync(const grpc::ServerContextBase& ctx,
+                               std::shared_ptr<const v1::DepositRequest> req,
+                               v1::CommandResult* resp, Finish finish) {
   Begin(ctx, "Deposit", *deposit_metrics_, req->command_id(), resp,
         std::move(finish),
         [&](const std::string& corr, absl::Time deadline,
             CommandHandler::Done<v1::CommandResult> done) {
-          handler_.Deposit(std::move(req), corr, deadline,
-                                std::move(done));
+          handler_.Deposit(std::move(req), corr, deadline, std::move(done));
         });
 }
 
-void CommandRpcs::WithdrawAsync(
-    const grpc::ServerContextBase& ctx,
-    std::shared_ptr<const v1::WithdrawRequest> req, v1::CommandResult* resp,
-    Finish finish) {
+void CommandRpcs::WithdrawAsync(const grpc::ServerContextBase& ctx,
+                                std::shared_ptr<const v1::WithdrawRequest> req,
+                                v1::CommandResult* resp, Finish finish) {
   Begin(ctx, "Withdraw", *withdraw_metrics_, req->command_id(), resp,
         std::move(finish),
         [&](const std::string& corr, absl::Time deadline,
             CommandHandler::Done<v1::CommandResult> done) {
-          handler_.Withdraw(std::move(req), corr, deadline,
-                                 std::move(done));
+          handler_.Withdraw(std::move(req), corr, deadline, std::move(done));
         });
 }
 
-void CommandRpcs::TransferAsync(
-    const grpc::ServerContextBase& ctx,
-    std::shared_ptr<const v1::TransferRequest> req, v1::TransferResult* resp,
-    Finish finish) {
+void CommandRpcs::TransferAsync(const grpc::ServerContextBase& ctx,
+                                std::shared_ptr<const v1::TransferRequest> req,
+                                v1::TransferResult* resp, Finish finish) {
   Begin(ctx, "Transfer", *transfer_metrics_, req->command_id(), resp,
         std::move(finish),
         [&](const std::string& corr, absl::Time deadline,
             CommandHandler::Done<v1::TransferResult> done) {
-          handler_.Transfer(std::move(req), corr, deadline,
-                                 std::move(done));
+          handler_.Transfer(std::move(req), corr, deadline, std::move(done));
         });
 }
 
@@ -132,7 +124,7 @@ void CommandRpcs::CloseAccountAsync(
         [&](const std::string& corr, absl::Time deadline,
             CommandHandler::Done<v1::CommandResult> done) {
           handler_.CloseAccount(std::move(req), corr, deadline,
-                                     std::move(done));
+                                std::move(done));
         });
 }
 

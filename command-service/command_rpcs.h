@@ -21,7 +21,7 @@ class CommandRpcs final {
   // At most max_in_flight commands run at once; more are refused at once
   // with RESOURCE_EXHAUSTED (load shedding).
   CommandRpcs(CommandHandler& handler, metrics::Registry& metrics,
-                     int max_in_flight = 256)
+              int max_in_flight = 256)
       : handler_(handler),
         metrics_(metrics),
         max_in_flight_(max_in_flight),

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
                  "connect as this to apply migrations (a role owning the "
                  "schema); default: --events-db")
       ->envname("BANK_EVENTS_MIGRATE_DB");
+  app.add_flag("--migrate-only", config.migrate_only,
+               "apply the events database's migrations and exit");
   app.add_option("--snapshot-every", config.snapshot_every,
                  "snapshot an account every N events (0: never)")
       ->envname("BANK_SNAPSHOT_EVERY")

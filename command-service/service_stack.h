@@ -4,9 +4,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "command-service/app.h"
+#include "command-service/command_grpc_service.h"
 #include "command-service/command_handler.h"
 #include "command-service/command_rpcs.h"
-#include "command-service/command_grpc_service.h"
 #include "common/eventstore/commit_notifier.h"
 #include "common/eventstore/group_commit.h"
 #include "common/eventstore/pg_event_store.h"

@@ -57,6 +57,8 @@ absl::Status ProjectEvent(const eventstore::RecordedEvent& e, AccountFold& fold,
   } else if (row.version > 0 &&
              std::holds_alternative<ev::AccountOpened>(*decoded)) {
     error = "AccountOpened on an account that is open already";
+  } else if (absl::Status s = account.Apply(*decoded); !s.ok()) {
+    error = std::string(s.message());
   }
   if (!error.empty()) {
     if (!skip_poison) {
@@ -70,7 +72,6 @@ absl::Status ProjectEvent(const eventstore::RecordedEvent& e, AccountFold& fold,
     out.poison.push_back({e.position, e.stream_id, e.type, error});
     return absl::OkStatus();
   }
-  account.Apply(*decoded);
   HistoryRow h;
   h.account_id = e.stream_id;
   h.version = e.stream_version;

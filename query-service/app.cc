@@ -25,8 +25,8 @@ int RunQueryService(const Config& config) {
   ReadModelReader reader(config.read_db, config.server.db_pool_size);
   util::WorkerPool pool(config.workers, config.max_queue);
   BalanceCache cache(static_cast<size_t>(config.balance_cache_size));
-  auto waiter =
-      std::make_unique<ProgressFollower>(config.read_db, reader, cache);
+  auto waiter = std::make_unique<ProgressFollower>(
+      config.read_db, reader, cache, static_cast<size_t>(config.max_waiters));
   metrics::Registry registry;
   QueryServiceImpl service(reader, cache, *waiter, pool, registry,
                            {.max_wait = config.max_wait});

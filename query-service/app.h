@@ -17,6 +17,8 @@ struct Config {
   // Balances kept in memory (BalanceCache); 0 turns the cache off.
   int balance_cache_size = 100000;
   absl::Duration max_wait = absl::Seconds(5);
+  // GetBalance min_version waits at once; more get RESOURCE_EXHAUSTED.
+  int max_waiters = 10000;
 };
 
 // Checks the read database, serves bank.v1.QueryService until SIGINT or

@@ -31,6 +31,12 @@ int main(int argc, char** argv) {
       ->envname("BANK_BALANCE_CACHE_SIZE")
       ->check(CLI::Range(0, 100000000))
       ->capture_default_str();
+  app.add_option("--max-waiters", config.max_waiters,
+                 "GetBalance min_version waits at once; more get "
+                 "RESOURCE_EXHAUSTED")
+      ->envname("BANK_MAX_WAITERS")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
   app.add_option("--max-wait", max_wait,
                  "seconds a GetBalance min_version wait may last at most")
       ->envname("BANK_MAX_WAIT")

@@ -34,11 +34,13 @@ class Progress : public pqxx::notification_receiver {
 }  // namespace
 
 ProgressFollower::ProgressFollower(std::string uri, ReadModelReader& reader,
-                             BalanceCache& cache, absl::Duration safety_poll)
+                                   BalanceCache& cache, size_t max_waiters,
+                                   absl::Duration safety_poll)
     : uri_(std::move(uri)),
       reader_(reader),
       cache_(cache),
-      safety_poll_(safety_poll) {
+      safety_poll_(safety_poll),
+      max_waiters_(max_waiters) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -53,9 +55,11 @@ ProgressFollower::~ProgressFollower() {
   for (auto& [id, w] : left) w.done(Outcome::kShutdown, nullptr);
 }
 
-uint64_t ProgressFollower::Add(const std::string& account_id, int64_t min_version,
-                            absl::Time deadline, Done done) {
+std::optional<uint64_t> ProgressFollower::Add(const std::string& account_id,
+                                              int64_t min_version,
+                                              absl::Time deadline, Done done) {
   absl::MutexLock lock(&mu_);
+  if (waiters_.size() >= max_waiters_) return std::nullopt;
   uint64_t id = next_id_++;
   waiters_.emplace(id,
                    Waiter{account_id, min_version, deadline, std::move(done)});

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -37,15 +38,19 @@ class ProgressFollower {
   // null; valid during the call only.
   using Done = std::function<void(Outcome, const v1::AccountBalance* balance)>;
 
-  ProgressFollower(std::string uri, ReadModelReader& reader, BalanceCache& cache,
-                absl::Duration safety_poll = absl::Milliseconds(100));
+  // At most `max_waiters` waiters at once (Add refuses more).
+  ProgressFollower(std::string uri, ReadModelReader& reader,
+                   BalanceCache& cache, size_t max_waiters = 10000,
+                   absl::Duration safety_poll = absl::Milliseconds(100));
   // Completes every remaining waiter with kShutdown.
   ~ProgressFollower();
 
   // Registers a waiter; `done` is called exactly once, from the waiter's
-  // thread or from Offer. Returns its id.
-  uint64_t Add(const std::string& account_id, int64_t min_version,
-               absl::Time deadline, Done done);
+  // thread or from Offer. Returns its id, or nullopt (and never calls
+  // `done`) when max_waiters wait already.
+  std::optional<uint64_t> Add(const std::string& account_id,
+                              int64_t min_version, absl::Time deadline,
+                              Done done);
   // Completes waiter `id` with `balance` if its version satisfies it (the
   // caller read the account after Add: answers at once when the read model
   // is there already, and closes the race with a notification sent before).
@@ -74,6 +79,7 @@ class ProgressFollower {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  const size_t max_waiters_;
   absl::Time last_read_all_ = absl::InfinitePast();  // Loop's thread only.
   std::atomic<bool> stopping_{false};
   std::thread thread_;

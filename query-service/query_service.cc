@@ -161,13 +161,14 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
   const absl::Time wait_until =
       std::min(deadline, absl::Now() + options_.max_wait);
   const int64_t min_version = req->min_version();
-  uint64_t wid = waiter_.Add(
+  std::optional<uint64_t> added = waiter_.Add(
       id, min_version, wait_until,
       [this, finish, req, id, deadline, resp, min_version](
-          ProgressFollower::Outcome outcome, const v1::AccountBalance* balance) {
+          ProgressFollower::Outcome outcome,
+          const v1::AccountBalance* balance) {
         (outcome == ProgressFollower::Outcome::kReached    ? waits_reached_
          : outcome == ProgressFollower::Outcome::kDeadline ? waits_deadline_
-                                                        : waits_shutdown_)
+                                                           : waits_shutdown_)
             .Inc();
         if (outcome == ProgressFollower::Outcome::kShutdown) {
           finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -196,6 +197,14 @@ void QueryServiceImpl::WaitThenAnswer(Finisher finish,
                               "query service overloaded"));
         }
       });
+  if (!added.has_value()) {
+    finish(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("too many read-your-writes waits (",
+                                  waiter_.waiting(), "); retry with backoff")));
+    return;
+  }
+  const uint64_t wid = *added;
   // One look after registering closes the race with a notice applied
   // before Add. When the cache holds the account, it is exact as of the
   // last notice: it answers now, or a later notice will (ProgressFollower

@@ -7,14 +7,14 @@
 #include "common/util/worker_pool.h"
 #include "query-service/balance_batcher.h"
 #include "query-service/balance_cache.h"
-#include "query-service/read_model_reader.h"
 #include "query-service/progress_follower.h"
+#include "query-service/read_model_reader.h"
 
 namespace bank::query {
 
-// The methods of bank.v1.QueryService, for gRPC's callback API (QueryGrpcService
-// registers them): handlers never block; the database work runs on a
-// WorkerPool (a full queue answers RESOURCE_EXHAUSTED at once), and
+// The methods of bank.v1.QueryService, for gRPC's callback API
+// (QueryGrpcService registers them): handlers never block; the database work
+// runs on a WorkerPool (a full queue answers RESOURCE_EXHAUSTED at once), and
 // GetBalance.min_version waits in a ProgressFollower without holding a thread.
 // A GetBalance the BalanceCache can answer (no as_of; the account cached at
 // min_version or later) is answered in the handler, on gRPC's thread.

@@ -14,7 +14,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
 ./scripts/install-deps.sh
-./scripts/build.sh
+# Only what a session uses: the services, bankctl and, where the Python
+# plugin is installed, the Python example's stubs (not the test binaries).
+TARGETS=(command-service projector query-service bankctl)
+cmake -S . -B "${BANK_BUILD_DIR:-build}" \
+  -DCMAKE_BUILD_TYPE="${BANK_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+if cmake --build "${BANK_BUILD_DIR:-build}" --target help | grep -q python_stubs; then
+  TARGETS+=(python_stubs)
+fi
+./scripts/build.sh "${TARGETS[@]}"
 BIN="$ROOT/${BANK_BUILD_DIR:-build}/bin"
 
 PG_PORT="${BANK_PG_PORT:-55432}"
@@ -78,7 +86,10 @@ if [ -z "${BANK_EVENTS_DB:-}" ] || [ -z "${BANK_READ_DB:-}" ]; then
       as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres -O "$owner" "$db"
   done
   URI="postgresql://%s@127.0.0.1:$PG_PORT/%s"
-  export BANK_EVENTS_MIGRATE_DB="$(printf "$URI" bank_owner bank_events)"
+  # The events schema is migrated as its owner by a step that exits: the
+  # long-running command service never holds the owner's credentials.
+  BANK_EVENTS_DB="$(printf "$URI" bank_owner bank_events)" \
+    "$BIN/command-service" --migrate-only --metrics-listen ""
   COMMAND_EVENTS_DB="$(printf "$URI" bank_command bank_events)"
   PROJECTOR_EVENTS_DB="$(printf "$URI" bank_projector bank_events)"
   PROJECTOR_READ_DB="$(printf "$URI" bank_projector bank_read)"
@@ -91,17 +102,26 @@ else
   QUERY_READ_DB="$BANK_READ_DB"
 fi
 
-BANK_EVENTS_DB="$COMMAND_EVENTS_DB" "$BIN/command-service" & PIDS+=($!)
-BANK_EVENTS_DB="$PROJECTOR_EVENTS_DB" BANK_READ_DB="$PROJECTOR_READ_DB" "$BIN/projector" & PIDS+=($!)
-BANK_READ_DB="$QUERY_READ_DB" "$BIN/query-service" & PIDS+=($!)
+# Metrics on loopback only, like the gRPC ports.
+BANK_METRICS_LISTEN=127.0.0.1:9101 BANK_EVENTS_DB="$COMMAND_EVENTS_DB" \
+  "$BIN/command-service" & PIDS+=($!)
+BANK_METRICS_LISTEN=127.0.0.1:9102 BANK_EVENTS_DB="$PROJECTOR_EVENTS_DB" \
+  BANK_READ_DB="$PROJECTOR_READ_DB" "$BIN/projector" & PIDS+=($!)
+BANK_METRICS_LISTEN=127.0.0.1:9103 BANK_READ_DB="$QUERY_READ_DB" \
+  "$BIN/query-service" & PIDS+=($!)
+
+# A database URI or key=value string as it may be shown: password masked.
+masked() {
+  printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#; s#(password=)[^ &]*#\1***#g'
+}
 
 cat <<INFO
 
 The bank is running.
   CommandService  $BANK_COMMAND_LISTEN
   QueryService    $BANK_QUERY_LISTEN
-  events database $COMMAND_EVENTS_DB
-  read database   $QUERY_READ_DB
+  events database $(masked "$COMMAND_EVENTS_DB")
+  read database   $(masked "$QUERY_READ_DB")
   metrics         http://127.0.0.1:9101/metrics (command), :9102 (projector), :9103 (query)
 Try: $BIN/bankctl open --owner Alice --currency EUR --initial 100.00
 Press Ctrl-C to stop.

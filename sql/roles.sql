@@ -8,8 +8,10 @@
 -- authentication. Who may do what:
 --   bank_owner      owns the events schema; used only to apply its migrations
 --                   (command-service --events-migrate-db).
---   bank_command    command-service: SELECT and INSERT on the event store
---                   (UPDATE on snapshots only); never UPDATE or DELETE events.
+--   bank_command    command-service: SELECT on the event store; appends only
+--                   through append_commands, which runs as the owner
+--                   (sql/events/007); INSERT and UPDATE on snapshots only;
+--                   never UPDATE or DELETE events.
 --   bank_projector  projector: SELECT on events; owns the read model, which it
 --                   migrates, writes and rebuilds.
 --   bank_query      query-service: SELECT on the read model only.

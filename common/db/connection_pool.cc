@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/db/pg_status.h"
-#include "common/db/uri.h"
 
 namespace bank::db {
 
@@ -73,8 +72,9 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(
     absl::MutexLock lock(&mu_);
     --open_;
     --in_use_;
-    return StatusFromException(
-        e, absl::StrCat("connecting to ", MaskPassword(options_.uri)));
+    // Not the URI: this status may reach a client, who need not learn
+    // where the database runs (the process logs its URI at startup).
+    return StatusFromException(e, "connecting to the database");
   }
   return Lease(this, std::move(slot));
 }

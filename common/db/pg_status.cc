@@ -1,6 +1,7 @@
 #include "common/db/pg_status.h"
 
 #include <pqxx/pqxx>
+#include <regex>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -54,9 +55,27 @@ bool IsConnectionLost(const std::exception& e) {
   return absl::StartsWith(state, "08") || absl::StartsWith(state, "57P");
 }
 
+std::string WithoutEndpoints(std::string msg) {
+  // libpq's words for where it tried to connect (PostgreSQL 15's and
+  // earlier forms): the host, its address, the socket and the port.
+  static const std::regex kEndpoints[] = {
+      std::regex(R"re( at "[^"]*"( \([^)]*\))?(, port \d+)?)re"),
+      std::regex(R"re( on socket "[^"]*")re"),
+      std::regex(R"re( "[^"]*" \([^)]*\))re"),
+      std::regex(R"re(host (name )?"[^"]*")re"),
+      std::regex(R"re( port \d+)re"),
+  };
+  static const char* const kReplacements[] = {"", "", "", "host$1", " port"};
+  for (size_t i = 0; i < std::size(kEndpoints); ++i) {
+    msg = std::regex_replace(msg, kEndpoints[i], kReplacements[i]);
+  }
+  return msg;
+}
+
 absl::Status StatusFromException(const std::exception& e,
                                  absl::string_view what) {
-  std::string msg(absl::StripTrailingAsciiWhitespace(e.what()));
+  std::string msg = WithoutEndpoints(
+      std::string(absl::StripTrailingAsciiWhitespace(e.what())));
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
     return absl::UnavailableError(absl::StrCat(
         what,

@@ -18,8 +18,13 @@ namespace bank::db {
 //   serialization failure, deadlock               -> ABORTED
 //   unique violation                              -> ALREADY_EXISTS
 //   anything else                                 -> INTERNAL
+// The message names no host, address, socket or port (WithoutEndpoints):
+// statuses reach clients, who need not learn where the database runs.
 absl::Status StatusFromException(const std::exception& e,
                                  absl::string_view what);
+
+// `msg` (a libpq error) without the host, address, socket and port it names.
+std::string WithoutEndpoints(std::string msg);
 
 // The SQLSTATE of a libpqxx sql_error, or "" for other exceptions.
 std::string SqlState(const std::exception& e);

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/domain/money.h"
@@ -177,36 +178,73 @@ absl::Status Transfer(BankAccount& from, BankAccount& to,
 }
 
 void BankAccount::Record(AccountEvent event) {
-  Apply(event);
+  // The command checked the rules this event could break, so it applies.
+  absl::Status applied = Apply(event);
+  (void)applied;
   pending_.push_back(std::move(event));
 }
 
-void BankAccount::Apply(const AccountEvent& event) {
-  std::visit(Overloaded{
-                 [this](const bank::events::v1::AccountOpened& e) {
-                   state_.owner = e.owner();
-                   state_.currency = e.currency();
-                   state_.balance = e.initial_deposit();
-                   state_.status = AccountStatus::kOpen;
-                 },
-                 [this](const bank::events::v1::MoneyDeposited& e) {
-                   state_.balance += e.amount();
-                 },
-                 [this](const bank::events::v1::MoneyWithdrawn& e) {
-                   state_.balance -= e.amount();
-                 },
-                 [this](const bank::events::v1::TransferSent& e) {
-                   state_.balance -= e.amount();
-                 },
-                 [this](const bank::events::v1::TransferReceived& e) {
-                   state_.balance += e.amount();
-                 },
-                 [this](const bank::events::v1::AccountClosed&) {
-                   state_.status = AccountStatus::kClosed;
-                 },
-             },
-             event);
+absl::Status BankAccount::Apply(const AccountEvent& event) {
+  namespace ev = bank::events::v1;
+  auto corrupt = [this](const char* type, int64_t amount, const char* what) {
+    return absl::InternalError(
+        absl::StrCat("stored ", type, " of ", amount, " on account ", state_.id,
+                     " at version ", state_.version + 1, " ", what,
+                     ": the stream is corrupt"));
+  };
+  auto add = [&](const char* type, int64_t amount) -> absl::StatusOr<int64_t> {
+    if (amount < 0) return corrupt(type, amount, "is negative");
+    std::optional<int64_t> sum = CheckedAdd(state_.balance, amount);
+    if (!sum.has_value()) {
+      return corrupt(type, amount, "would overflow the balance");
+    }
+    return *sum;
+  };
+  auto take = [&](const char* type, int64_t amount) -> absl::StatusOr<int64_t> {
+    if (amount < 0) return corrupt(type, amount, "is negative");
+    if (amount > state_.balance) {
+      return corrupt(type, amount, "would leave a negative balance");
+    }
+    return state_.balance - amount;
+  };
+  // The balance after the event, checked before anything changes.
+  absl::StatusOr<int64_t> balance = std::visit(
+      Overloaded{
+          [&](const ev::AccountOpened& e) -> absl::StatusOr<int64_t> {
+            if (e.initial_deposit() < 0) {
+              return corrupt("AccountOpened", e.initial_deposit(),
+                             "is negative");
+            }
+            return e.initial_deposit();
+          },
+          [&](const ev::MoneyDeposited& e) {
+            return add("MoneyDeposited", e.amount());
+          },
+          [&](const ev::MoneyWithdrawn& e) {
+            return take("MoneyWithdrawn", e.amount());
+          },
+          [&](const ev::TransferSent& e) {
+            return take("TransferSent", e.amount());
+          },
+          [&](const ev::TransferReceived& e) {
+            return add("TransferReceived", e.amount());
+          },
+          [&](const ev::AccountClosed&) -> absl::StatusOr<int64_t> {
+            return state_.balance;
+          },
+      },
+      event);
+  if (!balance.ok()) return balance.status();
+  state_.balance = *balance;
+  if (const auto* opened = std::get_if<ev::AccountOpened>(&event)) {
+    state_.owner = opened->owner();
+    state_.currency = opened->currency();
+    state_.status = AccountStatus::kOpen;
+  } else if (std::holds_alternative<ev::AccountClosed>(event)) {
+    state_.status = AccountStatus::kClosed;
+  }
   ++state_.version;
+  return absl::OkStatus();
 }
 
 }  // namespace bank::domain

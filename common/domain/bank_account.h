@@ -59,9 +59,13 @@ class BankAccount {
   absl::Status Withdraw(int64_t amount);
   absl::Status Close();
 
-  // Folds one stored event into the state (no rule checks: stored events are
-  // facts). The version advances by one.
-  void Apply(const AccountEvent& event);
+  // Folds one stored event into the state; the version advances by one.
+  // Stored events are facts, so the business rules are not checked again,
+  // but one that no command can have recorded (a negative amount, a balance
+  // overflowing or going below zero: a corrupt or hand-inserted row) is
+  // refused with INTERNAL naming the account and version, and the state is
+  // left as it was.
+  [[nodiscard]] absl::Status Apply(const AccountEvent& event);
 
  private:
   friend absl::Status Transfer(BankAccount& from, BankAccount& to,

@@ -267,6 +267,11 @@ absl::StatusOr<AccountState> DecodeSnapshot(int schema_version,
   if (s.version() < 1) {
     return absl::InvalidArgumentError("snapshot has no version");
   }
+  // No command can leave a negative balance: such a snapshot is corrupt, and
+  // is ignored (the account is replayed from its events).
+  if (s.balance() < 0) {
+    return absl::InvalidArgumentError("snapshot has a negative balance");
+  }
   AccountState out;
   out.id = s.account_id();
   out.owner = s.owner();

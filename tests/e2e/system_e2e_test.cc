@@ -14,8 +14,8 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
-#include "tests/support/system.h"
 #include "sql/migrations.h"
+#include "tests/support/system.h"
 
 namespace bank {
 namespace {
@@ -298,6 +298,81 @@ TEST(SystemTest, MetricsCountTheTrafficSent) {
        {sys.command_metrics, sys.projector_metrics, sys.query_metrics}) {
     EXPECT_EQ(testing::HttpGet(port, "/healthz").status, 200) << port;
   }
+}
+
+// While the database is down, both servers' gRPC health answers NOT_SERVING
+// (for "" and for their service) and every process's /healthz answers 503,
+// so balancers route around them; once it is back, all flip back.
+TEST(SystemTest, HealthFollowsTheDatabaseDownAndBack) {
+  System sys(*pg, "health");
+  sys.StartAll();
+  using Status = grpc::health::v1::HealthCheckResponse;
+  const std::vector<std::pair<int, std::string>> services = {
+      {sys.command_port, ""},
+      {sys.command_port, "bank.v1.CommandService"},
+      {sys.query_port, ""},
+      {sys.query_port, "bank.v1.QueryService"}};
+  const std::vector<int> metrics = {sys.command_metrics, sys.projector_metrics,
+                                    sys.query_metrics};
+  auto all = [&](Status::ServingStatus grpc_status, int http_status) {
+    for (const auto& [port, service] : services) {
+      if (System::Health(port, service) != grpc_status) return false;
+    }
+    for (int port : metrics) {
+      if (testing::HttpGet(port, "/healthz").status != http_status) {
+        return false;
+      }
+    }
+    return true;
+  };
+  ASSERT_TRUE(testing::WaitFor([&] { return all(Status::SERVING, 200); },
+                               absl::Seconds(20)));
+  // An account the command service has cached: a deposit to it goes
+  // straight to the append.
+  const std::string a = testing::OpenAccount(sys.commands(), 1);
+  ASSERT_TRUE(pg->Stop(/*immediate=*/false).ok());
+  EXPECT_TRUE(testing::WaitFor([&] { return all(Status::NOT_SERVING, 503); },
+                               absl::Seconds(20)))
+      << sys.command->Log() << sys.projector->Log() << sys.query->Log();
+  // Calls meanwhile fail UNAVAILABLE, without saying where the database is.
+  {
+    v1::DepositRequest req;
+    req.set_account_id(a);
+    req.set_amount(1);
+    v1::CommandResult resp;
+    grpc::Status s = sys.commands().Deposit(testing::Ctx(5).get(), req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << s.error_message();
+    EXPECT_EQ(s.error_message().find(std::to_string(pg->port())),
+              std::string::npos)
+        << s.error_message();
+    v1::GetHistoryRequest h;
+    h.set_account_id(a);
+    v1::GetHistoryResponse history;
+    s = sys.queries().GetHistory(testing::Ctx(5).get(), h, &history);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << s.error_message();
+    EXPECT_EQ(s.error_message().find(std::to_string(pg->port())),
+              std::string::npos)
+        << s.error_message();
+  }
+  ASSERT_TRUE(pg->Restart().ok());
+  EXPECT_TRUE(testing::WaitFor([&] { return all(Status::SERVING, 200); },
+                               absl::Seconds(30)))
+      << sys.command->Log() << sys.projector->Log() << sys.query->Log();
+  // And they serve again (a first call may still meet a connection that
+  // broke while the database was away).
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        v1::OpenAccountRequest req;
+        req.set_owner("Alice");
+        req.set_currency("EUR");
+        v1::CommandResult resp;
+        return sys.commands()
+            .OpenAccount(testing::Ctx().get(), req, &resp)
+            .ok();
+      },
+      absl::Seconds(10)));
 }
 
 TEST(SystemTest, OverloadIsShedQuicklyAndTheServiceRecovers) {

@@ -57,9 +57,20 @@ void Workload::ReadBack(const std::string& account, int64_t version) {
   req.set_account_id(account);
   req.set_min_version(version);
   v1::AccountBalance b;
-  if (queries_->GetBalance(&ctx, req, &b).ok()) {
+  grpc::Status s = queries_->GetBalance(&ctx, req, &b);
+  if (s.ok()) {
     ++reads_;
     if (b.version() < version) ++stale_reads_;
+    return;
+  }
+  switch (s.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::CANCELLED:
+      return;  // What a fault explains: the read model is away or behind.
+    default:
+      ++failed_reads_;
   }
 }
 
@@ -164,6 +175,7 @@ void Workload::Client(int index) {
     grpc::Status st = Send(op, options_.call_timeout, &version);
     op.code = st.error_code();
     op.unknown = !Definitive(op.code);
+    if (op.code == grpc::StatusCode::INTERNAL) ++internal_answers_;
     {
       absl::MutexLock lock(&mu_);
       if (st.ok()) {
@@ -214,6 +226,10 @@ int Workload::ResolveUnknown(absl::Duration timeout) {
       grpc::Status st = Send(op, absl::Seconds(3));
       op.code = st.error_code();
       op.unknown = !Definitive(op.code);
+      if (op.code == grpc::StatusCode::INTERNAL) {
+        ++internal_answers_;
+        break;  // A failure, not an outcome to wait for.
+      }
       if (op.unknown) absl::SleepFor(absl::Milliseconds(50));
     }
     if (op.unknown) ++left;

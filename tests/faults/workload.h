@@ -74,6 +74,12 @@ class Workload {
   // than asked for (must stay 0).
   int64_t reads() const { return reads_.load(); }
   int64_t stale_reads() const { return stale_reads_.load(); }
+  // Reads with min_version that failed with a code no fault explains (not
+  // UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED or CANCELLED), and
+  // answers of INTERNAL to a command, first or while resolving (both must
+  // stay 0: INTERNAL is a failure, never an unknown outcome).
+  int64_t failed_reads() const { return failed_reads_.load(); }
+  int64_t internal_answers() const { return internal_answers_.load(); }
   int64_t acked() const { return acked_.load(); }
 
  private:
@@ -91,7 +97,8 @@ class Workload {
   absl::Duration longest_gap_ ABSL_GUARDED_BY(mu_);
   std::map<grpc::StatusCode, int64_t> first_codes_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> running_{false};
-  std::atomic<int64_t> sent_{0}, acked_{0}, reads_{0}, stale_reads_{0};
+  std::atomic<int64_t> sent_{0}, acked_{0}, reads_{0}, stale_reads_{0},
+      failed_reads_{0}, internal_answers_{0};
   std::unique_ptr<v1::QueryService::Stub> queries_;
   std::vector<std::thread> threads_;
 };

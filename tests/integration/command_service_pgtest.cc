@@ -1,5 +1,6 @@
 // CommandService over real gRPC against a real PostgreSQL event store.
 #include <atomic>
+#include <cctype>
 #include <functional>
 #include <future>
 #include <limits>
@@ -8,11 +9,12 @@
 #include <vector>
 
 #include "common/db/migrations.h"
+#include "common/eventstore/commit_notifier.h"
 #include "common/util/uuid.h"
 #include "gtest/gtest.h"
+#include "sql/migrations.h"
 #include "tests/support/command_server.h"
 #include "tests/support/pg_cluster.h"
-#include "sql/migrations.h"
 
 namespace bank {
 namespace {
@@ -213,7 +215,9 @@ TEST_F(CommandServiceTest, InvalidArgumentForMalformedInput) {
     EXPECT_EQ(testing::AwaitAnswer<v1::CommandResult>([&](auto done) {
                 server_->handler.Deposit(shared_req, "",
                                          absl::Now() + absl::Seconds(5), done);
-              }).status().code(),
+              })
+                  .status()
+                  .code(),
               absl::StatusCode::kInvalidArgument);
     v1::OpenAccountRequest open;
     open.set_owner("a\xc3");
@@ -222,7 +226,9 @@ TEST_F(CommandServiceTest, InvalidArgumentForMalformedInput) {
     EXPECT_EQ(testing::AwaitAnswer<v1::CommandResult>([&](auto done) {
                 server_->handler.OpenAccount(
                     shared_open, "", absl::Now() + absl::Seconds(5), done);
-              }).status().code(),
+              })
+                  .status()
+                  .code(),
               absl::StatusCode::kInvalidArgument);
   }
   EXPECT_EQ(Transfer(stub(), id, id, 1).error_code(),
@@ -538,6 +544,43 @@ TEST_F(CommandServiceTest, SameCommandIdTakesEffectOnceAcrossRestarts) {
   EXPECT_EQ(StoredBalance(id), 40);
 }
 
+// A retry is the same request whether its account id is spelled in upper
+// case or it carries fields this version does not know (a client with a
+// newer schema): idempotency compares the canonical request, not the bytes.
+TEST_F(CommandServiceTest, RetriesDifferingOnlyInSpellingAreTheSameRequest) {
+  std::string id = Open(0);
+  std::string cmd = util::NewUuid();
+  v1::CommandResult first;
+  ASSERT_TRUE(Deposit(id, 40, &first, cmd).ok());
+  auto send = [&](const std::string& account, bool unknown_field) {
+    grpc::ClientContext ctx;
+    v1::DepositRequest req;
+    req.set_command_id(cmd);
+    req.set_account_id(account);
+    req.set_amount(40);
+    if (unknown_field) {
+      req.GetReflection()->MutableUnknownFields(&req)->AddVarint(99, 7);
+    }
+    v1::CommandResult res;
+    grpc::Status s = stub().Deposit(&ctx, req, &res);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_TRUE(res.replayed());
+    EXPECT_EQ(res.position(), first.position());
+  };
+  std::string upper = id;
+  for (char& c : upper) c = static_cast<char>(std::toupper(c));
+  send(upper, false);
+  send(id, true);
+  send(upper, true);
+  // After a restart too, from the stored request.
+  server_ = std::make_unique<CommandServer>(uri);
+  send(upper, true);
+  EXPECT_EQ(StoredBalance(id), 40);
+  // A field that changes the request still makes it another request.
+  EXPECT_EQ(Deposit(id, 41, nullptr, cmd).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+}
+
 // Idempotency is checked by the append itself, so the state a retried
 // command meets already holds its first effect: the answer must still be
 // that first outcome, never a refusal computed on the changed state.
@@ -647,6 +690,13 @@ TEST_F(CommandServiceTest, ConcurrentCommandsShareTransactions) {
   for (const std::string& id : ids) EXPECT_EQ(StoredBalance(id), 20);
 }
 
+// Counts the notifications a connection receives on a channel.
+struct NotificationCounter : pqxx::notification_receiver {
+  using pqxx::notification_receiver::notification_receiver;
+  int count = 0;
+  void operator()(const std::string&, int) override { ++count; }
+};
+
 // Readers are woken after commits, by the service from its own connection:
 // no NOTIFY inside the write transaction (sql/events/004).
 TEST_F(CommandServiceTest, CommitsWakeListenersFromOutsideTheWritePath) {
@@ -654,11 +704,7 @@ TEST_F(CommandServiceTest, CommitsWakeListenersFromOutsideTheWritePath) {
                   "'events'::regclass AND tgname LIKE '%notify%'"),
             0);
   pqxx::connection listener(uri);
-  struct Receiver : pqxx::notification_receiver {
-    using pqxx::notification_receiver::notification_receiver;
-    int count = 0;
-    void operator()(const std::string&, int) override { ++count; }
-  } receiver(listener, "bank_events");
+  NotificationCounter receiver(listener, "bank_events");
   const int64_t sent_before = server_->notifier.sent();
   std::string a = Open(100);
   for (int i = 0; i < 50 && receiver.count == 0; ++i) {
@@ -674,9 +720,88 @@ TEST_F(CommandServiceTest, CommitsWakeListenersFromOutsideTheWritePath) {
   }
   for (auto& th : threads) th.join();
   absl::SleepFor(absl::Milliseconds(50));
-  const int64_t sent = server_->notifier.sent() - sent_before;
+  // Every commit is followed by a notification (the coalescing itself is
+  // bounded by CommitNotifierTest below).
+  EXPECT_GE(server_->notifier.sent() - sent_before, 2);
+}
+
+// However many commits land, at most one NOTIFY goes out per min_interval:
+// commits from 4 threads for 600 ms, with a 100 ms interval, send at most
+// 600 / 100 + 2 notifications (without coalescing there would be one per
+// commit, thousands), and at least one (the first commit's) plus one after
+// the last commit.
+TEST(CommitNotifierTest, CoalescesCommitsToOneNotificationPerInterval) {
+  pqxx::connection listener(uri);
+  NotificationCounter receiver(listener, "bank_events");
+  const absl::Duration interval = absl::Milliseconds(100);
+  eventstore::CommitNotifier notifier(uri, interval);
+  std::atomic<int64_t> commits{0};
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      while (absl::Now() - start < absl::Milliseconds(600)) {
+        notifier.Committed();
+        commits.fetch_add(1);
+        absl::SleepFor(absl::Microseconds(100));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const absl::Duration elapsed = absl::Now() - start;
+  // The last commit's notification: wait for it to be sent and received.
+  for (int i = 0; i < 100 && notifier.sent() < 2; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  const int64_t sent = notifier.sent();
+  ASSERT_GT(commits.load(), 100);
   EXPECT_GE(sent, 2);
-  EXPECT_LT(sent, 201);
+  EXPECT_LE(sent, elapsed / interval + 2) << commits.load() << " commits";
+  for (int i = 0; i < 50 && receiver.count < sent; ++i) {
+    listener.await_notification(0, 100000);
+  }
+  EXPECT_GE(receiver.count, sent);
+}
+
+// A command whose deadline passes on the server while its append is held
+// up (here by a lock that blocks every insert into events) is not appended,
+// neither then nor once the lock is gone: the server bounds the append's
+// statement by the deadline, and appends still queued behind it are
+// answered without being sent.
+TEST_F(CommandServiceTest, ADeadlinePassingOnTheServerAppendsNothing) {
+  const std::string a = Open(100);
+  const int64_t events_before = Count("SELECT count(*) FROM events");
+  pqxx::connection holder(uri);
+  pqxx::work lock(holder);
+  lock.exec("LOCK TABLE events IN SHARE MODE");
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(800));
+      v1::DepositRequest req;
+      req.set_command_id("held-" + std::to_string(i));
+      req.set_account_id(a);
+      req.set_amount(1);
+      v1::CommandResult res;
+      if (stub().Deposit(&ctx, req, &res).ok()) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 0);
+  // Held well past the deadlines, then released: anything still pending on
+  // the server would commit now.
+  absl::SleepFor(absl::Milliseconds(700));
+  lock.abort();
+  // A later command on the account lands, after everything sent before it.
+  ASSERT_TRUE(Deposit(a, 10).ok());
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), events_before + 1);
+  EXPECT_EQ(StoredBalance(a), 110);
+  EXPECT_EQ(Count("SELECT count(*) FROM commands WHERE command_id LIKE "
+                  "'held-%'"),
+            0);
 }
 
 TEST_F(CommandServiceTest, SnapshotsAreTakenAndOldOnesIgnored) {
@@ -743,20 +868,18 @@ TEST_F(CommandServiceTest, AsyncCommandsWaitOnlyOnTheOffloadPool) {
   util::WorkerPool pool(2, 16);
   std::atomic<bool> refuse{false};
   std::atomic<int> offloaded{0};
-  command::CommandHandler async(
-      server_->batched,
-      [&](std::function<void()> work) {
-        if (refuse) return false;
-        ++offloaded;
-        return pool.TrySubmit(std::move(work));
-      },
-      {.snapshot_every = 4});
-  command::CommandHandler other(
-      server_->batched,
-      [&](std::function<void()> work) {
-        return pool.TrySubmit(std::move(work));
-      },
-      {.snapshot_every = 0});
+  command::CommandHandler async(server_->batched,
+                                [&](std::function<void()> work) {
+                                  if (refuse) return false;
+                                  ++offloaded;
+                                  return pool.TrySubmit(std::move(work));
+                                },
+                                {.snapshot_every = 4});
+  command::CommandHandler other(server_->batched,
+                                [&](std::function<void()> work) {
+                                  return pool.TrySubmit(std::move(work));
+                                },
+                                {.snapshot_every = 0});
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   // Runs one async command and waits for its single answer.
   auto answer_of = [&](auto start) {
@@ -774,17 +897,15 @@ TEST_F(CommandServiceTest, AsyncCommandsWaitOnlyOnTheOffloadPool) {
     auto req = std::make_shared<v1::DepositRequest>();
     req->set_account_id(id);
     req->set_amount(amount);
-    return answer_of([&](auto done) {
-      async.Deposit(req, "", deadline, std::move(done));
-    });
+    return answer_of(
+        [&](auto done) { async.Deposit(req, "", deadline, std::move(done)); });
   };
   auto withdraw = [&](const std::string& id, int64_t amount) {
     auto req = std::make_shared<v1::WithdrawRequest>();
     req->set_account_id(id);
     req->set_amount(amount);
-    return answer_of([&](auto done) {
-      async.Withdraw(req, "", deadline, std::move(done));
-    });
+    return answer_of(
+        [&](auto done) { async.Withdraw(req, "", deadline, std::move(done)); });
   };
   auto deposit_elsewhere = [&](const std::string& id) {
     auto req = std::make_shared<v1::DepositRequest>();

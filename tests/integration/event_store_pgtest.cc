@@ -6,9 +6,9 @@
 
 #include "common/db/migrations.h"
 #include "common/eventstore/pg_event_store.h"
+#include "sql/migrations.h"
 #include "tests/contract/event_store_contract.h"
 #include "tests/support/pg_cluster.h"
-#include "sql/migrations.h"
 
 namespace bank::eventstore {
 namespace {
@@ -46,8 +46,10 @@ TEST(PgEventStoreTest, EventsAreAppendOnly) {
   PgEventStore store({.uri = uri, .pool_size = 1});
   const std::string s = util::NewUuid();
   ASSERT_TRUE(store
-                  .Append({{s, 0, {{util::NewUuid(), "MoneyDeposited", 1,
-                                    R"({"amount": "5"})", "{}"}}}},
+                  .Append({{s,
+                            0,
+                            {{util::NewUuid(), "MoneyDeposited", 1,
+                              R"({"amount": "5"})", "{}"}}}},
                           nullptr, absl::Now() + absl::Seconds(10))
                   .ok());
   pqxx::connection c(uri);
@@ -77,8 +79,8 @@ TEST(PgEventStoreTest, UnreachableDatabaseIsUnavailable) {
                              std::to_string(testing::PickFreePort()) +
                              "/bank_events?connect_timeout=2",
                       .pool_size = 1});
-  auto r = store.ReadStream(util::NewUuid(), 0, 10,
-                            absl::Now() + absl::Seconds(10));
+  auto r =
+      store.ReadStream(util::NewUuid(), 0, 10, absl::Now() + absl::Seconds(10));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
 }
 

@@ -19,9 +19,9 @@
 #include "gtest/gtest.h"
 #include "projector/event_reader.h"
 #include "projector/live_writer.h"
+#include "sql/migrations.h"
 #include "tests/support/oracle.h"
 #include "tests/support/system.h"
-#include "sql/migrations.h"
 
 namespace bank {
 namespace {
@@ -748,6 +748,76 @@ TEST_F(ProjectorTest, PoisonEventStopsTheProjectionOrIsRecordedWhenAllowed) {
   EXPECT_EQ(Query(sys_->read_uri, "SELECT position FROM poison_events"),
             poison_position);
   EXPECT_NE(sys_->projector->Log().find("poison"), std::string::npos);
+}
+
+// A stored amount no command can have recorded (inserted by hand, as the
+// owner) is poison for the projector and, for the command service, a
+// corrupt account: its commands are refused with INTERNAL naming the event,
+// and nothing is written.
+TEST_F(ProjectorTest, ACorruptStoredAmountIsPoisonAndRefusesTheAccount) {
+  Start("corrupt_amount");
+  std::string a = testing::OpenAccount(sys_->commands(), 100);
+  std::string b = testing::OpenAccount(sys_->commands(), 5);
+  // a's balance would overflow; b's deposit is negative.
+  const int64_t overflow_position = Query(
+      sys_->events_uri,
+      "INSERT INTO events (event_id, stream_id, stream_version, event_type, "
+      "schema_version, data) VALUES (gen_random_uuid(), '" +
+          a +
+          "', 2, 'MoneyDeposited', 1, "
+          "'{\"amount\": \"9223372036854775807\"}') RETURNING position");
+  const int64_t negative_position = Query(
+      sys_->events_uri,
+      "INSERT INTO events (event_id, stream_id, stream_version, event_type, "
+      "schema_version, data) VALUES (gen_random_uuid(), '" +
+          b +
+          "', 2, 'MoneyDeposited', 1, '{\"amount\": \"-500\"}') "
+          "RETURNING position");
+  const int64_t events_before =
+      Query(sys_->events_uri, "SELECT count(*) FROM events");
+  for (const std::string& id : {a, b}) {
+    v1::DepositRequest req;
+    req.set_account_id(id);
+    req.set_amount(1);
+    v1::CommandResult resp;
+    grpc::Status s = sys_->commands().Deposit(testing::Ctx().get(), req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL) << id;
+    const int64_t position = id == a ? overflow_position : negative_position;
+    EXPECT_NE(s.error_message().find("position " + std::to_string(position)),
+              std::string::npos)
+        << s.error_message();
+    EXPECT_NE(s.error_message().find(id), std::string::npos)
+        << s.error_message();
+  }
+  EXPECT_EQ(Query(sys_->events_uri, "SELECT count(*) FROM events"),
+            events_before);
+
+  auto strict = sys_->StartProjector();
+  EXPECT_EQ(strict->Wait(absl::Seconds(20)), 3) << strict->Log();
+  EXPECT_NE(strict->Log().find("position " + std::to_string(overflow_position)),
+            std::string::npos)
+      << strict->Log();
+  EXPECT_NE(strict->Log().find("overflow"), std::string::npos) << strict->Log();
+  sys_->projector = sys_->StartProjector({"--skip-poison"});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Query(sys_->read_uri, "SELECT count(*) FROM poison_events") == 2;
+      },
+      absl::Seconds(20)))
+      << sys_->projector->Log();
+  EXPECT_EQ(Query(sys_->read_uri, "SELECT min(position) FROM poison_events"),
+            overflow_position);
+  EXPECT_EQ(Query(sys_->read_uri, "SELECT max(position) FROM poison_events"),
+            negative_position);
+  // The accounts stay as their good events left them.
+  EXPECT_EQ(Query(sys_->read_uri,
+                  "SELECT balance FROM account_balances WHERE account_id = '" +
+                      a + "'"),
+            100);
+  EXPECT_EQ(Query(sys_->read_uri,
+                  "SELECT balance FROM account_balances WHERE account_id = '" +
+                      b + "'"),
+            5);
 }
 
 TEST_F(ProjectorTest, BurstOfNotificationsIsCoalesced) {

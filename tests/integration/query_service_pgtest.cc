@@ -446,6 +446,110 @@ TEST(QueryServiceTest, ManyWaitersDoNotTakeAThreadEach) {
   EXPECT_EQ(ok.load(), 200);
 }
 
+// Past --max-waiters waiting min_version calls, another is refused at once
+// with RESOURCE_EXHAUSTED; the ones waiting are still answered.
+TEST(QueryServiceTest, MinVersionWaitsBeyondTheCapAreResourceExhausted) {
+  int port = testing::PickFreePort();
+  int metrics = testing::PickFreePort();
+  Process small(testing::BinDir() + "/query-service",
+                {"--listen", "127.0.0.1:" + std::to_string(port), "--read-db",
+                 sys->read_uri, "--max-waiters", "2", "--metrics-listen",
+                 "127.0.0.1:" + std::to_string(metrics)});
+  ASSERT_TRUE(System::WaitServing(port, "", absl::Seconds(20))) << small.Log();
+  auto stub = v1::QueryService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  std::string a = testing::OpenAccount(sys->commands(), 0);
+  auto wait_for_version = [&](int64_t version, double seconds) {
+    v1::GetBalanceRequest req;
+    req.set_account_id(a);
+    req.set_min_version(version);
+    v1::AccountBalance b;
+    auto ctx = Ctx(seconds);
+    return stub->GetBalance(ctx.get(), req, &b);
+  };
+  std::atomic<int> ok{0};
+  std::vector<std::thread> waiting;
+  for (int i = 0; i < 2; ++i) {
+    waiting.emplace_back([&] {
+      if (wait_for_version(2, 20).ok()) ++ok;
+    });
+  }
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return testing::MetricValue(testing::HttpGet(metrics, "/metrics").body,
+                                    "bank_min_version_waiting") == 2;
+      },
+      absl::Seconds(10)));
+  grpc::Status third = wait_for_version(2, 20);
+  EXPECT_EQ(third.error_code(), StatusCode::RESOURCE_EXHAUSTED)
+      << third.error_message();
+  Deposit(a, 5);
+  for (auto& t : waiting) t.join();
+  EXPECT_EQ(ok.load(), 2);
+}
+
+// With the one worker busy and the queue (--max-queue 1) full, further
+// calls that need the pool are refused at once with RESOURCE_EXHAUSTED;
+// the busy and the queued calls are answered once the worker frees up.
+TEST(QueryServiceTest, AFullQueueIsResourceExhausted) {
+  int port = testing::PickFreePort();
+  Process small(testing::BinDir() + "/query-service",
+                {"--listen", "127.0.0.1:" + std::to_string(port), "--read-db",
+                 sys->read_uri, "--workers", "1", "--max-queue", "1"});
+  ASSERT_TRUE(System::WaitServing(port, "", absl::Seconds(20))) << small.Log();
+  auto stub = v1::QueryService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  std::string a = testing::OpenAccount(sys->commands(), 1);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        v1::GetBalanceRequest req;
+        req.set_account_id(a);
+        v1::AccountBalance b;
+        return stub->GetBalance(Ctx().get(), req, &b).ok();
+      },
+      absl::Seconds(10)));
+  auto history = [&] {
+    v1::GetHistoryRequest req;
+    req.set_account_id(a);
+    v1::GetHistoryResponse resp;
+    return stub->GetHistory(Ctx(20).get(), req, &resp).error_code();
+  };
+  // The worker's read waits behind a lock held here.
+  pqxx::connection holder(sys->read_uri);
+  pqxx::work lock(holder);
+  lock.exec("LOCK TABLE account_history IN ACCESS EXCLUSIVE MODE");
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  auto count = [&](StatusCode code) {
+    (code == StatusCode::OK                   ? ok
+     : code == StatusCode::RESOURCE_EXHAUSTED ? refused
+                                              : other)++;
+  };
+  std::thread busy([&] { count(history()); });
+  pqxx::connection observer(sys->read_uri);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        pqxx::nontransaction tx(observer);
+        return tx.exec1(
+                     "SELECT count(*) FROM pg_stat_activity "
+                     "WHERE wait_event_type = 'Lock' AND "
+                     "application_name = 'bank-query-service'")[0]
+                   .as<int>() >= 1;
+      },
+      absl::Seconds(10)));
+  std::vector<std::thread> more;
+  for (int i = 0; i < 5; ++i) more.emplace_back([&] { count(history()); });
+  // One of the five is queued; the other four are refused without waiting.
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return refused.load() == 4; }, absl::Seconds(10)));
+  EXPECT_EQ(ok.load(), 0);
+  lock.abort();
+  busy.join();
+  for (auto& t : more) t.join();
+  EXPECT_EQ(ok.load(), 2);
+  EXPECT_EQ(refused.load(), 4);
+  EXPECT_EQ(other.load(), 0);
+}
+
 TEST(QueryServiceTest, AsOfBeforeBetweenAndAfterEvents) {
   std::string a = testing::OpenAccount(sys->commands(), 100);
   v1::AccountBalance b;

@@ -125,6 +125,30 @@ TEST_F(RolesTest, SystemRunsWithLeastPrivilegeAndEachRoleIsRefusedTheRest) {
                 "ALTER TABLE events DISABLE TRIGGER ALL"),
             denied);
   EXPECT_EQ(Try("bank_command", "bank_events", "DROP TABLE events"), denied);
+  // Events go in only through append_commands (sql/events/007): a row that
+  // names its own transaction_id (below the projector's checkpoint) or its
+  // own position cannot be written, nor a command record.
+  EXPECT_EQ(Try("bank_command", "bank_events",
+                "INSERT INTO events (event_id, stream_id, stream_version, "
+                "event_type, schema_version, data, transaction_id) VALUES "
+                "(gen_random_uuid(), gen_random_uuid(), 1, 'AccountOpened', 1, "
+                "'{\"owner\": \"M\", \"currency\": \"EUR\"}', '1')"),
+            denied);
+  EXPECT_EQ(Try("bank_command", "bank_events",
+                "INSERT INTO events (position, event_id, stream_id, "
+                "stream_version, event_type, schema_version, data) OVERRIDING "
+                "SYSTEM VALUE VALUES (1000000, gen_random_uuid(), "
+                "gen_random_uuid(), 1, 'AccountOpened', 1, '{}')"),
+            denied);
+  EXPECT_EQ(Try("bank_command", "bank_events",
+                "INSERT INTO commands (command_id, request_type, request, "
+                "result) VALUES ('x', 'Deposit', '', '[]')"),
+            denied);
+  // Nor may another role call the function that runs as the owner.
+  EXPECT_EQ(Try("bank_projector", "bank_events",
+                "SELECT * FROM append_commands('{}', '{}', '{}', '{}', '{}', "
+                "'{}', '{}', '{}', '{}', '{}', '{}', '{}')"),
+            denied);
   EXPECT_EQ(Try("bank_command", "bank_events", "CREATE TABLE x (i int)"),
             denied);
   // Even the owner cannot UPDATE or DELETE events: the triggers refuse.

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <pqxx/pqxx>
+#include <set>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,7 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
   std::map<std::string, domain::BankAccount> accounts;
   // (account, version) -> balance after
   std::map<std::pair<std::string, int64_t>, int64_t> history;
+  std::set<std::string> poisoned;
   long n = 0;
   {
     pqxx::connection c(events_uri);
@@ -27,13 +29,29 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
     for (const auto& row : r) {
       ++n;
       std::string id = row[0].as<std::string>();
+      const int64_t version = row[1].as<int64_t>();
+      // Poison is not part of the model, nor is anything after it in its
+      // stream (the projector records those as poison too).
+      if (poisoned.contains(id)) continue;
       auto decoded = domain::DecodeEvent(
           row[2].as<std::string>(), row[3].as<int>(), row[4].as<std::string>());
-      if (!decoded.ok()) continue;  // Poison is not part of the model.
+      if (!decoded.ok()) {
+        poisoned.insert(id);
+        continue;
+      }
       auto it = accounts.try_emplace(id, domain::BankAccount(id)).first;
-      if (row[1].as<int64_t>() != it->second.state().version + 1) continue;
-      it->second.Apply(*decoded);
-      history[{id, row[1].as<int64_t>()}] = it->second.state().balance;
+      if (version != it->second.state().version + 1) {
+        diffs.push_back("stream " + id + " skips from version " +
+                        std::to_string(it->second.state().version) + " to " +
+                        std::to_string(version));
+        poisoned.insert(id);
+        continue;
+      }
+      if (!it->second.Apply(*decoded).ok()) {
+        poisoned.insert(id);
+        continue;
+      }
+      history[{id, version}] = it->second.state().balance;
     }
   }
   if (events_seen) *events_seen = n;

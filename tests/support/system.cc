@@ -71,25 +71,31 @@ void System::StartAll() {
       << query->Log();
 }
 
+std::optional<grpc::health::v1::HealthCheckResponse::ServingStatus>
+System::Health(int port, const std::string& service) {
+  // A fresh channel with its own subchannel each time: no reconnect backoff
+  // carried over from attempts made before the server was up.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(500));
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  if (!stub->Check(&ctx, req, &resp).ok()) return std::nullopt;
+  return resp.status();
+}
+
 bool System::WaitServing(int port, const std::string& service,
                          absl::Duration timeout) {
   return WaitFor(
       [&] {
-        // A fresh channel with its own subchannel each time: no reconnect
-        // backoff carried over from attempts made before the server was up.
-        grpc::ChannelArguments args;
-        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-        auto stub = grpc::health::v1::Health::NewStub(grpc::CreateCustomChannel(
-            "127.0.0.1:" + std::to_string(port),
-            grpc::InsecureChannelCredentials(), args));
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(500));
-        grpc::health::v1::HealthCheckRequest req;
-        req.set_service(service);
-        grpc::health::v1::HealthCheckResponse resp;
-        return stub->Check(&ctx, req, &resp).ok() &&
-               resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+        return Health(port, service) ==
+               grpc::health::v1::HealthCheckResponse::SERVING;
       },
       timeout);
 }

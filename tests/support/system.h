@@ -5,10 +5,12 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "bank/v1/bank.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/process.h"
 
@@ -32,6 +34,10 @@ class System {
   // Starts all three (kept in command, projector, query) and waits for health.
   void StartAll();
 
+  // What the server's health service answers for `service` (nullopt: no
+  // answer within half a second).
+  static std::optional<grpc::health::v1::HealthCheckResponse::ServingStatus>
+  Health(int port, const std::string& service);
   // True once the server's health service answers SERVING for `service`.
   static bool WaitServing(int port, const std::string& service,
                           absl::Duration timeout);

@@ -161,10 +161,53 @@ TEST(BankAccountTest, ReplayingRecordedEventsRebuildsTheSameState) {
   ASSERT_TRUE(Transfer(a, b, "t", 77).ok());
   ASSERT_TRUE(a.Close().ok());
   BankAccount replayed{std::string(kA)};
-  for (const AccountEvent& e : a.pending()) replayed.Apply(e);
+  for (const AccountEvent& e : a.pending()) ASSERT_TRUE(replayed.Apply(e).ok());
   EXPECT_EQ(replayed.state(), a.state());
   EXPECT_EQ(replayed.state().status, AccountStatus::kClosed);
   EXPECT_EQ(replayed.state().version, 5);
+}
+
+// A stored event no command can have recorded (a hand-inserted or corrupt
+// row) is refused with INTERNAL naming the account, the state unchanged.
+TEST(BankAccountTest, ApplyRefusesEventsNoCommandCanRecord) {
+  auto deposit = [](int64_t amount) {
+    events::v1::MoneyDeposited e;
+    e.set_amount(amount);
+    return AccountEvent(e);
+  };
+  auto withdrawal = [](int64_t amount) {
+    events::v1::MoneyWithdrawn e;
+    e.set_amount(amount);
+    return AccountEvent(e);
+  };
+  auto received = [](int64_t amount) {
+    events::v1::TransferReceived e;
+    e.set_amount(amount);
+    return AccountEvent(e);
+  };
+  events::v1::AccountOpened negative_open;
+  negative_open.set_owner("Alice");
+  negative_open.set_currency("EUR");
+  negative_open.set_initial_deposit(-1);
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  BankAccount a = Opened(kA, 100);
+  const AccountState before = a.state();
+  for (const AccountEvent& e : {deposit(-5), withdrawal(-5), withdrawal(101),
+                                received(max), AccountEvent(negative_open)}) {
+    absl::Status s = a.Apply(e);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+    EXPECT_NE(s.message().find(kA), std::string::npos) << s;
+    EXPECT_EQ(a.state(), before);
+  }
+  BankAccount fresh{std::string(kB)};
+  EXPECT_EQ(fresh.Apply(AccountEvent(negative_open)).code(),
+            absl::StatusCode::kInternal);
+  EXPECT_EQ(fresh.state().version, 0);
+  // At the edges: the whole balance, and up to the largest balance.
+  EXPECT_TRUE(a.Apply(withdrawal(100)).ok());
+  EXPECT_TRUE(a.Apply(deposit(max)).ok());
+  EXPECT_EQ(a.state().balance, max);
+  EXPECT_EQ(a.Apply(deposit(1)).code(), absl::StatusCode::kInternal);
 }
 
 }  // namespace

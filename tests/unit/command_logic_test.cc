@@ -26,9 +26,9 @@ absl::Time Later() { return absl::Now() + absl::Seconds(10); }
 
 // One command-service instance over `store`, with its own cache and pool.
 struct Instance {
-  explicit Instance(eventstore::EventStore& store,
-                    CommandHandler::Options options = {},
-                    std::function<bool()> refuse = [] { return false; })
+  explicit Instance(
+      eventstore::EventStore& store, CommandHandler::Options options = {},
+      std::function<bool()> refuse = [] { return false; })
       : handler(
             store,
             [this, refuse](std::function<void()> work) {

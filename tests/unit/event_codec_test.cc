@@ -203,6 +203,13 @@ TEST(EventCodecTest, SnapshotsRoundTripAndOldVersionsAreRefused) {
   EXPECT_EQ(DecodeSnapshot(kSnapshotSchemaVersion + 1, json).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_FALSE(DecodeSnapshot(kSnapshotSchemaVersion, "{").ok());
+  // A balance no command can leave: corrupt, so ignored (the account is
+  // replayed from its events instead).
+  AccountState negative{"id", "Alice", "EUR", -1, 7, AccountStatus::kOpen};
+  EXPECT_EQ(DecodeSnapshot(kSnapshotSchemaVersion, EncodeSnapshot(negative))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

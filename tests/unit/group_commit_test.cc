@@ -178,9 +178,25 @@ TEST(GroupCommitTest, AFailedTransactionIsEveryonesAnswer) {
   NoReads reads;
   FakeAppender fake;
   fake.fail_all = true;
-  GroupCommitEventStore store(reads, fake, {});
-  auto r = store.Append(One("s", 0), nullptr, Later());
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  fake.hold_first = true;
+  GroupCommitEventStore store(reads, fake, {.max_batch = 8, .committers = 1});
+  std::vector<std::thread> threads;
+  auto append = [&](const std::string& s) {
+    threads.emplace_back([&store, s] {
+      auto r = store.Append(One(s, 0), nullptr, Later());
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << s;
+    });
+  };
+  append("first");
+  fake.entered.WaitForNotification();  // The one committer holds "first".
+  for (const char* s : {"s0", "s1", "s2", "s3"}) append(s);
+  while (store.queued() < 4) absl::SleepFor(absl::Milliseconds(1));
+  fake.gate.Notify();
+  for (auto& t : threads) t.join();
+  // The four queued appends went in one batch, and its failure answered
+  // each of them.
+  absl::MutexLock lock(&fake.mu);
+  EXPECT_EQ(fake.sizes, (std::vector<size_t>{1, 4}));
 }
 
 TEST(GroupCommitTest, ExpiredAppendsAreAnsweredWithoutBeingSent) {

@@ -28,9 +28,10 @@ TEST(MemoryEventStoreTest, AFailedTransactionWritesNothing) {
   MemoryEventStore store;
   store.SetBeforeAppend([] { return absl::UnavailableError("cut"); });
   const std::string s = util::NewUuid();
-  std::vector<StreamAppend> one{{s, 0, {{util::NewUuid(), "T", 1, "{}", "{}"}}}};
-  std::vector<StreamAppend> two{{util::NewUuid(), 0,
-                                 {{util::NewUuid(), "T", 1, "{}", "{}"}}}};
+  std::vector<StreamAppend> one{
+      {s, 0, {{util::NewUuid(), "T", 1, "{}", "{}"}}}};
+  std::vector<StreamAppend> two{
+      {util::NewUuid(), 0, {{util::NewUuid(), "T", 1, "{}", "{}"}}}};
   auto r = store.AppendBatch({{&one, nullptr}, {&two, nullptr}},
                              absl::Now() + absl::Seconds(5));
   ASSERT_EQ(r.size(), 2u);

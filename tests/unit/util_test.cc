@@ -1,9 +1,10 @@
+#include <pqxx/pqxx>
 #include <random>
 
+#include "common/db/array_literal.h"
 #include "common/db/connection_pool.h"
 #include "common/db/pg_status.h"
 #include "common/db/uri.h"
-#include "common/db/array_literal.h"
 #include "common/util/text.h"
 #include "common/util/uuid.h"
 #include "gtest/gtest.h"
@@ -119,6 +120,37 @@ TEST(TextTest, Uuids) {
   EXPECT_TRUE(util::IsUuid(a));
   EXPECT_NE(a, b);
   EXPECT_EQ(a[14], '4');
+}
+
+// Statuses reach clients: they do not say where the database runs.
+TEST(PgStatusTest, MessagesNameNoHostAddressSocketOrPort) {
+  const char* const libpq_errors[] = {
+      "connection to server at \"db-7.internal\" (10.1.2.3), port 5433 "
+      "failed: Connection refused\n\tIs the server running on that host and "
+      "accepting TCP/IP connections?",
+      "connection to server at \"10.1.2.3\", port 5433 failed: FATAL:  the "
+      "database system is starting up",
+      "connection to server on socket \"/run/db-7/.s.PGSQL.5433\" failed: No "
+      "such file or directory",
+      "could not connect to server: Connection refused\n\tIs the server "
+      "running on host \"db-7.internal\" (10.1.2.3) and accepting\n\tTCP/IP "
+      "connections on port 5433?",
+      "could not translate host name \"db-7.internal\" to address: Name or "
+      "service not known",
+  };
+  for (const char* text : libpq_errors) {
+    absl::Status s =
+        db::StatusFromException(pqxx::broken_connection(text), "reading");
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << text;
+    for (const char* secret : {"db-7", "10.1.2.3", "5433"}) {
+      EXPECT_EQ(s.message().find(secret), absl::string_view::npos)
+          << s.message();
+    }
+    EXPECT_NE(s.message().find("reading"), absl::string_view::npos);
+  }
+  // Other errors keep their words.
+  EXPECT_EQ(db::WithoutEndpoints("syntax error at or near \"SELEC\""),
+            "syntax error at or near \"SELEC\"");
 }
 
 TEST(UriTest, MasksPasswords) {
