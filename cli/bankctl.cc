@@ -108,10 +108,15 @@ struct Failure {
   std::string text;
 };
 
-void Check(const grpc::Status& s, const std::string& what) {
+// With `currency`, the amounts in the message are shown as its decimals.
+void Check(const grpc::Status& s, const std::string& what,
+           absl::string_view currency = "") {
   if (!s.ok()) {
-    throw Failure{absl::StrCat(what, ": ", CodeName(s.error_code()), ": ",
-                               s.error_message())};
+    throw Failure{absl::StrCat(
+        what, ": ", CodeName(s.error_code()), ": ",
+        currency.empty()
+            ? s.error_message()
+            : bank::cli::AmountsAsDecimals(s.error_message(), currency))};
   }
 }
 
@@ -337,7 +342,8 @@ int main(int argc, char** argv) {
       Check(c.commands().OpenAccount(ctx.get(), req, &r), "open");
       Report(c, "opened", r);
     } else if (deposit->parsed() || withdraw->parsed()) {
-      auto minor = ParseAmount(amount, c.CurrencyOf(id));
+      const std::string currency = c.CurrencyOf(id);
+      auto minor = ParseAmount(amount, currency);
       if (!minor.ok()) throw Failure{std::string(minor.status().message())};
       bank::v1::CommandResult r;
       auto ctx = c.Context();
@@ -347,7 +353,7 @@ int main(int argc, char** argv) {
         req.set_account_id(id);
         req.set_amount(*minor);
         if (expected) req.set_expected_version(*expected);
-        Check(c.commands().Deposit(ctx.get(), req, &r), "deposit");
+        Check(c.commands().Deposit(ctx.get(), req, &r), "deposit", currency);
         Report(c, "deposited to", r);
       } else {
         bank::v1::WithdrawRequest req;
@@ -355,11 +361,12 @@ int main(int argc, char** argv) {
         req.set_account_id(id);
         req.set_amount(*minor);
         if (expected) req.set_expected_version(*expected);
-        Check(c.commands().Withdraw(ctx.get(), req, &r), "withdraw");
+        Check(c.commands().Withdraw(ctx.get(), req, &r), "withdraw", currency);
         Report(c, "withdrew from", r);
       }
     } else if (transfer->parsed()) {
-      auto minor = ParseAmount(amount, c.CurrencyOf(from));
+      const std::string currency = c.CurrencyOf(from);
+      auto minor = ParseAmount(amount, currency);
       if (!minor.ok()) throw Failure{std::string(minor.status().message())};
       bank::v1::TransferRequest req;
       req.set_command_id(cmd_id());
@@ -368,7 +375,7 @@ int main(int argc, char** argv) {
       req.set_amount(*minor);
       bank::v1::TransferResult r;
       auto ctx = c.Context();
-      Check(c.commands().Transfer(ctx.get(), req, &r), "transfer");
+      Check(c.commands().Transfer(ctx.get(), req, &r), "transfer", currency);
       if (o.json) {
         std::cout << ToJson(r) << "\n";
       } else {
@@ -382,7 +389,17 @@ int main(int argc, char** argv) {
       if (expected) req.set_expected_version(*expected);
       bank::v1::CommandResult r;
       auto ctx = c.Context();
-      Check(c.commands().CloseAccount(ctx.get(), req, &r), "close");
+      grpc::Status s = c.commands().CloseAccount(ctx.get(), req, &r);
+      // A refused close names the balance left: in the account's currency,
+      // when it can be read.
+      std::string currency;
+      if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        try {
+          currency = c.CurrencyOf(id);
+        } catch (const Failure&) {
+        }
+      }
+      Check(s, "close", currency);
       Report(c, "closed", r);
     } else if (balance->parsed()) {
       std::optional<absl::Time> t;

@@ -1,7 +1,9 @@
 #include "cli/money_format.h"
 
+#include <regex>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace bank::cli {
@@ -66,6 +68,31 @@ std::string FormatAmount(int64_t minor, absl::string_view currency) {
     s.insert(s.size() - digits, ".");
   }
   return negative ? "-" + s : s;
+}
+
+std::string AmountsAsDecimals(absl::string_view message,
+                              absl::string_view currency) {
+  // The command service's words around an amount (common/domain/).
+  static const std::regex kAmounts(
+      R"re((has |depositing |withdrawing |transferring |balance of |, )(-?\d+)(?= requested| would|,|;))re");
+  const std::string text(message);
+  std::string out;
+  auto last = text.cbegin();
+  for (std::sregex_iterator it(text.begin(), text.end(), kAmounts), end;
+       it != end; ++it) {
+    const std::smatch& m = *it;
+    out.append(last, m[0].first);
+    int64_t minor = 0;
+    if (absl::SimpleAtoi(m[2].str(), &minor)) {
+      absl::StrAppend(&out, m[1].str(), FormatAmount(minor, currency), " ",
+                      currency);
+    } else {
+      out.append(m[0].first, m[0].second);
+    }
+    last = m[0].second;
+  }
+  out.append(last, text.cend());
+  return out;
 }
 
 }  // namespace bank::cli

@@ -9,12 +9,32 @@
 namespace bank::command {
 namespace {
 
+bool IsLowerCase(const std::string& id) {
+  for (char c : id) {
+    if (c >= 'A' && c <= 'Z') return false;
+  }
+  return true;
+}
+
 // The request as idempotency compares it: its account ids canonical (lower
 // case) and unknown fields dropped, so a retry that spells an id in upper
 // case, or comes from a client with a newer schema, is the same request.
 // Serialized: no maps in these messages, so the bytes are deterministic.
 template <typename Req>
 std::string Canonical(const Req& req) {
+  bool canonical_already = req.GetReflection()->GetUnknownFields(req).empty();
+  if constexpr (std::is_same_v<Req, v1::TransferRequest>) {
+    canonical_already = canonical_already &&
+                        IsLowerCase(req.from_account_id()) &&
+                        IsLowerCase(req.to_account_id());
+  } else {
+    canonical_already = canonical_already && IsLowerCase(req.account_id());
+  }
+  std::string out;
+  if (canonical_already) {  // The common case: no copy.
+    req.SerializeToString(&out);
+    return out;
+  }
   Req canonical = req;
   canonical.DiscardUnknownFields();
   if constexpr (std::is_same_v<Req, v1::TransferRequest>) {
@@ -25,7 +45,6 @@ std::string Canonical(const Req& req) {
       canonical.set_account_id(util::CanonicalUuid(req.account_id()));
     }
   }
-  std::string out;
   canonical.SerializeToString(&out);
   return out;
 }

@@ -22,7 +22,9 @@ struct Migration {
 // `lock_name` serializes them, and the later ones find nothing to do.
 // UNAVAILABLE when the database cannot be reached; INTERNAL (naming the
 // migration) when a migration fails; FAILED_PRECONDITION when the database
-// has migrations newer than this build knows.
+// has migrations newer than this build knows, or is behind and the role may
+// not migrate it. A current schema needs only SELECT on schema_migrations:
+// nothing is created or changed.
 absl::Status ApplyMigrations(const std::string& uri,
                              const std::vector<Migration>& migrations,
                              absl::string_view lock_name);

@@ -747,6 +747,12 @@ TEST(BankctlTest, EverySubcommandEndToEnd) {
   out = RunBankctl({"withdraw", alice, "1000"}, &code);
   EXPECT_NE(code, 0);
   EXPECT_NE(out.find("FAILED_PRECONDITION"), std::string::npos) << out;
+  // The amounts in the message in the account's currency and decimals.
+  EXPECT_NE(out.find("has 59.55 EUR, 1000.00 EUR requested"), std::string::npos)
+      << out;
+  out = RunBankctl({"close", alice}, &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("a balance of 59.55 EUR"), std::string::npos) << out;
   out = RunBankctl({"deposit", alice, "1.001"}, &code);
   EXPECT_NE(code, 0);
   EXPECT_NE(out.find("decimals"), std::string::npos) << out;

@@ -62,10 +62,16 @@ class RolesTest : public ::testing::Test {
 
 TEST_F(RolesTest, SystemRunsWithLeastPrivilegeAndEachRoleIsRefusedTheRest) {
   int cport = testing::PickFreePort(), qport = testing::PickFreePort();
+  // As deployed: a one-shot step migrates as the owner and exits; the
+  // service then starts with its own role alone, which may not create in
+  // the schema, and finds the schema current.
+  Process migrate(testing::BinDir() + "/command-service",
+                  {"--migrate-only", "--metrics-listen", "", "--events-db",
+                   Uri("bank_owner", "bank_events")});
+  ASSERT_EQ(migrate.Wait(absl::Seconds(60)), 0) << migrate.Log();
   Process command(testing::BinDir() + "/command-service",
                   {"--listen", "127.0.0.1:" + std::to_string(cport),
-                   "--events-db", Uri("bank_command", "bank_events"),
-                   "--events-migrate-db", Uri("bank_owner", "bank_events")});
+                   "--events-db", Uri("bank_command", "bank_events")});
   ASSERT_TRUE(System::WaitServing(cport, "", absl::Seconds(30)))
       << command.Log();
   Process projector(
@@ -178,6 +184,32 @@ TEST_F(RolesTest, SystemRunsWithLeastPrivilegeAndEachRoleIsRefusedTheRest) {
                 "DO $$ BEGIN IF (SELECT count(*) FROM events) <> 1 THEN "
                 "RAISE EXCEPTION 'changed'; END IF; END $$"),
             "");
+}
+
+TEST_F(RolesTest, TheServiceRoleAloneDoesNotMigrateAndSaysWhoMust) {
+  {
+    pqxx::connection admin(pg->Uri("postgres"));
+    pqxx::nontransaction tx(admin);
+    tx.exec("CREATE DATABASE bank_events_new OWNER bank_owner");
+  }
+  Process command(testing::BinDir() + "/command-service",
+                  {"--listen", "127.0.0.1:0", "--metrics-listen", "",
+                   "--events-db", Uri("bank_command", "bank_events_new")});
+  EXPECT_EQ(command.Wait(absl::Seconds(60)), 1) << command.Log();
+  EXPECT_NE(command.Log().find("has schema version 0, this build needs"),
+            std::string::npos)
+      << command.Log();
+  EXPECT_NE(command.Log().find("this role may not migrate it"),
+            std::string::npos)
+      << command.Log();
+  // Nothing was created.
+  pqxx::connection owner(Uri("bank_owner", "bank_events_new"));
+  pqxx::nontransaction tx(owner);
+  EXPECT_EQ(
+      tx.exec("SELECT count(*) FROM pg_class c JOIN pg_namespace n "
+              "ON n.oid = c.relnamespace WHERE n.nspname = 'public'")[0][0]
+          .as<int>(),
+      0);
 }
 
 }  // namespace
