@@ -94,7 +94,12 @@ ReadModelReader::ReadModelReader(const std::string& uri, int pool_size)
 template <typename Fn>
 auto ReadModelReader::With(absl::Time deadline, const char* what, Fn fn)
     -> decltype(fn(std::declval<db::ConnectionPool::Lease&>())) {
-  return db::RunPooled(pool_, deadline, deadline, absl::Seconds(10), what,
+  // Reads only: a call that meets a lost connection runs again on a new one.
+  return db::RunPooled(pool_,
+                       {.what = what,
+                        .deadline = deadline,
+                        .max_statement_time = absl::Seconds(10),
+                        .repeatable = true},
                        std::move(fn));
 }
 

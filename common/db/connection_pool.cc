@@ -1,5 +1,7 @@
 #include "common/db/connection_pool.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -37,29 +39,49 @@ ConnectionPool::ConnectionPool(Options options)
 
 ConnectionPool::~ConnectionPool() = default;
 
+namespace {
+
+// An idle connection has nothing to read unless the server spoke first: on
+// a shutdown or a terminated backend it sends a FATAL and closes, so a
+// connection with input waiting (or a hang-up, or an error) sat broken in
+// the pool. One poll(2), no round trip.
+bool BrokeWhileIdle(const pqxx::connection& conn) {
+  const int fd = conn.sock();
+  if (fd < 0) return true;
+  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+  return ::poll(&p, 1, 0) != 0;
+}
+
+}  // namespace
+
 absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(
     absl::Time deadline) {
-  {
-    absl::MutexLock lock(&mu_);
-    ++waiting_;
-    auto can_proceed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !idle_.empty() || open_ < options_.size;
-    };
-    mu_.AwaitWithDeadline(absl::Condition(&can_proceed), deadline);
-    --waiting_;
-    if (!idle_.empty()) {
-      std::unique_ptr<Slot> slot = std::move(idle_.back());
-      idle_.pop_back();
-      ++in_use_;
-      return Lease(this, std::move(slot));
+  for (;;) {
+    std::unique_ptr<Slot> idle;
+    {
+      absl::MutexLock lock(&mu_);
+      ++waiting_;
+      auto can_proceed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !idle_.empty() || open_ < options_.size;
+      };
+      mu_.AwaitWithDeadline(absl::Condition(&can_proceed), deadline);
+      --waiting_;
+      if (!idle_.empty()) {
+        idle = std::move(idle_.back());
+        idle_.pop_back();
+        ++in_use_;
+      } else if (open_ >= options_.size) {
+        return absl::UnavailableError(absl::StrCat(
+            "no database connection free within the deadline (pool of ",
+            options_.size, ")"));
+      } else {
+        ++open_;  // Reserve a place; open the connection outside the lock.
+        ++in_use_;
+        break;
+      }
     }
-    if (open_ >= options_.size) {
-      return absl::UnavailableError(absl::StrCat(
-          "no database connection free within the deadline (pool of ",
-          options_.size, ")"));
-    }
-    ++open_;  // Reserve a place; open the connection outside the lock.
-    ++in_use_;
+    if (!BrokeWhileIdle(*idle->conn)) return Lease(this, std::move(idle));
+    Release(std::move(idle), /*discard=*/true);  // And take another.
   }
   auto slot = std::make_unique<Slot>();
   try {

@@ -32,29 +32,50 @@ auto RunMapped(absl::string_view what, OnLost on_lost, Fn fn)
   }
 }
 
-// A connection from `pool` for one call: waits for one until
-// `acquire_deadline`, bounds its statement_timeout by what is left of
-// `deadline` (at most `max_statement_time`), runs `fn(lease)` and maps the
-// error; a broken connection is discarded. DEADLINE_EXCEEDED when the
-// deadline has passed before the database was asked.
+// How RunPooled runs one call.
+struct PooledCall {
+  absl::string_view what;  // Names the operation in errors.
+  absl::Time deadline;     // The call's own.
+  // Waiting for a free connection ends here, or at `deadline` if earlier.
+  absl::Time acquire_deadline = absl::InfiniteFuture();
+  // The statement_timeout is what is left of `deadline`, at most this.
+  absl::Duration max_statement_time = absl::Seconds(10);
+  // The call only reads, or writes what may be written twice with the same
+  // result: when the connection is found lost it runs once more, on a fresh
+  // connection, within the deadline. False for a write whose outcome would
+  // then be unknown.
+  bool repeatable = false;
+};
+
+// A connection from `pool` for one call: waits for one, bounds its
+// statement_timeout, runs `fn(lease)` and maps the error; a broken
+// connection is discarded (and a repeatable call runs again).
+// DEADLINE_EXCEEDED when the deadline has passed before the database was
+// asked.
 template <typename Fn>
-auto RunPooled(ConnectionPool& pool, absl::Time deadline,
-               absl::Time acquire_deadline, absl::Duration max_statement_time,
-               absl::string_view what, Fn fn)
+auto RunPooled(ConnectionPool& pool, const PooledCall& call, Fn fn)
     -> decltype(fn(std::declval<ConnectionPool::Lease&>())) {
-  const absl::Duration left = deadline - absl::Now();
-  if (left <= absl::ZeroDuration()) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(what, ": deadline passed before the database was asked"));
+  for (int attempt = 1;; ++attempt) {
+    const absl::Duration left = call.deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          call.what, ": deadline passed before the database was asked"));
+    }
+    auto lease = pool.Acquire(std::min(call.deadline, call.acquire_deadline));
+    if (!lease.ok()) return lease.status();
+    bool lost = false;
+    auto result = RunMapped(
+        call.what,
+        [&] {
+          lease->Discard();
+          lost = true;
+        },
+        [&]() -> decltype(fn(*lease)) {
+          lease->SetStatementTimeout(std::min(left, call.max_statement_time));
+          return fn(*lease);
+        });
+    if (!lost || !call.repeatable || attempt == 2) return result;
   }
-  auto lease = pool.Acquire(std::min(deadline, acquire_deadline));
-  if (!lease.ok()) return lease.status();
-  return RunMapped(
-      what, [&lease] { lease->Discard(); },
-      [&]() -> decltype(fn(*lease)) {
-        lease->SetStatementTimeout(std::min(left, max_statement_time));
-        return fn(*lease);
-      });
 }
 
 // One connection of a long-lived worker (the projector's reader and

@@ -86,10 +86,17 @@ PgEventStore::PgEventStore(Options options)
           .application_name = "bank-event-store"}) {}
 
 template <typename Fn>
-auto PgEventStore::WithConnection(absl::Time deadline, const char* what, Fn fn)
+auto PgEventStore::WithConnection(absl::Time deadline, const char* what,
+                                  bool repeatable, Fn fn)
     -> decltype(fn(std::declval<db::ConnectionPool::Lease&>())) {
-  return db::RunPooled(pool_, deadline, absl::Now() + options_.max_pool_wait,
-                       options_.max_statement_time, what, std::move(fn));
+  return db::RunPooled(
+      pool_,
+      {.what = what,
+       .deadline = deadline,
+       .acquire_deadline = absl::Now() + options_.max_pool_wait,
+       .max_statement_time = options_.max_statement_time,
+       .repeatable = repeatable},
+      std::move(fn));
 }
 
 absl::StatusOr<std::vector<StreamResult>> PgEventStore::Append(
@@ -134,6 +141,8 @@ PgEventStore::AppendBatch(const std::vector<BatchItem>& items,
   Results results(items.size());
   absl::StatusOr<bool> ran = WithConnection(
       deadline, "appending a batch of commands",
+      // Not repeated: a lost connection leaves the outcome unknown.
+      /*repeatable=*/false,
       [&](db::ConnectionPool::Lease& conn) -> absl::StatusOr<bool> {
         pqxx::nontransaction tx(*conn);
         pqxx::result r = tx.exec_prepared(
@@ -191,7 +200,7 @@ absl::StatusOr<std::vector<RecordedEvent>> PgEventStore::ReadStream(
     const std::string& stream_id, int64_t after_version, int max_count,
     absl::Time deadline) {
   return WithConnection(
-      deadline, "reading a stream",
+      deadline, "reading a stream", /*repeatable=*/true,
       [&](db::ConnectionPool::Lease& conn)
           -> absl::StatusOr<std::vector<RecordedEvent>> {
         pqxx::nontransaction tx(*conn);
@@ -220,7 +229,7 @@ absl::StatusOr<std::vector<RecordedEvent>> PgEventStore::ReadStream(
 absl::StatusOr<std::optional<StoredCommand>> PgEventStore::FindCommand(
     const std::string& command_id, absl::Time deadline) {
   return WithConnection(
-      deadline, "looking up a command",
+      deadline, "looking up a command", /*repeatable=*/true,
       [&](db::ConnectionPool::Lease& conn)
           -> absl::StatusOr<std::optional<StoredCommand>> {
         pqxx::nontransaction tx(*conn);
@@ -248,7 +257,7 @@ absl::StatusOr<std::optional<StoredCommand>> PgEventStore::FindCommand(
 
 absl::StatusOr<std::optional<Snapshot>> PgEventStore::LoadSnapshot(
     const std::string& stream_id, absl::Time deadline) {
-  return WithConnection(deadline, "loading a snapshot",
+  return WithConnection(deadline, "loading a snapshot", /*repeatable=*/true,
                         [&](db::ConnectionPool::Lease& conn)
                             -> absl::StatusOr<std::optional<Snapshot>> {
                           pqxx::nontransaction tx(*conn);
@@ -268,6 +277,8 @@ absl::Status PgEventStore::SaveSnapshot(const Snapshot& snapshot,
                                         absl::Time deadline) {
   absl::StatusOr<bool> done = WithConnection(
       deadline, "saving a snapshot",
+      // Repeatable: the upsert keeps the newer snapshot.
+      /*repeatable=*/true,
       [&](db::ConnectionPool::Lease& conn) -> absl::StatusOr<bool> {
         // READ COMMITTED (the connections default to REPEATABLE READ): two
         // snapshots of one stream saved at once must not fail each other;

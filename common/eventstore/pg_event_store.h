@@ -48,9 +48,11 @@ class PgEventStore final : public EventStore, public BatchAppender {
 
  private:
   // Runs fn(lease) with a connection whose statement_timeout honours the
-  // deadline; converts exceptions into a status.
+  // deadline; converts exceptions into a status. `repeatable` (db::PooledCall):
+  // run again on a fresh connection if the first was found lost.
   template <typename Fn>
-  auto WithConnection(absl::Time deadline, const char* what, Fn fn)
+  auto WithConnection(absl::Time deadline, const char* what, bool repeatable,
+                      Fn fn)
       -> decltype(fn(std::declval<db::ConnectionPool::Lease&>()));
 
   const Options options_;

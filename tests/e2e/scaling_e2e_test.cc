@@ -2,17 +2,17 @@
 // gRPC client-side round_robin under one concurrent load, and a query-service
 // serving read-your-writes from a streaming replica of the read database.
 // Real executables, real PostgreSQL, real replication.
-#include <pqxx/pqxx>
-
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <random>
 #include <thread>
 
 #include "common/util/uuid.h"
 #include "gtest/gtest.h"
 #include "tests/support/oracle.h"
+#include "tests/support/pg_environment.h"
 #include "tests/support/system.h"
 
 namespace bank {
@@ -29,16 +29,6 @@ using testing::System;
 using testing::WaitFor;
 
 PgCluster* pg = nullptr;
-
-class Env : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto c = PgCluster::Start();
-    ASSERT_TRUE(c.ok()) << c.status();
-    pg = c->release();
-  }
-  void TearDown() override { delete pg; }
-};
 
 int64_t Scalar(const std::string& uri, const std::string& sql) {
   pqxx::connection c(uri);
@@ -244,7 +234,6 @@ TEST(ScalingTest, QueryServiceOnAStreamingReplicaServesReadYourWrites) {
 }  // namespace bank
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new bank::Env);
-  return RUN_ALL_TESTS();
+  return bank::testing::RunAllTestsWith(
+      argc, argv, new bank::testing::PgEnvironment(&bank::pg));
 }

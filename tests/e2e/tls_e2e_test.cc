@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "tests/support/pg_environment.h"
 #include "tests/support/system.h"
 
 namespace bank {
@@ -42,24 +43,18 @@ void MakeCertificates(const std::string& dir) {
   issue("rogue-client", "rogue-ca", "");
 }
 
-class Env : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto c = PgCluster::Start();
-    ASSERT_TRUE(c.ok()) << c.status();
-    pg = c->release();
-    char tmpl[] = "/tmp/bank-tls-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    certs = tmpl;
-    MakeCertificates(certs);
+void MakeCertificatesDir(PgCluster&) {
+  char tmpl[] = "/tmp/bank-tls-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  certs = tmpl;
+  MakeCertificates(certs);
+}
+
+void RemoveCertificatesDir() {
+  if (std::getenv("BANK_KEEP_TEST_CERTS") == nullptr) {
+    std::system(("rm -rf " + certs).c_str());
   }
-  void TearDown() override {
-    delete pg;
-    if (std::getenv("BANK_KEEP_TEST_CERTS") == nullptr) {
-      std::system(("rm -rf " + certs).c_str());
-    }
-  }
-};
+}
 
 std::string Bankctl(const std::vector<std::string>& args, int* code) {
   Process p(testing::BinDir() + "/bankctl", args);
@@ -155,7 +150,8 @@ TEST(TlsTest, MissingCertificateFileFailsAtStartup) {
 }  // namespace bank
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new bank::Env());
-  return RUN_ALL_TESTS();
+  return bank::testing::RunAllTestsWith(
+      argc, argv,
+      new bank::testing::PgEnvironment(&bank::pg, bank::MakeCertificatesDir,
+                                       bank::RemoveCertificatesDir));
 }

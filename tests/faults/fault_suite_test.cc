@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/faults/workload.h"
+#include "tests/support/pg_environment.h"
 #include "tests/support/system.h"
 
 namespace bank::faults {
@@ -33,25 +34,16 @@ absl::Duration Phase() {
   return absl::Seconds(s ? std::atof(s) : 2.0);
 }
 
-class Env : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto c = PgCluster::Start();
-    ASSERT_TRUE(c.ok()) << c.status();
-    pg = c->release();
-    summary = new std::vector<std::string>();
-  }
-  void TearDown() override {
-    std::printf(
-        "\nfault scenarios (load phases of %s):\n%-28s %8s %8s %8s %7s %12s "
-        "%11s\n",
-        absl::FormatDuration(Phase()).c_str(), "scenario", "sent", "acked",
-        "unknown", "faults", "longest_gap", "oracle_diff");
-    for (const std::string& line : *summary) std::printf("%s\n", line.c_str());
-    delete summary;
-    delete pg;
-  }
-};
+// The table of every scenario, printed after the last.
+void PrintSummary() {
+  std::printf(
+      "\nfault scenarios (load phases of %s):\n%-28s %8s %8s %8s %7s %12s "
+      "%11s\n",
+      absl::FormatDuration(Phase()).c_str(), "scenario", "sent", "acked",
+      "unknown", "faults", "longest_gap", "oracle_diff");
+  for (const std::string& line : *summary) std::printf("%s\n", line.c_str());
+  delete summary;
+}
 
 const char* CodeName(grpc::StatusCode c) {
   switch (c) {
@@ -327,7 +319,12 @@ TEST_F(FaultTest, BurstIsShedAndTheServiceStaysHealthy) {
 }  // namespace bank::faults
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new bank::faults::Env());
-  return RUN_ALL_TESTS();
+  return bank::testing::RunAllTestsWith(
+      argc, argv,
+      new bank::testing::PgEnvironment(
+          &bank::faults::pg,
+          [](bank::testing::PgCluster&) {
+            bank::faults::summary = new std::vector<std::string>();
+          },
+          bank::faults::PrintSummary));
 }

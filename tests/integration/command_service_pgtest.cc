@@ -15,6 +15,7 @@
 #include "sql/migrations.h"
 #include "tests/support/command_server.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_environment.h"
 
 namespace bank {
 namespace {
@@ -26,18 +27,12 @@ using testing::PgCluster;
 PgCluster* cluster = nullptr;
 std::string uri;
 
-class Env : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto c = PgCluster::Start();
-    ASSERT_TRUE(c.ok()) << c.status();
-    cluster = c->release();
-    ASSERT_TRUE(cluster->CreateDatabase("bank_events").ok());
-    uri = cluster->Uri("bank_events");
-    ASSERT_TRUE(db::ApplyMigrations(uri, sql::EventsMigrations(), "m").ok());
-  }
-  void TearDown() override { delete cluster; }
-};
+// The database the tests use, migrated.
+void Prepare(testing::PgCluster& c) {
+  ASSERT_TRUE(c.CreateDatabase("bank_events").ok());
+  uri = c.Uri("bank_events");
+  ASSERT_TRUE(db::ApplyMigrations(uri, sql::EventsMigrations(), "m").ok());
+}
 
 class CommandServiceTest : public ::testing::Test {
  protected:
@@ -1003,7 +998,7 @@ TEST_F(CommandServiceTest, UnreachableDatabaseIsUnavailable) {
 }  // namespace bank
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new bank::Env());
-  return RUN_ALL_TESTS();
+  return bank::testing::RunAllTestsWith(
+      argc, argv,
+      new bank::testing::PgEnvironment(&bank::cluster, bank::Prepare));
 }

@@ -9,6 +9,7 @@
 #include "sql/migrations.h"
 #include "tests/contract/event_store_contract.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_environment.h"
 
 namespace bank::eventstore {
 namespace {
@@ -16,18 +17,12 @@ namespace {
 testing::PgCluster* cluster = nullptr;
 std::string uri;
 
-class Env : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto c = testing::PgCluster::Start();
-    ASSERT_TRUE(c.ok()) << c.status();
-    cluster = c->release();
-    ASSERT_TRUE(cluster->CreateDatabase("bank_events").ok());
-    uri = cluster->Uri("bank_events");
-    ASSERT_TRUE(db::ApplyMigrations(uri, sql::EventsMigrations(), "m").ok());
-  }
-  void TearDown() override { delete cluster; }
-};
+// The database the tests use, migrated.
+void Prepare(testing::PgCluster& c) {
+  ASSERT_TRUE(c.CreateDatabase("bank_events").ok());
+  uri = c.Uri("bank_events");
+  ASSERT_TRUE(db::ApplyMigrations(uri, sql::EventsMigrations(), "m").ok());
+}
 
 struct PgFactory {
   struct UnderTest {
@@ -88,7 +83,8 @@ TEST(PgEventStoreTest, UnreachableDatabaseIsUnavailable) {
 }  // namespace bank::eventstore
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new bank::eventstore::Env());
-  return RUN_ALL_TESTS();
+  return bank::testing::RunAllTestsWith(
+      argc, argv,
+      new bank::testing::PgEnvironment(&bank::eventstore::cluster,
+                                       bank::eventstore::Prepare));
 }

@@ -21,6 +21,7 @@
 #include "projector/live_writer.h"
 #include "sql/migrations.h"
 #include "tests/support/oracle.h"
+#include "tests/support/pg_environment.h"
 #include "tests/support/system.h"
 
 namespace bank {
@@ -32,16 +33,6 @@ using testing::System;
 using testing::WaitFor;
 
 PgCluster* pg = nullptr;
-
-class Env : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto c = PgCluster::Start();
-    ASSERT_TRUE(c.ok()) << c.status();
-    pg = c->release();
-  }
-  void TearDown() override { delete pg; }
-};
 
 int64_t Query(const std::string& uri, const std::string& sql) {
   try {
@@ -854,7 +845,6 @@ TEST_F(ProjectorTest, BurstOfNotificationsIsCoalesced) {
 }  // namespace bank
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new bank::Env());
-  return RUN_ALL_TESTS();
+  return bank::testing::RunAllTestsWith(
+      argc, argv, new bank::testing::PgEnvironment(&bank::pg));
 }

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "tests/support/pg_environment.h"
 #include "tests/support/system.h"
 
 namespace bank {
@@ -20,20 +21,11 @@ using testing::System;
 PgCluster* pg = nullptr;
 System* sys = nullptr;
 
-class Env : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto c = PgCluster::Start();
-    ASSERT_TRUE(c.ok()) << c.status();
-    pg = c->release();
-    sys = new System(*pg, "query");
-    sys->StartAll();
-  }
-  void TearDown() override {
-    delete sys;
-    delete pg;
-  }
-};
+// The whole system, shared by the tests.
+void StartSystem(PgCluster& c) {
+  sys = new System(c, "query");
+  sys->StartAll();
+}
 
 v1::CommandResult Deposit(const std::string& id, int64_t amount) {
   v1::DepositRequest req;
@@ -779,7 +771,8 @@ TEST(PythonClientTest, ExampleRunsAgainstTheSystem) {
 }  // namespace bank
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new bank::Env());
-  return RUN_ALL_TESTS();
+  return bank::testing::RunAllTestsWith(
+      argc, argv,
+      new bank::testing::PgEnvironment(&bank::pg, bank::StartSystem,
+                                       [] { delete bank::sys; }));
 }

@@ -47,11 +47,17 @@ struct Instance {
     return registry.GetCounter(name, "").value();
   }
 
+  // Starts a command on this thread: when this returns, the command has been
+  // decided and queued (or handed to the pool), and the future answers it.
   template <typename T, typename Start>
-  static absl::StatusOr<T> Await(Start start) {
+  static std::future<absl::StatusOr<T>> Begin(Start start) {
     auto answer = std::make_shared<std::promise<absl::StatusOr<T>>>();
     start([answer](absl::StatusOr<T> r) { answer->set_value(std::move(r)); });
-    return answer->get_future().get();
+    return answer->get_future();
+  }
+  template <typename T, typename Start>
+  static absl::StatusOr<T> Await(Start start) {
+    return Begin<T>(std::move(start)).get();
   }
   absl::StatusOr<v1::CommandResult> Open(int64_t initial) {
     auto req = std::make_shared<v1::OpenAccountRequest>();
@@ -61,7 +67,7 @@ struct Instance {
     return Await<v1::CommandResult>(
         [&](auto done) { handler.OpenAccount(req, "", Later(), done); });
   }
-  absl::StatusOr<v1::CommandResult> Deposit(
+  std::future<absl::StatusOr<v1::CommandResult>> BeginDeposit(
       const std::string& id, int64_t amount, const std::string& command_id = "",
       std::optional<int64_t> expected = std::nullopt) {
     auto req = std::make_shared<v1::DepositRequest>();
@@ -69,18 +75,28 @@ struct Instance {
     req->set_amount(amount);
     req->set_command_id(command_id);
     if (expected) req->set_expected_version(*expected);
-    return Await<v1::CommandResult>(
+    return Begin<v1::CommandResult>(
         [&](auto done) { handler.Deposit(req, "", Later(), done); });
   }
-  absl::StatusOr<v1::CommandResult> Withdraw(
+  absl::StatusOr<v1::CommandResult> Deposit(
+      const std::string& id, int64_t amount, const std::string& command_id = "",
+      std::optional<int64_t> expected = std::nullopt) {
+    return BeginDeposit(id, amount, command_id, expected).get();
+  }
+  std::future<absl::StatusOr<v1::CommandResult>> BeginWithdraw(
       const std::string& id, int64_t amount,
       const std::string& command_id = "") {
     auto req = std::make_shared<v1::WithdrawRequest>();
     req->set_account_id(id);
     req->set_amount(amount);
     req->set_command_id(command_id);
-    return Await<v1::CommandResult>(
+    return Begin<v1::CommandResult>(
         [&](auto done) { handler.Withdraw(req, "", Later(), done); });
+  }
+  absl::StatusOr<v1::CommandResult> Withdraw(
+      const std::string& id, int64_t amount,
+      const std::string& command_id = "") {
+    return BeginWithdraw(id, amount, command_id).get();
   }
   absl::StatusOr<v1::TransferResult> Transfer(const std::string& from,
                                               const std::string& to,
@@ -243,13 +259,14 @@ TEST(CommandLogicTest, PipelinedCommandsFollowTheOnesInFlight) {
     }
     return absl::OkStatus();
   });
-  auto first = std::async(std::launch::async, [&] { return a.Deposit(id, 1); });
+  // Started on this thread: once Begin returns, the deposit is queued and
+  // its account free for the next command (only its commit is held).
+  auto first = a.BeginDeposit(id, 1);
   entered.WaitForNotification();
-  auto second =
-      std::async(std::launch::async, [&] { return a.Withdraw(id, 1); });
+  auto second = a.BeginWithdraw(id, 1);
   // Decided on the deposit's state (a withdrawal the stored stream would
   // refuse) and queued behind it, without waiting for its commit.
-  while (batched.queued() == 0) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_EQ(batched.queued(), 1);
   release.Notify();
   auto f = first.get();
   auto s = second.get();
@@ -280,12 +297,10 @@ TEST(CommandLogicTest, APipelinedCommandNeverBuildsOnAnotherWritersEvent) {
     }
     return absl::OkStatus();
   });
-  auto deposit =
-      std::async(std::launch::async, [&] { return a.Deposit(id, 100); });
+  auto deposit = a.BeginDeposit(id, 100);
   entered.WaitForNotification();
-  auto withdraw =
-      std::async(std::launch::async, [&] { return a.Withdraw(id, 200); });
-  while (batched.queued() == 0) absl::SleepFor(absl::Milliseconds(1));
+  auto withdraw = a.BeginWithdraw(id, 200);
+  EXPECT_EQ(batched.queued(), 1);
   auto theirs = other.Withdraw(id, 100);  // Takes version 2 first.
   ASSERT_TRUE(theirs.ok()) << theirs.status();
   release.Notify();
