@@ -2,8 +2,9 @@
 # The test command: installs what is missing, builds, and runs the whole test
 # suite through ctest:
 #   1. every test (unit, integration, e2e) on the normal build (build/);
-#   2. the unit and integration tests again with AddressSanitizer and
-#      UndefinedBehaviorSanitizer (build-asan/);
+#   2. the unit, integration, end-to-end and fault tests again with
+#      AddressSanitizer and UndefinedBehaviorSanitizer (build-asan/: the
+#      services the e2e and fault tests start are the sanitized builds);
 #   3. the libFuzzer targets, each for a bounded time (build-fuzz/, clang).
 # With arguments, only step 1 runs and the arguments go to ctest
 # (e.g. ./scripts/test.sh -L unit).
@@ -18,7 +19,7 @@ echo "== tests"
 (cd "${BANK_BUILD_DIR:-build}" && ctest --output-on-failure -j2 "$@")
 [ $# -eq 0 ] || exit 0
 
-echo "== unit and integration tests under ASan and UBSan"
+echo "== unit, integration, e2e and fault tests under ASan and UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DBANK_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$JOBS"
@@ -26,7 +27,7 @@ cmake --build build-asan -j"$JOBS"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizers/lsan.supp" \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --output-on-failure -j2 -L 'unit|integration')
+  ctest --output-on-failure -j2 -L 'unit|integration|e2e|faults')
 
 echo "== fuzz targets"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DBANK_FUZZ=ON \
