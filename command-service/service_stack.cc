@@ -20,8 +20,9 @@ std::string InstanceId() {
 
 CommandServiceStack::CommandServiceStack(const Config& config,
                                          metrics::Registry& registry)
-    : store_(
-          {.uri = config.events_db, .pool_size = config.server.db_pool_size}),
+    : store_({.uri = config.events_db,
+              .pool_size = config.server.db_pool_size,
+              .outage_wait = config.server.db_outage_wait}),
       // Readers are woken after commits, from outside the write path.
       notifier_(config.events_db),
       // Concurrent commands share transactions (group commit); a committer

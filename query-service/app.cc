@@ -22,7 +22,8 @@ int RunQueryService(const Config& config) {
     spdlog::error("cannot start: {}", s.message());
     return 1;
   }
-  ReadModelReader reader(config.read_db, config.server.db_pool_size);
+  ReadModelReader reader(config.read_db, config.server.db_pool_size,
+                         config.server.db_outage_wait);
   util::WorkerPool pool(config.workers, config.max_queue);
   BalanceCache cache(static_cast<size_t>(config.balance_cache_size));
   auto waiter = std::make_unique<ProgressFollower>(

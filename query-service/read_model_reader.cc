@@ -85,11 +85,13 @@ v1::AccountBalance ToBalance(const pqxx::row& row) {
 
 }  // namespace
 
-ReadModelReader::ReadModelReader(const std::string& uri, int pool_size)
+ReadModelReader::ReadModelReader(const std::string& uri, int pool_size,
+                                 absl::Duration outage_wait)
     : pool_({.uri = uri,
              .size = pool_size,
              .on_connect = Prepare,
-             .application_name = "bank-query-service"}) {}
+             .application_name = "bank-query-service"}),
+      outage_wait_(outage_wait) {}
 
 template <typename Fn>
 auto ReadModelReader::With(absl::Time deadline, const char* what, Fn fn)
@@ -99,7 +101,8 @@ auto ReadModelReader::With(absl::Time deadline, const char* what, Fn fn)
                        {.what = what,
                         .deadline = deadline,
                         .max_statement_time = absl::Seconds(10),
-                        .repeatable = true},
+                        .repeatable = true,
+                        .outage_wait = outage_wait_},
                        std::move(fn));
 }
 

@@ -14,11 +14,13 @@
 namespace bank::query {
 
 // Reads the read model (schema: sql/read/) with prepared statements through
-// a bounded connection pool. Thread-safe. Every call answers UNAVAILABLE
-// when the database cannot be reached and gives up at `deadline`.
+// a bounded connection pool. Thread-safe. Every call waits up to
+// `outage_wait` (within its deadline) for a database it cannot reach, then
+// answers UNAVAILABLE, and gives up at `deadline`.
 class ReadModelReader {
  public:
-  ReadModelReader(const std::string& uri, int pool_size);
+  ReadModelReader(const std::string& uri, int pool_size,
+                  absl::Duration outage_wait = absl::ZeroDuration());
 
   // nullopt when the account is not (yet) in the read model.
   absl::StatusOr<std::optional<v1::AccountBalance>> GetBalance(
@@ -51,6 +53,7 @@ class ReadModelReader {
   auto With(absl::Time deadline, const char* what, Fn fn)
       -> decltype(fn(std::declval<db::ConnectionPool::Lease&>()));
   db::ConnectionPool pool_;
+  const absl::Duration outage_wait_;
 };
 
 }  // namespace bank::query

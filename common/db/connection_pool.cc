@@ -55,7 +55,8 @@ bool BrokeWhileIdle(const pqxx::connection& conn) {
 }  // namespace
 
 absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(
-    absl::Time deadline) {
+    absl::Time deadline, bool* unreachable) {
+  if (unreachable != nullptr) *unreachable = false;
   for (;;) {
     std::unique_ptr<Slot> idle;
     {
@@ -94,6 +95,7 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(
     absl::MutexLock lock(&mu_);
     --open_;
     --in_use_;
+    if (unreachable != nullptr) *unreachable = true;
     // Not the URI: this status may reach a client, who need not learn
     // where the database runs (the process logs its URI at startup).
     return StatusFromException(e, "connecting to the database");

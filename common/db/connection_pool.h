@@ -82,8 +82,11 @@ class ConnectionPool {
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
 
-  // UNAVAILABLE when no connection frees up (or can be opened) by `deadline`.
-  absl::StatusOr<Lease> Acquire(absl::Time deadline);
+  // UNAVAILABLE when no connection frees up (or can be opened) by `deadline`;
+  // `unreachable`, when given, tells whether it was because a new connection
+  // could not be opened (nothing was sent to the database).
+  absl::StatusOr<Lease> Acquire(absl::Time deadline,
+                                bool* unreachable = nullptr);
 
   // Connections handed out now, and callers waiting for one.
   int in_use() const;

@@ -1,6 +1,7 @@
 #ifndef BANK_COMMON_DB_RUN_H_
 #define BANK_COMMON_DB_RUN_H_
 
+#include <algorithm>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/db/connection_pool.h"
 #include "common/db/pg_status.h"
@@ -45,24 +47,40 @@ struct PooledCall {
   // connection, within the deadline. False for a write whose outcome would
   // then be unknown.
   bool repeatable = false;
+  // While no connection can be opened (the database is down or restarting:
+  // nothing was sent), the call tries again with backoff for up to this
+  // long, within its deadline, before it answers UNAVAILABLE.
+  absl::Duration outage_wait = absl::ZeroDuration();
 };
 
-// A connection from `pool` for one call: waits for one, bounds its
-// statement_timeout, runs `fn(lease)` and maps the error; a broken
-// connection is discarded (and a repeatable call runs again).
+// A connection from `pool` for one call: waits for one (and for the
+// database, up to `outage_wait`), bounds its statement_timeout, runs
+// `fn(lease)` and maps the error; a broken connection is discarded (and a
+// repeatable call runs again).
 // DEADLINE_EXCEEDED when the deadline has passed before the database was
 // asked.
 template <typename Fn>
 auto RunPooled(ConnectionPool& pool, const PooledCall& call, Fn fn)
     -> decltype(fn(std::declval<ConnectionPool::Lease&>())) {
-  for (int attempt = 1;; ++attempt) {
+  const absl::Time stop_waiting =
+      std::min(call.deadline, absl::Now() + call.outage_wait);
+  absl::Duration backoff = absl::Milliseconds(20);
+  for (int attempt = 1;;) {
     const absl::Duration left = call.deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
       return absl::DeadlineExceededError(absl::StrCat(
           call.what, ": deadline passed before the database was asked"));
     }
-    auto lease = pool.Acquire(std::min(call.deadline, call.acquire_deadline));
-    if (!lease.ok()) return lease.status();
+    bool unreachable = false;
+    auto lease = pool.Acquire(std::min(call.deadline, call.acquire_deadline),
+                              &unreachable);
+    if (!lease.ok()) {
+      const absl::Time now = absl::Now();
+      if (!unreachable || now >= stop_waiting) return lease.status();
+      absl::SleepFor(std::min(backoff, stop_waiting - now));
+      backoff = std::min(2 * backoff, absl::Milliseconds(500));
+      continue;
+    }
     bool lost = false;
     auto result = RunMapped(
         call.what,
@@ -75,6 +93,7 @@ auto RunPooled(ConnectionPool& pool, const PooledCall& call, Fn fn)
           return fn(*lease);
         });
     if (!lost || !call.repeatable || attempt == 2) return result;
+    ++attempt;
   }
 }
 

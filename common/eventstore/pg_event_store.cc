@@ -95,7 +95,8 @@ auto PgEventStore::WithConnection(absl::Time deadline, const char* what,
        .deadline = deadline,
        .acquire_deadline = absl::Now() + options_.max_pool_wait,
        .max_statement_time = options_.max_statement_time,
-       .repeatable = repeatable},
+       .repeatable = repeatable,
+       .outage_wait = options_.outage_wait},
       std::move(fn));
 }
 

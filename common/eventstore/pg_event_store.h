@@ -23,6 +23,8 @@ class PgEventStore final : public EventStore, public BatchAppender {
     // The longest a caller waits for a free connection before UNAVAILABLE:
     // under overload, fail fast instead of piling up.
     absl::Duration max_pool_wait = absl::Seconds(2);
+    // How long a call waits for an unreachable database (db::PooledCall).
+    absl::Duration outage_wait = absl::ZeroDuration();
   };
 
   explicit PgEventStore(Options options);

@@ -45,6 +45,16 @@ void AddServerFlags(CLI::App& app, ServerFlags& flags,
       ->envname("BANK_SHUTDOWN_GRACE")
       ->check(CLI::Range(0.0, 3600.0))
       ->default_str(absl::StrCat(absl::ToDoubleSeconds(flags.shutdown_grace)));
+  app.add_option_function<double>(
+         "--db-outage-wait",
+         [&flags](double seconds) {
+           flags.db_outage_wait = absl::Seconds(seconds);
+         },
+         "seconds a call waits for an unreachable database (within its "
+         "deadline) before UNAVAILABLE; 0: answer at once")
+      ->envname("BANK_DB_OUTAGE_WAIT")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->default_str(absl::StrCat(absl::ToDoubleSeconds(flags.db_outage_wait)));
 }
 
 int InitLogging(const char* name, const ProcessFlags& flags) {

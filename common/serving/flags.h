@@ -26,14 +26,17 @@ struct ServerFlags {
   std::string tls_key;
   std::string tls_client_ca;
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // How long a call waits for an unreachable database (reconnecting with
+  // backoff), within its deadline, before it answers UNAVAILABLE.
+  absl::Duration db_outage_wait = absl::Seconds(2);
 };
 
 // Adds --metrics-listen and --log-level (env BANK_METRICS_LISTEN,
 // BANK_LOG_LEVEL), with `flags`' values as the defaults.
 void AddProcessFlags(CLI::App& app, ProcessFlags& flags);
 // Adds --listen (env `listen_env`), --db-pool-size, --tls-cert, --tls-key,
-// --tls-client-ca and --shutdown-grace (seconds), with `flags`' values as
-// the defaults.
+// --tls-client-ca, --shutdown-grace and --db-outage-wait (seconds), with
+// `flags`' values as the defaults.
 void AddServerFlags(CLI::App& app, ServerFlags& flags,
                     const std::string& listen_env);
 

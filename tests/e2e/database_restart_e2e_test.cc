@@ -3,6 +3,8 @@
 // pools held broke while the server was away; the pools find that before a
 // call uses them (and a read that still meets one runs again on a fresh
 // connection).
+#include <stdlib.h>
+
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -130,6 +132,76 @@ TEST_P(DatabaseRestartTest, NoCallFailsOnceTheDatabaseIsBackAndServing) {
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(b.balance(), credited[a]) << a;
   }
+}
+
+// Calls sent while the database is down wait for it (--db-outage-wait, within
+// their deadline) instead of failing, and succeed once it is back; health
+// says NOT_SERVING meanwhile, so balancers route around.
+TEST(DatabaseOutageTest, CallsSentWhileTheDatabaseIsDownSucceedOnceItIsBack) {
+  System sys(*pg, "outage_wait");
+  setenv("BANK_DB_OUTAGE_WAIT", "30", 1);
+  sys.StartAll();
+  unsetenv("BANK_DB_OUTAGE_WAIT");
+  const std::string a = testing::OpenAccount(sys.commands(), 0);
+  {
+    v1::GetBalanceRequest req;
+    req.set_account_id(a);
+    req.set_min_version(1);
+    v1::AccountBalance b;
+    ASSERT_TRUE(sys.queries().GetBalance(Ctx(20).get(), req, &b).ok());
+  }
+  ASSERT_TRUE(pg->Stop(/*immediate=*/false).ok());
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return System::Health(sys.command_port, "") == Serving::NOT_SERVING &&
+               System::Health(sys.query_port, "") == Serving::NOT_SERVING;
+      },
+      absl::Seconds(20)));
+  constexpr int kCalls = 8;
+  std::atomic<int> sending{0};
+  std::vector<grpc::Status> answers(kCalls);
+  std::vector<absl::Time> answered(kCalls);
+  std::vector<std::thread> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    calls.emplace_back([&, i] {
+      auto ctx = Ctx(60);
+      ++sending;
+      if (i % 2 == 0) {
+        v1::DepositRequest req;
+        req.set_account_id(a);
+        req.set_amount(1);
+        v1::CommandResult r;
+        answers[i] = sys.commands().Deposit(ctx.get(), req, &r);
+      } else {
+        v1::GetHistoryRequest req;
+        req.set_account_id(a);
+        v1::GetHistoryResponse r;
+        answers[i] = sys.queries().GetHistory(ctx.get(), req, &r);
+      }
+      answered[i] = absl::Now();
+    });
+  }
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return sending == kCalls; }, absl::Seconds(10)));
+  // Long enough for a call that does not wait to have failed already.
+  absl::SleepFor(absl::Seconds(1));
+  const absl::Time restarting = absl::Now();
+  ASSERT_TRUE(pg->Restart().ok());
+  for (auto& t : calls) t.join();
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_TRUE(answers[i].ok()) << i << ": " << answers[i].error_code() << ": "
+                                 << answers[i].error_message();
+    EXPECT_GT(answered[i], restarting) << i << " was answered while down";
+  }
+  // Each deposit applied once.
+  v1::GetBalanceRequest req;
+  req.set_account_id(a);
+  req.set_min_version(1 + kCalls / 2);
+  v1::AccountBalance b;
+  grpc::Status s = sys.queries().GetBalance(Ctx(20).get(), req, &b);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(b.balance(), kCalls / 2);
+  EXPECT_EQ(b.version(), 1 + kCalls / 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(FastAndImmediateShutdown, DatabaseRestartTest,

@@ -2,14 +2,16 @@
 // connection that broke while idle is never handed to a call, and a
 // repeatable call that loses its connection runs once more on a fresh one,
 // while a call whose outcome a lost connection leaves unknown does not.
+#include <atomic>
 #include <memory>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "common/db/connection_pool.h"
 #include "common/db/run.h"
 #include "gtest/gtest.h"
-#include "tests/support/pg_environment.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_environment.h"
 #include "tests/support/process.h"
 
 namespace bank::db {
@@ -30,8 +32,8 @@ PooledCall Call(bool repeatable) {
           .repeatable = repeatable};
 }
 
-absl::StatusOr<int> BackendPid(ConnectionPool& pool, bool repeatable) {
-  return RunPooled(pool, Call(repeatable),
+absl::StatusOr<int> BackendPid(ConnectionPool& pool, const PooledCall& call) {
+  return RunPooled(pool, call,
                    [](ConnectionPool::Lease& c) -> absl::StatusOr<int> {
                      pqxx::nontransaction tx(*c);
                      return tx.exec("SELECT pg_backend_pid()")[0][0].as<int>();
@@ -48,7 +50,7 @@ bool BackendGone(int pid) {
 
 TEST(ConnectionPoolTest, AConnectionThatBrokeWhileIdleIsNotHandedOut) {
   ConnectionPool pool({.uri = uri, .size = 1});
-  absl::StatusOr<int> first = BackendPid(pool, /*repeatable=*/false);
+  absl::StatusOr<int> first = BackendPid(pool, Call(/*repeatable=*/false));
   ASSERT_TRUE(first.ok()) << first.status();
   {
     pqxx::connection admin(uri);
@@ -59,7 +61,7 @@ TEST(ConnectionPoolTest, AConnectionThatBrokeWhileIdleIsNotHandedOut) {
   ASSERT_TRUE(testing::WaitFor([&] { return BackendGone(*first); },
                                absl::Seconds(10)));
   // Not repeatable, so only a check before use can make this call succeed.
-  absl::StatusOr<int> second = BackendPid(pool, /*repeatable=*/false);
+  absl::StatusOr<int> second = BackendPid(pool, Call(/*repeatable=*/false));
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_NE(*second, *first);
   EXPECT_EQ(pool.in_use(), 0);
@@ -108,7 +110,57 @@ TEST(ConnectionPoolTest, ACallWhoseOutcomeWouldBeUnknownIsNotRepeated) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
   EXPECT_EQ(fn.runs, 1);
   // The lost connection was dropped: the next call gets a working one.
-  EXPECT_TRUE(BackendPid(pool, /*repeatable=*/false).ok());
+  EXPECT_TRUE(BackendPid(pool, Call(/*repeatable=*/false)).ok());
+}
+
+// Nothing listens on port 1: every connection attempt is refused at once.
+constexpr char kUnreachable[] = "postgresql://127.0.0.1:1/nowhere";
+
+TEST(ConnectionPoolTest, AnUnreachableDatabaseIsUnavailableAtOnceWithoutAWait) {
+  ConnectionPool pool({.uri = kUnreachable, .size = 2});
+  int runs = 0;
+  PooledCall call = Call(/*repeatable=*/true);
+  absl::StatusOr<int> r = RunPooled(
+      pool, call,
+      [&](ConnectionPool::Lease&) -> absl::StatusOr<int> { return ++runs; });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_EQ(runs, 0);
+}
+
+TEST(ConnectionPoolTest, ACallWaitsForTheDatabaseUpToItsOutageWaitOnly) {
+  ConnectionPool pool({.uri = kUnreachable, .size = 2});
+  PooledCall call = Call(/*repeatable=*/false);
+  call.deadline = absl::Now() + absl::Seconds(60);
+  call.outage_wait = absl::Seconds(1);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<int> r = RunPooled(
+      pool, call,
+      [&](ConnectionPool::Lease&) -> absl::StatusOr<int> { return 1; });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  // It tried for the whole wait, and no longer: not to the call's deadline.
+  EXPECT_GE(absl::Now() - start, absl::Seconds(1));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(pool.in_use(), 0);
+}
+
+TEST(ConnectionPoolTest, ACallWaitingForTheDatabaseRunsOnceItIsBack) {
+  ConnectionPool pool({.uri = uri, .size = 2});
+  ASSERT_TRUE(cluster->Stop(/*immediate=*/false).ok());
+  PooledCall call = Call(/*repeatable=*/false);
+  call.deadline = absl::Now() + absl::Seconds(60);
+  call.outage_wait = absl::Seconds(30);
+  std::atomic<bool> answered{false};
+  absl::StatusOr<int> r;
+  std::thread caller([&] {
+    r = BackendPid(pool, call);
+    answered = true;
+  });
+  // Long enough for a call that does not wait to have failed already.
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_FALSE(answered.load());
+  ASSERT_TRUE(cluster->Restart().ok());
+  caller.join();
+  EXPECT_TRUE(r.ok()) << r.status();
 }
 
 }  // namespace
