@@ -5,6 +5,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
 #include <utility>
@@ -62,8 +63,7 @@ struct PooledCall {
 template <typename Fn>
 auto RunPooled(ConnectionPool& pool, const PooledCall& call, Fn fn)
     -> decltype(fn(std::declval<ConnectionPool::Lease&>())) {
-  const absl::Time stop_waiting =
-      std::min(call.deadline, absl::Now() + call.outage_wait);
+  std::optional<absl::Time> stop_waiting;  // Set when the database is away.
   absl::Duration backoff = absl::Milliseconds(20);
   for (int attempt = 1;;) {
     const absl::Duration left = call.deadline - absl::Now();
@@ -75,9 +75,13 @@ auto RunPooled(ConnectionPool& pool, const PooledCall& call, Fn fn)
     auto lease = pool.Acquire(std::min(call.deadline, call.acquire_deadline),
                               &unreachable);
     if (!lease.ok()) {
+      if (!unreachable) return lease.status();
       const absl::Time now = absl::Now();
-      if (!unreachable || now >= stop_waiting) return lease.status();
-      absl::SleepFor(std::min(backoff, stop_waiting - now));
+      if (!stop_waiting.has_value()) {
+        stop_waiting = std::min(call.deadline, now + call.outage_wait);
+      }
+      if (now >= *stop_waiting) return lease.status();
+      absl::SleepFor(std::min(backoff, *stop_waiting - now));
       backoff = std::min(2 * backoff, absl::Milliseconds(500));
       continue;
     }
