@@ -6,6 +6,7 @@
 #include "common/grpc/context.h"
 #include "common/grpc/status.h"
 #include "common/log/log.h"
+#include "common/util/outcome.h"
 
 namespace bank::command {
 
@@ -15,6 +16,16 @@ std::unique_ptr<metrics::RpcMetrics> CommandRpcs::Outcomes(
       metrics, "bank_commands_total", "Commands by type and status code.",
       "bank_command_duration_seconds",
       "Command latency in the service, by type.", "type", rpc);
+}
+
+absl::Status CommandRpcs::OnTheWire(const absl::Status& s) {
+  if (s.code() != absl::StatusCode::kUnavailable) return s;
+  if (util::IsOutcomeUnknown(s)) {
+    return absl::UnavailableError(
+        absl::StrCat(kOutcomeUnknown, s.message(),
+                     "; retrying with the same command_id is safe"));
+  }
+  return absl::UnavailableError(absl::StrCat(kNotApplied, s.message()));
 }
 
 template <typename Resp>
@@ -34,7 +45,7 @@ grpc::Status CommandRpcs::Conclude(const char* rpc,
       spdlog::debug("{} command_id={} rejected: {}", rpc, command_id,
                     out.status().ToString());
     }
-    return grpcutil::ToGrpcStatus(out.status());
+    return grpcutil::ToGrpcStatus(OnTheWire(out.status()));
   }
   *resp = *std::move(out);
   return grpc::Status::OK;

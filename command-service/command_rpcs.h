@@ -52,6 +52,18 @@ class CommandRpcs final {
                          std::shared_ptr<const v1::CloseAccountRequest> req,
                          v1::CommandResult* resp, Finish finish);
 
+  // How an UNAVAILABLE answer begins: the command was not applied (nothing
+  // of it was written, so any retry is safe), or it may have been (the
+  // service could not learn it within the deadline; a retry with the same
+  // command_id is safe and answers the command's true result). Clients may
+  // rely on these prefixes. An UNAVAILABLE with neither came from the
+  // transport (the service was unreachable, or went away during the call):
+  // its outcome is unknown.
+  static constexpr char kNotApplied[] = "not applied: ";
+  static constexpr char kOutcomeUnknown[] = "outcome unknown: ";
+  // `s` as the client sees it: an UNAVAILABLE gets one of the prefixes.
+  static absl::Status OnTheWire(const absl::Status& s);
+
  private:
   // Takes the call's deadline and correlation id, sheds load, then
   // start(correlation_id, deadline, done) runs the command and calls done

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/util/outcome.h"
 
 namespace bank::command {
 
@@ -55,7 +56,16 @@ absl::StatusOr<CommandOutcome> Idempotency::Resolve(
   if (!NeedsLookup(out)) return out;
   absl::StatusOr<std::optional<CommandOutcome>> replay =
       FindReplay(plan, deadline);
-  if (!replay.ok()) return replay.status();
+  if (!replay.ok()) {
+    if (replay.status().code() != absl::StatusCode::kUnavailable) {
+      return replay.status();
+    }
+    // The command_id may be recorded by an earlier request (the reason to
+    // look): whether the command took effect is unknown here.
+    return util::OutcomeUnknownError(
+        absl::StrCat("could not look up the earlier request of command_id ",
+                     plan.command_id, ": ", replay.status().message()));
+  }
   if (replay->has_value()) return **replay;
   if (!out.ok()) return out;  // A refusal of a command not run before.
   // The command_id is recorded, by an earlier request or a concurrent one.

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/db/pg_status.h"
+#include "common/util/uuid.h"
 
 namespace bank::db {
 
@@ -88,8 +89,12 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(
   try {
     std::string conninfo = options_.uri;
     slot->conn = std::make_unique<pqxx::connection>(conninfo);
+    // Unique to the connection: pg_stat_activity tells it from a process
+    // of the same pid after a restart (see ConnectionPool::Lease).
+    slot->application_name = absl::StrCat(options_.application_name, "/",
+                                          util::NewUuid().substr(0, 12));
     slot->conn->set_variable("application_name",
-                             "'" + options_.application_name + "'");
+                             "'" + slot->application_name + "'");
     if (options_.on_connect) options_.on_connect(*slot->conn);
   } catch (const std::exception& e) {
     absl::MutexLock lock(&mu_);

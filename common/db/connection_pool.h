@@ -40,13 +40,15 @@ class ConnectionPool {
     // Applied to each new connection (prepare statements, SET ...). May throw
     // libpqxx exceptions; the connection is then discarded.
     std::function<void(pqxx::connection&)> on_connect;
-    // The application_name the server sees.
+    // The application_name the server sees, before each connection's own
+    // suffix (Lease::application_name).
     std::string application_name = "bank";
   };
 
   struct Slot {
     std::unique_ptr<pqxx::connection> conn;
     absl::Duration statement_timeout = absl::ZeroDuration();  // 0: unset
+    std::string application_name;
   };
 
   // One connection, returned to the pool when destroyed. Not thread-safe.
@@ -60,6 +62,12 @@ class ConnectionPool {
     ~Lease();
     pqxx::connection& operator*() const { return *slot_->conn; }
     pqxx::connection* operator->() const { return slot_->conn.get(); }
+    // What the server sees as this connection's application_name: the
+    // pool's, then '/' and 12 random hex digits. With the backend's pid it
+    // names the server process in pg_stat_activity, even after a restart.
+    const std::string& application_name() const {
+      return slot_->application_name;
+    }
     // Drops the connection instead of returning it (after it broke).
     void Discard() { discard_ = true; }
     // Bounds the session's statement_timeout to `timeout`, as

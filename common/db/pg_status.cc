@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/util/outcome.h"
 
 namespace bank::db {
 
@@ -38,6 +39,7 @@ std::string SqlState(const std::exception& e) {
       {"terminating connection", "57P01"},
       {"permission denied", "42501"},
       {"must be owner of", "42501"},
+      {"in a read-only transaction", "25006"},
   };
   const std::string msg = e.what();
   for (const auto& [prefix, state] : kByMessage) {
@@ -52,7 +54,10 @@ bool IsConnectionLost(const std::exception& e) {
     return true;
   }
   const std::string state = SqlState(e);
-  return absl::StartsWith(state, "08") || absl::StartsWith(state, "57P");
+  // 25006: the server is a standby now (a failover demoted it); the pool
+  // drops the connection and opens one to wherever the primary is.
+  return absl::StartsWith(state, "08") || absl::StartsWith(state, "57P") ||
+         state == "25006";
 }
 
 std::string WithoutEndpoints(std::string msg) {
@@ -77,11 +82,8 @@ absl::Status StatusFromException(const std::exception& e,
   std::string msg = WithoutEndpoints(
       std::string(absl::StripTrailingAsciiWhitespace(e.what())));
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
-    return absl::UnavailableError(absl::StrCat(
-        what,
-        ": connection lost during commit, outcome unknown; retry with "
-        "the same command_id: ",
-        msg));
+    return util::OutcomeUnknownError(
+        absl::StrCat(what, ": connection lost during commit: ", msg));
   }
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
     return absl::UnavailableError(
@@ -92,6 +94,11 @@ absl::Status StatusFromException(const std::exception& e,
       state == "53300" || state == "53000") {
     return absl::UnavailableError(
         absl::StrCat(what, ": database unavailable: ", msg));
+  }
+  if (state == "25006") {
+    return absl::UnavailableError(absl::StrCat(
+        what,
+        ": the database is read-only (a standby since a failover?): ", msg));
   }
   if (state == "42P01" || state == "3D000") {
     return absl::UnavailableError(absl::StrCat(
@@ -105,8 +112,8 @@ absl::Status StatusFromException(const std::exception& e,
     return absl::AbortedError(absl::StrCat(what, ": ", msg));
   }
   if (state == "40003") {
-    return absl::UnavailableError(absl::StrCat(
-        what, ": statement completion unknown, outcome unknown: ", msg));
+    return util::OutcomeUnknownError(
+        absl::StrCat(what, ": statement completion unknown: ", msg));
   }
   if (state == "23505") {
     return absl::AlreadyExistsError(absl::StrCat(what, ": ", msg));

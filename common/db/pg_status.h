@@ -13,7 +13,9 @@ namespace bank::db {
 // into a status; the database edge calls this in its catch blocks so no
 // exception crosses a module boundary. `what` names the operation.
 //   lost or refused connections, server shutting down, too many clients,
-//   commit outcome unknown                        -> UNAVAILABLE
+//   a read-only server (a standby since a failover) -> UNAVAILABLE
+//   commit outcome unknown                        -> UNAVAILABLE, marked
+//                                                    util::IsOutcomeUnknown
 //   statement_timeout / query canceled            -> DEADLINE_EXCEEDED
 //   serialization failure, deadlock               -> ABORTED
 //   unique violation                              -> ALREADY_EXISTS

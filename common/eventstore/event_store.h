@@ -157,6 +157,9 @@ class EventStore {
 struct BatchItem {
   const std::vector<StreamAppend>* appends = nullptr;
   const CommandRecord* command = nullptr;  // null: not deduplicated
+  // When the append was started: a wait for an unreachable database counts
+  // from here (InfiniteFuture: from the call of AppendBatch).
+  absl::Time started = absl::InfiniteFuture();
 };
 
 // Appends the events of many commands in one transaction (group commit).

@@ -88,7 +88,7 @@ std::unique_ptr<PendingAppend> GroupCommitEventStore::StartAppend(
     const std::vector<StreamAppend>& appends, const CommandRecord* command,
     absl::Time deadline) {
   auto p = std::make_shared<Pending>();
-  p->item = BatchItem{&appends, command};
+  p->item = BatchItem{&appends, command, absl::Now()};
   p->deadline = deadline;
   absl::MutexLock lock(&mu_);
   if (appends.empty()) {

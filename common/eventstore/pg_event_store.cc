@@ -9,6 +9,8 @@
 #include "common/db/array_literal.h"
 #include "common/db/pg_status.h"
 #include "common/db/run.h"
+#include "common/eventstore/pg_append_outcome.h"
+#include "common/util/outcome.h"
 #include "nlohmann/json.hpp"
 
 namespace bank::eventstore {
@@ -85,19 +87,21 @@ PgEventStore::PgEventStore(Options options)
           .on_connect = PrepareStatements,
           .application_name = "bank-event-store"}) {}
 
+db::PooledCall PgEventStore::Call(absl::Time deadline, const char* what,
+                                  bool repeatable) const {
+  return {.what = what,
+          .deadline = deadline,
+          .acquire_deadline = absl::Now() + options_.max_pool_wait,
+          .max_statement_time = options_.max_statement_time,
+          .repeatable = repeatable,
+          .outage_wait = options_.outage_wait};
+}
+
 template <typename Fn>
 auto PgEventStore::WithConnection(absl::Time deadline, const char* what,
                                   bool repeatable, Fn fn)
     -> decltype(fn(std::declval<db::ConnectionPool::Lease&>())) {
-  return db::RunPooled(
-      pool_,
-      {.what = what,
-       .deadline = deadline,
-       .acquire_deadline = absl::Now() + options_.max_pool_wait,
-       .max_statement_time = options_.max_statement_time,
-       .repeatable = repeatable,
-       .outage_wait = options_.outage_wait},
-      std::move(fn));
+  return db::RunPooled(pool_, Call(deadline, what, repeatable), std::move(fn));
 }
 
 absl::StatusOr<std::vector<StreamResult>> PgEventStore::Append(
@@ -110,10 +114,9 @@ absl::StatusOr<std::vector<StreamResult>> PgEventStore::Append(
   return std::move(AppendBatch({BatchItem{&appends, command}}, deadline)[0]);
 }
 
-std::vector<absl::StatusOr<std::vector<StreamResult>>>
-PgEventStore::AppendBatch(const std::vector<BatchItem>& items,
-                          absl::Time deadline) {
-  using Results = std::vector<absl::StatusOr<std::vector<StreamResult>>>;
+absl::StatusOr<PgEventStore::Results> PgEventStore::AppendOnce(
+    const std::vector<BatchItem>& items, absl::Time deadline, pg::SentOn* sent,
+    bool* unconfirmed) {
   std::vector<std::string> cmd_of, ids, streams, versions, types, schemas,
       datas, metas, command_ids, request_types, requests, afters;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -140,12 +143,21 @@ PgEventStore::AppendBatch(const std::vector<BatchItem>& items,
         absl::StrCat("\\x", c ? absl::BytesToHexString(c->request) : ""));
   }
   Results results(items.size());
-  absl::StatusOr<bool> ran = WithConnection(
-      deadline, "appending a batch of commands",
-      // Not repeated: a lost connection leaves the outcome unknown.
-      /*repeatable=*/false,
+  // Not repeated: a lost connection leaves the outcome unknown.
+  db::PooledCall call = Call(deadline, "appending a batch of commands");
+  // An append queued behind a batch that waited for the database has
+  // waited too: the wait counts from the earliest start.
+  const absl::Time now = absl::Now();
+  absl::Time started = now;
+  for (const BatchItem& item : items) started = std::min(started, item.started);
+  call.outage_wait =
+      std::max(absl::ZeroDuration(), started + options_.outage_wait - now);
+  absl::StatusOr<bool> ran = db::RunPooled(
+      pool_, call,
       [&](db::ConnectionPool::Lease& conn) -> absl::StatusOr<bool> {
         pqxx::nontransaction tx(*conn);
+        *sent = {conn->backendpid(), conn.application_name()};
+        pg::SyncReplicationWatch watch(*conn);
         pqxx::result r = tx.exec_prepared(
             "append_batch", ToArrayLiteral(cmd_of), ToArrayLiteral(ids),
             ToArrayLiteral(streams), ToArrayLiteral(versions),
@@ -154,6 +166,7 @@ PgEventStore::AppendBatch(const std::vector<BatchItem>& items,
             ToArrayLiteral(command_ids), ToArrayLiteral(request_types),
             ToArrayLiteral(requests),
             ToArrayLiteral(afters, /*empty_is_null=*/true));
+        *unconfirmed = watch.cancelled();
         std::vector<std::vector<StreamResult>> ok(items.size());
         std::vector<std::string> outcome(items.size());
         for (const auto& row : r) {
@@ -191,8 +204,65 @@ PgEventStore::AppendBatch(const std::vector<BatchItem>& items,
         }
         return true;
       });
-  if (!ran.ok()) {
-    for (auto& r : results) r = ran.status();
+  if (!ran.ok()) return ran.status();
+  return results;
+}
+
+std::vector<absl::StatusOr<std::vector<StreamResult>>>
+PgEventStore::AppendBatch(const std::vector<BatchItem>& items,
+                          absl::Time deadline) {
+  Results results(items.size());
+  std::vector<size_t> todo(items.size());
+  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
+  while (!todo.empty()) {
+    std::vector<BatchItem> batch;
+    for (size_t i : todo) batch.push_back(items[i]);
+    pg::SentOn sent;
+    bool unconfirmed = false;
+    absl::StatusOr<Results> got =
+        AppendOnce(batch, deadline, &sent, &unconfirmed);
+    if (got.ok() && !unconfirmed) {
+      for (size_t k = 0; k < todo.size(); ++k) results[todo[k]] = (*got)[k];
+      break;
+    }
+    // Unknown: the statement was sent and its connection lost (its commit
+    // may have happened), or it committed without the synchronous
+    // standby's word.
+    const bool lost = !got.ok() && sent.pid != 0 &&
+                      got.status().code() == absl::StatusCode::kUnavailable;
+    if (!unconfirmed && !lost) {
+      for (size_t i : todo) results[i] = got.status();  // Nothing written.
+      break;
+    }
+    // A statement that returned is over; a lost one may still be running
+    // (its commit not yet visible): FindOutcome ends it first.
+    if (got.ok()) sent.pid = 0;
+    unknown_outcomes_.fetch_add(1);
+    absl::StatusOr<std::vector<std::optional<std::vector<StreamResult>>>>
+        outcome = pg::FindOutcome(
+            pool_, Call(deadline, "finding out whether an append committed"),
+            sent, batch);
+    if (!outcome.ok()) {
+      for (size_t i : todo) {
+        results[i] = util::OutcomeUnknownError(absl::StrCat(
+            "the connection to the database was lost after the command was "
+            "sent, and whether it committed could not be learned before the "
+            "deadline (",
+            outcome.status().message(), ")"));
+      }
+      break;
+    }
+    std::vector<size_t> again;
+    for (size_t k = 0; k < todo.size(); ++k) {
+      if ((*outcome)[k].has_value()) {
+        results[todo[k]] = *std::move((*outcome)[k]);
+      } else if (got.ok()) {
+        results[todo[k]] = (*got)[k];  // Refused in a committed batch.
+      } else {
+        again.push_back(todo[k]);  // Not written: run it again.
+      }
+    }
+    todo = std::move(again);
   }
   return results;
 }

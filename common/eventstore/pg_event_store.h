@@ -1,18 +1,23 @@
 #ifndef BANK_COMMON_EVENTSTORE_PG_EVENT_STORE_H_
 #define BANK_COMMON_EVENTSTORE_PG_EVENT_STORE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
 #include "common/db/connection_pool.h"
 #include "common/eventstore/event_store.h"
+#include "common/eventstore/pg_append_outcome.h"
 
 namespace bank::eventstore {
 
 // The EventStore on PostgreSQL (schema: sql/events/). An append, or a batch
 // of them (BatchAppender), is a single prepared statement (one round trip,
 // one implicit transaction): append_commands() of every event from arrays,
-// plus the command records. Thread-safe.
+// plus the command records. When the connection is lost after that
+// statement was sent, the batch looks up what committed before it answers
+// (pg_append_outcome.h), runs again what did not, and says "outcome
+// unknown" only when it cannot learn it within the deadline. Thread-safe.
 class PgEventStore final : public EventStore, public BatchAppender {
  public:
   struct Options {
@@ -47,8 +52,21 @@ class PgEventStore final : public EventStore, public BatchAppender {
                             absl::Time deadline) override;
 
   db::ConnectionPool& pool() { return pool_; }
+  // Batches whose outcome was unknown at first (their connection lost after
+  // the statement was sent), and were looked up.
+  int64_t unknown_outcomes() const { return unknown_outcomes_.load(); }
 
  private:
+  using Results = std::vector<absl::StatusOr<std::vector<StreamResult>>>;
+  db::PooledCall Call(absl::Time deadline, const char* what,
+                      bool repeatable = false) const;
+  // The batch's statement, once: each item's answer, or why the whole
+  // transaction failed. Sets `sent` when the statement went out, and
+  // `unconfirmed` when it committed but its wait for the synchronous
+  // standby was cancelled.
+  absl::StatusOr<Results> AppendOnce(const std::vector<BatchItem>& items,
+                                     absl::Time deadline, pg::SentOn* sent,
+                                     bool* unconfirmed);
   // Runs fn(lease) with a connection whose statement_timeout honours the
   // deadline; converts exceptions into a status. `repeatable` (db::PooledCall):
   // run again on a fresh connection if the first was found lost.
@@ -59,6 +77,7 @@ class PgEventStore final : public EventStore, public BatchAppender {
 
   const Options options_;
   db::ConnectionPool pool_;
+  std::atomic<int64_t> unknown_outcomes_{0};
 };
 
 }  // namespace bank::eventstore

@@ -152,8 +152,13 @@ class FaultTest : public ::testing::Test {
     for (const auto& [code, n] : w_->first_codes()) {
       absl::StrAppend(&codes, codes.empty() ? "" : " ", CodeName(code), "=", n);
     }
-    std::printf("%s  min_version reads: %d  first answers: %s\n", line.c_str(),
-                static_cast<int>(w_->reads()), codes.c_str());
+    std::printf(
+        "%s  min_version reads: %d  first answers: %s  UNAVAILABLE: not "
+        "applied %d, outcome unknown %d, from the transport %d\n",
+        line.c_str(), static_cast<int>(w_->reads()), codes.c_str(),
+        static_cast<int>(w_->unavailable(Unavailable::kNotApplied)),
+        static_cast<int>(w_->unavailable(Unavailable::kOutcomeUnknown)),
+        static_cast<int>(w_->unavailable(Unavailable::kTransport)));
     summary->push_back(line);
   }
   std::unique_ptr<System> sys_;
@@ -207,6 +212,24 @@ TEST_F(FaultTest, PostgresImmediateStopUnderLoad) {
                 code == grpc::StatusCode::DEADLINE_EXCEEDED)
         << "status " << code << " seen " << n << " times";
   }
+  // The command service stayed up: every UNAVAILABLE came from it, and says
+  // whether the command was applied (the oracle checked each "not applied").
+  EXPECT_EQ(w_->unavailable(Unavailable::kTransport), 0);
+}
+
+// Down for longer than a call waits for it (--db-outage-wait, 2 s): calls
+// sent meanwhile are answered "not applied", calls whose batch was in flight
+// when it died "outcome unknown" unless the database came back within their
+// deadline; the oracle checks that no "not applied" command has events.
+TEST_F(FaultTest, PostgresDownLongerThanCallsWait) {
+  Boot("pgdown");
+  Load();
+  ASSERT_TRUE(pg->Stop(/*immediate=*/true).ok());
+  absl::SleepFor(absl::Seconds(6));
+  ASSERT_TRUE(pg->Restart().ok());
+  Finish(1);
+  EXPECT_EQ(w_->unavailable(Unavailable::kTransport), 0);
+  EXPECT_GT(w_->unavailable(Unavailable::kNotApplied), 0);
 }
 
 TEST_F(FaultTest, ListenConnectionCut) {

@@ -7,6 +7,7 @@
 #include <random>
 #include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/util/uuid.h"
 #include "tests/support/oracle.h"
@@ -39,6 +40,16 @@ std::shared_ptr<v1::CommandService::Stub> MakeStub(int port) {
 }
 
 }  // namespace
+
+Unavailable ClassifyUnavailable(const std::string& message) {
+  if (absl::StartsWith(message, "not applied: ")) {
+    return Unavailable::kNotApplied;
+  }
+  if (absl::StartsWith(message, "outcome unknown: ")) {
+    return Unavailable::kOutcomeUnknown;
+  }
+  return Unavailable::kTransport;
+}
 
 Workload::Workload(int command_port, Options options) : options_(options) {
   absl::MutexLock lock(&mu_);
@@ -175,6 +186,12 @@ void Workload::Client(int index) {
     grpc::Status st = Send(op, options_.call_timeout, &version);
     op.code = st.error_code();
     op.unknown = !Definitive(op.code);
+    if (op.code == grpc::StatusCode::UNAVAILABLE) {
+      const Unavailable kind = ClassifyUnavailable(st.error_message());
+      ++unavailable_[static_cast<int>(kind)];
+      op.not_applied = kind == Unavailable::kNotApplied;
+      if (op.not_applied) op.unknown = false;
+    }
     if (op.code == grpc::StatusCode::INTERNAL) ++internal_answers_;
     {
       absl::MutexLock lock(&mu_);
@@ -225,6 +242,8 @@ int Workload::ResolveUnknown(absl::Duration timeout) {
     while (op.unknown && absl::Now() < end) {
       grpc::Status st = Send(op, absl::Seconds(3));
       op.code = st.error_code();
+      // "Not applied" says only that this send wrote nothing; an earlier
+      // one may have: send again until the answer is definitive.
       op.unknown = !Definitive(op.code);
       if (op.code == grpc::StatusCode::INTERNAL) {
         ++internal_answers_;
@@ -291,8 +310,10 @@ std::vector<std::string> CheckOracle(const Workload& w,
       if (op.kind == Op::kDeposit) expected_total += op.amount;
       if (op.kind == Op::kWithdraw) expected_total -= op.amount;
     } else if (it != stored.end()) {
-      diffs.push_back(absl::StrCat("refused command ", op.command_id, " (code ",
-                                   op.code, ") has events"));
+      diffs.push_back(
+          absl::StrCat(op.not_applied ? "command answered \"not applied\" "
+                                      : "refused command ",
+                       op.command_id, " (code ", op.code, ") has events"));
     }
   }
   for (const auto& [id, counts] : stored) {

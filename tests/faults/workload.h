@@ -26,7 +26,16 @@ struct Op {
   // UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED...).
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
   bool unknown = true;
+  // The first answer was UNAVAILABLE with "not applied: " (the service says
+  // nothing of the command was written): a definitive outcome, never sent
+  // again, which the oracle checks (no events).
+  bool not_applied = false;
 };
+
+// What an UNAVAILABLE answer says of the command, by its message's prefix
+// (command-service/command_rpcs.h).
+enum class Unavailable { kNotApplied, kOutcomeUnknown, kTransport };
+Unavailable ClassifyUnavailable(const std::string& message);
 
 // A mixed workload of deposits, withdrawals and transfers over a set of
 // accounts (some hot), from many client threads, logging every request and
@@ -81,6 +90,10 @@ class Workload {
   int64_t failed_reads() const { return failed_reads_.load(); }
   int64_t internal_answers() const { return internal_answers_.load(); }
   int64_t acked() const { return acked_.load(); }
+  // First answers of UNAVAILABLE, by what they say (ClassifyUnavailable).
+  int64_t unavailable(Unavailable kind) const {
+    return unavailable_[static_cast<int>(kind)].load();
+  }
 
  private:
   void Client(int index);
@@ -99,6 +112,7 @@ class Workload {
   std::atomic<bool> running_{false};
   std::atomic<int64_t> sent_{0}, acked_{0}, reads_{0}, stale_reads_{0},
       failed_reads_{0}, internal_answers_{0};
+  std::atomic<int64_t> unavailable_[3] = {0, 0, 0};
   std::unique_ptr<v1::QueryService::Stub> queries_;
   std::vector<std::thread> threads_;
 };
