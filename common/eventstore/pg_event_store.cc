@@ -10,6 +10,7 @@
 #include "common/db/pg_status.h"
 #include "common/db/run.h"
 #include "common/eventstore/pg_append_outcome.h"
+#include "common/log/log.h"
 #include "common/util/outcome.h"
 #include "nlohmann/json.hpp"
 
@@ -238,6 +239,11 @@ PgEventStore::AppendBatch(const std::vector<BatchItem>& items,
     // (its commit not yet visible): FindOutcome ends it first.
     if (got.ok()) sent.pid = 0;
     unknown_outcomes_.fetch_add(1);
+    spdlog::warn(
+        "an append of {} commands may have committed ({}); looking it up",
+        todo.size(),
+        got.ok() ? "its commit stopped waiting for the synchronous standby"
+                 : got.status().message());
     absl::StatusOr<std::vector<std::optional<std::vector<StreamResult>>>>
         outcome = pg::FindOutcome(
             pool_, Call(deadline, "finding out whether an append committed"),

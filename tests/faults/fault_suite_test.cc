@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "tests/faults/settle.h"
 #include "tests/faults/workload.h"
 #include "tests/support/pg_environment.h"
 #include "tests/support/system.h"
@@ -43,41 +44,6 @@ void PrintSummary() {
       "unknown", "faults", "longest_gap", "oracle_diff");
   for (const std::string& line : *summary) std::printf("%s\n", line.c_str());
   delete summary;
-}
-
-const char* CodeName(grpc::StatusCode c) {
-  switch (c) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    default:
-      return "OTHER";
-  }
-}
-
-int64_t Query(const std::string& uri, const std::string& sql) {
-  try {
-    pqxx::connection c(uri);
-    pqxx::work tx(c);
-    pqxx::result r = tx.exec(sql);
-    tx.commit();
-    return r.empty() || r[0][0].is_null() ? -1 : r[0][0].as<int64_t>();
-  } catch (const std::exception&) {
-    return -2;
-  }
 }
 
 class FaultTest : public ::testing::Test {
@@ -116,49 +82,15 @@ class FaultTest : public ::testing::Test {
   // checks the oracle; records the scenario's figures.
   void Finish(int faults) {
     absl::SleepFor(Phase());
-    w_->Stop();
-    int unknown_before = 0;
-    for (const Op& op : w_->ops()) unknown_before += op.unknown;
-    EXPECT_EQ(w_->ResolveUnknown(absl::Seconds(60)), 0);
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          // A failed query (negative) is no progress.
-          const int64_t projected =
-              Query(sys_->read_uri,
-                    "SELECT (SELECT count(*) FROM account_history) + "
-                    "(SELECT count(*) FROM poison_events)");
-          return projected >= 0 &&
-                 projected ==
-                     Query(sys_->events_uri, "SELECT count(*) FROM events");
-        },
-        absl::Seconds(60)))
-        << "projector did not catch up";
-    std::vector<std::string> diffs =
-        CheckOracle(*w_, sys_->events_uri, sys_->read_uri);
-    for (size_t i = 0; i < diffs.size() && i < 10; ++i)
-      ADD_FAILURE() << diffs[i];
-    EXPECT_GT(w_->acked(), 0);
-    EXPECT_GT(w_->reads(), 0);
-    EXPECT_EQ(w_->stale_reads(), 0)
-        << "a min_version read returned an older version";
-    EXPECT_EQ(w_->failed_reads(), 0)
-        << "a min_version read failed with a code no fault explains";
-    EXPECT_EQ(w_->internal_answers(), 0) << "a command was answered INTERNAL";
+    const Settled settled = Settle(*w_, sys_->events_uri, sys_->read_uri);
+    const std::vector<std::string>& diffs = settled.diffs;
+    const int unknown_before = settled.unknown_before;
     std::string line = absl::StrFormat(
         "%-28s %8d %8d %8d %7d %10dms %11d", name_, w_->sent(), w_->acked(),
         unknown_before, faults, absl::ToInt64Milliseconds(w_->longest_gap()),
         diffs.size());
-    std::string codes;
-    for (const auto& [code, n] : w_->first_codes()) {
-      absl::StrAppend(&codes, codes.empty() ? "" : " ", CodeName(code), "=", n);
-    }
-    std::printf(
-        "%s  min_version reads: %d  first answers: %s  UNAVAILABLE: not "
-        "applied %d, outcome unknown %d, from the transport %d\n",
-        line.c_str(), static_cast<int>(w_->reads()), codes.c_str(),
-        static_cast<int>(w_->unavailable(Unavailable::kNotApplied)),
-        static_cast<int>(w_->unavailable(Unavailable::kOutcomeUnknown)),
-        static_cast<int>(w_->unavailable(Unavailable::kTransport)));
+    std::printf("%s  min_version reads: %d  %s\n", line.c_str(),
+                static_cast<int>(w_->reads()), FirstAnswers(*w_).c_str());
     summary->push_back(line);
   }
   std::unique_ptr<System> sys_;
@@ -235,7 +167,7 @@ TEST_F(FaultTest, PostgresDownLongerThanCallsWait) {
 TEST_F(FaultTest, ListenConnectionCut) {
   Boot("cutlisten");
   Load();
-  int64_t killed = Query(sys_->events_uri,
+  int64_t killed = QueryValue(sys_->events_uri,
                          "SELECT count(pg_terminate_backend(pid)) FROM "
                          "pg_stat_activity WHERE application_name = "
                          "'bank-projector-listen'");
@@ -292,7 +224,7 @@ TEST_F(FaultTest, TwoProjectorsNeverBothApply) {
 TEST_F(FaultTest, PoisonEventIsNeverSkippedSilently) {
   Boot("poison");
   Load();
-  int64_t position = Query(
+  int64_t position = QueryValue(
       sys_->events_uri,
       "INSERT INTO events (event_id, stream_id, stream_version, event_type, "
       "schema_version, data) VALUES (gen_random_uuid(), gen_random_uuid(), 1, "
@@ -303,7 +235,7 @@ TEST_F(FaultTest, PoisonEventIsNeverSkippedSilently) {
             std::string::npos);
   sys_->projector = sys_->StartProjector({"--skip-poison"});
   Finish(1);
-  EXPECT_EQ(Query(sys_->read_uri, "SELECT position FROM poison_events"),
+  EXPECT_EQ(QueryValue(sys_->read_uri, "SELECT position FROM poison_events"),
             position);
 }
 

@@ -10,7 +10,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/util/uuid.h"
-#include "tests/support/oracle.h"
 
 namespace bank::faults {
 namespace {
@@ -271,74 +270,6 @@ std::map<grpc::StatusCode, int64_t> Workload::first_codes() const {
 absl::Duration Workload::longest_gap() const {
   absl::MutexLock lock(&mu_);
   return longest_gap_;
-}
-
-std::vector<std::string> CheckOracle(const Workload& w,
-                                     const std::string& events_uri,
-                                     const std::string& read_uri) {
-  std::vector<std::string> diffs;
-  // command_id -> (events, distinct transactions)
-  std::map<std::string, std::pair<int64_t, int64_t>> stored;
-  {
-    pqxx::connection c(events_uri);
-    pqxx::work tx(c);
-    for (const auto& row :
-         tx.exec("SELECT metadata->>'command_id', count(*), "
-                 "count(DISTINCT transaction_id) FROM events "
-                 "WHERE metadata ? 'command_id' GROUP BY 1")) {
-      stored[row[0].as<std::string>()] = {row[1].as<int64_t>(),
-                                          row[2].as<int64_t>()};
-    }
-  }
-  int64_t expected_total = w.initial_total();
-  for (const Op& op : w.ops()) {
-    if (op.unknown) {
-      diffs.push_back(
-          absl::StrCat("command ", op.command_id, " never resolved"));
-      continue;
-    }
-    auto it = stored.find(op.command_id);
-    const int64_t want_events = op.kind == Op::kTransfer ? 2 : 1;
-    if (op.code == grpc::StatusCode::OK) {
-      if (it == stored.end() || it->second.first != want_events ||
-          it->second.second != 1) {
-        diffs.push_back(absl::StrCat(
-            "acknowledged command ", op.command_id, " has ",
-            it == stored.end() ? 0 : it->second.first, " events in ",
-            it == stored.end() ? 0 : it->second.second, " transactions"));
-      }
-      if (op.kind == Op::kDeposit) expected_total += op.amount;
-      if (op.kind == Op::kWithdraw) expected_total -= op.amount;
-    } else if (it != stored.end()) {
-      diffs.push_back(
-          absl::StrCat(op.not_applied ? "command answered \"not applied\" "
-                                      : "refused command ",
-                       op.command_id, " (code ", op.code, ") has events"));
-    }
-  }
-  for (const auto& [id, counts] : stored) {
-    if (counts.second > 1) {
-      diffs.push_back(absl::StrCat("command ", id, " has events in ",
-                                   counts.second, " transactions"));
-    }
-  }
-  for (const std::string& d : testing::CompareReadModel(events_uri, read_uri)) {
-    diffs.push_back(d);
-  }
-  pqxx::connection c(read_uri);
-  pqxx::work tx(c);
-  pqxx::result r = tx.exec(
-      "SELECT coalesce(sum(balance), 0), coalesce(min(balance), 0) "
-      "FROM account_balances");
-  if (r[0][0].as<int64_t>() != expected_total) {
-    diffs.push_back(absl::StrCat("money not conserved: balances sum to ",
-                                 r[0][0].as<int64_t>(), ", commands say ",
-                                 expected_total));
-  }
-  if (r[0][1].as<int64_t>() < 0) {
-    diffs.push_back(absl::StrCat("negative balance: ", r[0][1].as<int64_t>()));
-  }
-  return diffs;
 }
 
 }  // namespace bank::faults

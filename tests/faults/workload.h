@@ -117,17 +117,6 @@ class Workload {
   std::vector<std::thread> threads_;
 };
 
-// Checks the oracle after a scenario (load stopped, unknowns resolved):
-//   1. every acknowledged command has its events in the store exactly once,
-//      in one transaction, and no command id has two sets of events;
-//   2. (after the projector caught up) folding the events from scratch gives
-//      exactly the read model;
-//   3. money is conserved and no balance is negative.
-// Returns the differences found.
-std::vector<std::string> CheckOracle(const Workload& w,
-                                     const std::string& events_uri,
-                                     const std::string& read_uri);
-
 }  // namespace bank::faults
 
 #endif  // BANK_TESTS_FAULTS_WORKLOAD_H_

@@ -104,6 +104,8 @@ int PickFreePort() {
   return port;
 }
 
+std::string PgCluster::ServerBinDir() { return FindBinDir(); }
+
 absl::Status PgCluster::RunAsServerUser(const std::string& command) const {
   std::string cmd = command;
   if (geteuid() == 0) {

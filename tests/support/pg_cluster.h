@@ -23,6 +23,9 @@ class PgCluster {
       const PgCluster& primary);
   ~PgCluster();
 
+  // The folder of PostgreSQL's server binaries (initdb, pg_ctl, ...).
+  static std::string ServerBinDir();
+
   int port() const { return port_; }
   // postgresql://postgres@127.0.0.1:<port>/<db>
   std::string Uri(const std::string& db) const;

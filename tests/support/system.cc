@@ -7,11 +7,14 @@
 
 namespace bank::testing {
 
-System::System(PgCluster& pg, const std::string& name) : pg(pg) {
+System::System(PgCluster& pg, const std::string& name)
+    : System(pg.Uri(name + "_events"), pg.Uri(name + "_read")) {
   EXPECT_TRUE(pg.CreateDatabase(name + "_events").ok());
   EXPECT_TRUE(pg.CreateDatabase(name + "_read").ok());
-  events_uri = pg.Uri(name + "_events");
-  read_uri = pg.Uri(name + "_read");
+}
+
+System::System(std::string events_uri, std::string read_uri)
+    : events_uri(std::move(events_uri)), read_uri(std::move(read_uri)) {
   command_port = PickFreePort();
   query_port = PickFreePort();
   command_metrics = PickFreePort();
@@ -50,12 +53,16 @@ std::unique_ptr<Process> System::StartQueryService(
   return std::make_unique<Process>(BinDir() + "/query-service", args);
 }
 
-void System::StartAll() {
+void System::StartAll(const std::vector<std::string>& service_flags) {
   auto metrics = [](int port) {
     return std::vector<std::string>{"--metrics-listen",
                                     "127.0.0.1:" + std::to_string(port)};
   };
-  command = StartCommandService(metrics(command_metrics));
+  auto with_flags = [&](std::vector<std::string> flags) {
+    flags.insert(flags.end(), service_flags.begin(), service_flags.end());
+    return flags;
+  };
+  command = StartCommandService(with_flags(metrics(command_metrics)));
   ASSERT_TRUE(
       WaitServing(command_port, "bank.v1.CommandService", absl::Seconds(30)))
       << command->Log();
@@ -65,7 +72,7 @@ void System::StartAll() {
       [&] { return HttpGet(projector_metrics, "/healthz").status == 200; },
       absl::Seconds(30)))
       << projector->Log();
-  query = StartQueryService(metrics(query_metrics));
+  query = StartQueryService(with_flags(metrics(query_metrics)));
   ASSERT_TRUE(
       WaitServing(query_port, "bank.v1.QueryService", absl::Seconds(30)))
       << query->Log();

@@ -23,6 +23,8 @@ class System {
  public:
   // Creates databases <name>_events and <name>_read.
   System(PgCluster& pg, const std::string& name);
+  // On databases that exist already (a replicated cluster's, say).
+  System(std::string events_uri, std::string read_uri);
   ~System();
 
   std::unique_ptr<Process> StartCommandService(
@@ -31,8 +33,9 @@ class System {
       const std::vector<std::string>& extra = {});
   std::unique_ptr<Process> StartQueryService(
       const std::vector<std::string>& extra = {});
-  // Starts all three (kept in command, projector, query) and waits for health.
-  void StartAll();
+  // Starts all three (kept in command, projector, query) and waits for
+  // health; `service_flags` go to the command and query services.
+  void StartAll(const std::vector<std::string>& service_flags = {});
 
   // What the server's health service answers for `service` (nullopt: no
   // answer within half a second).
@@ -45,7 +48,6 @@ class System {
   v1::CommandService::Stub& commands();
   v1::QueryService::Stub& queries();
 
-  PgCluster& pg;
   std::string events_uri, read_uri;
   int command_port = 0, query_port = 0;
   // Prometheus /metrics and /healthz of the processes StartAll started
