@@ -31,13 +31,14 @@ bench_insert_baseline "$W"
 # One line per process: "pid ticks label". The services, the load generator
 # and pgbench by name. PostgreSQL's sessions by their application_name, read
 # once the load generator has opened its accounts (the services' sessions are
-# long-lived); a session opened later (pgbench's) by its database, from its
+# long-lived; a pool names each connection <name>/<12 hex digits>, counted
+# under <name>); a session opened later (pgbench's) by its database, from its
 # process title; the server's own
 # processes by their title. The first line is "time <seconds> time", the last
 # the whole machine's busy ticks; /proc is read all at once, with no query
 # in between (under load a new connection can take seconds).
 session_labels() {  # file
-  bench_psql -tA -F' ' -c "SELECT pid, 'PostgreSQL session ' || coalesce(nullif(application_name, ''), '(unnamed)') FROM pg_stat_activity WHERE backend_type = 'client backend'" > "$1"
+  bench_psql -tA -F' ' -c "SELECT pid, 'PostgreSQL session ' || coalesce(nullif(regexp_replace(application_name, '/[0-9a-f]{12}\$', ''), ''), '(unnamed)') FROM pg_stat_activity WHERE backend_type = 'client backend'" > "$1"
 }
 # Only this cluster's processes count: the postmaster and its children (other
 # clusters may run on the machine, as under ctest).

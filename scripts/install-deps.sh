@@ -10,7 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libspdlog-dev libcli11-dev nlohmann-json3-dev libcivetweb-dev
   libgoogle-perftools-dev
-  postgresql-15 postgresql-client-15 openssl
+  postgresql-15 postgresql-client-15 openssl patroni etcd-server
   python3 python3-grpcio python3-protobuf python3-grpc-tools
   docker.io docker-compose debootstrap iptables
 )

@@ -1,7 +1,8 @@
 // High availability on Patroni (label ha): etcd and three Patroni nodes
-// started by the test, the three services on libpq multi-host URIs
-// (target_session_attrs=read-write), the fault suite's workload and its
-// oracle. Each scenario: load, the fault, load on the new primary, then
+// started by the test, the command service and the projector on libpq
+// multi-host URIs (target_session_attrs=read-write), the query service on
+// prefer-standby, the fault suite's workload (with its min_version reads)
+// and its oracle. Each scenario: load, the fault, load on the new primary, then
 // every unknown outcome resolved, the projector caught up, and the oracle:
 // every acknowledged command stored once, the read model equal to the fold
 // of the events, money conserved.
@@ -65,6 +66,9 @@ class HaTest : public ::testing::Test {
     ASSERT_TRUE(cluster->CreateDatabase(name + "_read").ok());
     sys_ = std::make_unique<System>(cluster->Uri(name + "_events"),
                                     cluster->Uri(name + "_read"));
+    // The query service reads from a standby while there is one; the
+    // workload's reads with min_version check read-your-writes there.
+    sys_->query_read_uri = cluster->Uri(name + "_read", "prefer-standby");
     sys_->StartAll(
         {"--db-outage-wait", absl::StrCat(kOutageWaitSeconds)});
     w_ = std::make_unique<Workload>(
@@ -99,9 +103,14 @@ class HaTest : public ::testing::Test {
                   code == grpc::StatusCode::FAILED_PRECONDITION)
           << "status " << code << " answered " << n << " times";
     }
-    const std::string log = sys_->command->Log();
-    std::printf("%s: appends looked up after a lost connection: %d\n",
-                name_.c_str(), Count(log, "looking it up"));
+    std::printf(
+        "%s: appends looked up after a lost connection: %d; min_version "
+        "reads: %lld, none older than asked\n",
+        name_.c_str(), Count(sys_->command->Log(), "looking it up"),
+        static_cast<long long>(w_->reads()));
+    // Those reads were served by a standby (Settle checked each one).
+    EXPECT_NE(sys_->query->Log().find("is a streaming replica"),
+              std::string::npos);
   }
 
   static int Count(const std::string& text, const std::string& what) {

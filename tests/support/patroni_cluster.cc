@@ -22,12 +22,16 @@ std::string PatroniConfig(const std::string& dir, const std::string& name,
                           int pg_port, int rest_port, int etcd_port,
                           const std::string& bindir) {
   return absl::StrCat(R"(scope: bank-ha
-name: )", name, R"(
+name: )",
+                      name, R"(
 restapi:
-  listen: 127.0.0.1:)", rest_port, R"(
-  connect_address: 127.0.0.1:)", rest_port, R"(
+  listen: 127.0.0.1:)",
+                      rest_port, R"(
+  connect_address: 127.0.0.1:)",
+                      rest_port, R"(
 etcd3:
-  hosts: 127.0.0.1:)", etcd_port, R"(
+  hosts: 127.0.0.1:)",
+                      etcd_port, R"(
 bootstrap:
   dcs:
     ttl: 10
@@ -48,17 +52,25 @@ bootstrap:
   - host all all 127.0.0.1/32 trust
   - host replication all 127.0.0.1/32 trust
 postgresql:
-  listen: 127.0.0.1:)", pg_port, R"(
-  connect_address: 127.0.0.1:)", pg_port, R"(
-  data_dir: )", dir, "/", name, R"(/data
-  bin_dir: )", bindir, R"(
-  pgpass: )", dir, "/", name, R"(/pgpass
+  listen: 127.0.0.1:)",
+                      pg_port, R"(
+  connect_address: 127.0.0.1:)",
+                      pg_port, R"(
+  data_dir: )",
+                      dir, "/", name, R"(/data
+  bin_dir: )",
+                      bindir, R"(
+  pgpass: )",
+                      dir, "/", name, R"(/pgpass
+  basebackup:
+  - checkpoint: fast
   authentication:
     superuser: {username: postgres}
     replication: {username: postgres}
     rewind: {username: postgres}
   parameters:
-    unix_socket_directories: )", dir, "/", name, "\n");
+    unix_socket_directories: )",
+                      dir, "/", name, "\n");
 }
 
 // Makes `path` the server user's when root (initdb refuses root).

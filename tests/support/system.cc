@@ -47,7 +47,7 @@ std::unique_ptr<Process> System::StartQueryService(
     const std::vector<std::string>& extra) {
   std::vector<std::string> args = {
       "--listen",         "127.0.0.1:" + std::to_string(query_port),
-      "--read-db",        read_uri,
+      "--read-db",        query_read_uri.empty() ? read_uri : query_read_uri,
       "--shutdown-grace", "5"};
   args.insert(args.end(), extra.begin(), extra.end());
   return std::make_unique<Process>(BinDir() + "/query-service", args);

@@ -49,6 +49,8 @@ class System {
   v1::QueryService::Stub& queries();
 
   std::string events_uri, read_uri;
+  // Where the query service reads, when not read_uri (a standby, say).
+  std::string query_read_uri;
   int command_port = 0, query_port = 0;
   // Prometheus /metrics and /healthz of the processes StartAll started
   // (others serve metrics on a port of their own choosing).
