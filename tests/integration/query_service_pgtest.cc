@@ -524,7 +524,7 @@ TEST(QueryServiceTest, AFullQueueIsResourceExhausted) {
         return tx.exec1(
                      "SELECT count(*) FROM pg_stat_activity "
                      "WHERE wait_event_type = 'Lock' AND "
-                     "application_name = 'bank-query-service'")[0]
+                     "application_name LIKE 'bank-query-service/%'")[0]
                    .as<int>() >= 1;
       },
       absl::Seconds(10)));

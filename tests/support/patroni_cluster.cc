@@ -84,10 +84,13 @@ bool GiveToServerUser(const std::string& path) {
 
 std::unique_ptr<Process> PatroniCluster::RunAsServerUser(
     const std::string& binary, const std::vector<std::string>& args) const {
-  if (geteuid() != 0) return std::make_unique<Process>(binary, args);
-  std::vector<std::string> all = {"--reuid=postgres", "--regid=postgres",
-                                  "--init-groups", binary};
+  // In the cluster's folder: the test's own may be closed to the server
+  // user, and initdb fails where it cannot return to its directory.
+  std::vector<std::string> all = {"--chdir=" + dir_, binary};
   all.insert(all.end(), args.begin(), args.end());
+  if (geteuid() != 0) return std::make_unique<Process>("/usr/bin/env", all);
+  all.insert(all.begin(), {"--reuid=postgres", "--regid=postgres",
+                           "--init-groups", "/usr/bin/env"});
   return std::make_unique<Process>("/usr/bin/setpriv", all);
 }
 
