@@ -211,10 +211,30 @@ absl::Status PatroniCluster::CreateDatabase(const std::string& name) {
     pqxx::connection c(Uri("postgres"));
     pqxx::nontransaction tx(c);
     tx.exec("CREATE DATABASE " + tx.quote_name(name));
-    return absl::OkStatus();
   } catch (const std::exception& e) {
     return absl::InternalError(e.what());
   }
+  // libpq tries the next host of a multi-host URI when one cannot be
+  // reached or is not what target_session_attrs asks for, but not after a
+  // FATAL such as "database does not exist" from a standby that has not
+  // replayed the CREATE DATABASE yet: wait until every node has it.
+  for (const Node& n : nodes_) {
+    const bool there = WaitFor(
+        [&] {
+          try {
+            pqxx::connection c(NodeUri(n.name, name));
+            return true;
+          } catch (const std::exception&) {
+            return false;
+          }
+        },
+        absl::Seconds(30));
+    if (!there) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("node ", n.name, " has no database ", name));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<PatroniCluster::Member>> PatroniCluster::Members()

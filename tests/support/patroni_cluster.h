@@ -41,7 +41,7 @@ class PatroniCluster {
                   const std::string& session_attrs = "read-write") const;
   // A URI of one node alone.
   std::string NodeUri(const std::string& name, const std::string& db) const;
-  // Creates a database on the leader.
+  // Creates a database on the leader; returns once every node has it.
   absl::Status CreateDatabase(const std::string& name);
 
   // The members as Patroni's REST API of a running node tells them.
