@@ -34,11 +34,14 @@ std::string EncodePageToken(const std::string& scope, const std::string& key) {
 }
 
 absl::StatusOr<std::string> DecodePageToken(const std::string& scope,
-                                            const std::string& token) {
-  const auto bad = [] {
-    return absl::InvalidArgumentError(
-        "page_token is not a token this listing returned; start again with an "
-        "empty page_token");
+                                            const std::string& token,
+                                            const std::string& field) {
+  const auto bad = [&] {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field,
+        " is not a token this listing returned; start again with an "
+        "empty ",
+        field));
   };
   std::string raw;
   if (token.size() > 512 || !absl::WebSafeBase64Unescape(token, &raw)) {
