@@ -31,7 +31,7 @@ class LiveWriter {
   absl::StatusOr<Checkpoint> LoadCheckpoint();
 
   // Applies events read after `expected`, advancing the checkpoint to the
-  // last event's place, in one round trip (sql/read/003_apply_batch.sql),
+  // last event's place, in one round trip (sql/read/004_stream_order.sql),
   // plus one to read the rows of accounts not kept. ABORTED when the stored
   // checkpoint is no longer `expected` (another projector or a rebuild moved
   // it: reload and go on); FAILED_PRECONDITION for a poison event unless

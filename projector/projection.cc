@@ -77,6 +77,7 @@ absl::Status ProjectEvent(const eventstore::RecordedEvent& e, AccountFold& fold,
   h.version = e.stream_version;
   h.occurred_at = e.recorded_at;
   h.position = e.position;
+  h.transaction_id = e.transaction_id;
   std::visit(Overloaded{
                  [&](const ev::AccountOpened& o) {
                    h.kind = v1::ENTRY_KIND_OPENED;

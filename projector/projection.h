@@ -36,6 +36,7 @@ struct HistoryRow {
   absl::Time occurred_at;
   std::string counterparty_account_id;  // "" for none
   int64_t position = 0;
+  int64_t transaction_id = 0;  // The event's, in the event store.
 };
 
 // An event that cannot be projected, and why.

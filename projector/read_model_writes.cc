@@ -42,12 +42,12 @@ RETURNING events_applied
 constexpr char kDeleteCheckpointSql[] =
     "DELETE FROM projection_checkpoints WHERE projection = $1";
 
-// A batch in one round trip: sql/read/003_apply_batch.sql.
+// A batch in one round trip: sql/read/004_stream_order.sql.
 constexpr char kApplyBatchSql[] = R"sql(
 SELECT apply_batch($1, $2, $3, $4, $5, $6, $7,
                    $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                   $17, $18, $19, $20, $21, $22, $23, $24,
-                   $25, $26, $27, $28, $29, $30)
+                   $17, $18, $19, $20, $21, $22, $23, $24, $25,
+                   $26, $27, $28, $29, $30, $31)
 )sql";
 
 // Readers drop what they cached (common/readmodel/progress_notice.h).
@@ -82,7 +82,7 @@ std::vector<std::string> BalanceArrays(const std::vector<BalanceRow>& rows) {
 }
 
 std::vector<std::string> HistoryArrays(const std::vector<HistoryRow>& rows) {
-  std::vector<std::string> id, ver, kind, amount, after, at, cp, pos;
+  std::vector<std::string> id, ver, kind, amount, after, at, cp, pos, tx;
   for (const HistoryRow& h : rows) {
     id.push_back(h.account_id);
     ver.push_back(std::to_string(h.version));
@@ -92,10 +92,11 @@ std::vector<std::string> HistoryArrays(const std::vector<HistoryRow>& rows) {
     at.push_back(Micros(h.occurred_at));
     cp.push_back(h.counterparty_account_id);
     pos.push_back(std::to_string(h.position));
+    tx.push_back(std::to_string(h.transaction_id));
   }
   return {ToArrayLiteral(id),     ToArrayLiteral(ver),   ToArrayLiteral(kind),
           ToArrayLiteral(amount), ToArrayLiteral(after), ToArrayLiteral(at),
-          ToArrayLiteral(cp),     ToArrayLiteral(pos)};
+          ToArrayLiteral(cp),     ToArrayLiteral(pos),   ToArrayLiteral(tx)};
 }
 
 std::vector<std::string> PoisonArrays(const std::vector<PoisonEvent>& rows) {
@@ -219,8 +220,8 @@ int64_t WriteBatch(pqxx::transaction_base& tx, const std::string& projection,
       expected.at.position, expected.events_applied,
       result.checkpoint.transaction_id, result.checkpoint.position,
       result.applied, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8],
-      h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], x[0], x[1], x[2], x[3],
-      readmodel::kProgressChannel, ToArrayLiteral(notices));
+      h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], x[0], x[1], x[2],
+      x[3], readmodel::kProgressChannel, ToArrayLiteral(notices));
   return r[0].as<int64_t>();
 }
 

@@ -17,7 +17,7 @@
 // writers: the live writer (live_writer.h) and the rebuild's swap
 // (rebuild_writer.h), which catches the rebuilt tables up with the same
 // batches once they are live. A batch is written by apply_batch
-// (sql/read/003_apply_batch.sql); the statements here read the rows it
+// (sql/read/004_stream_order.sql); the statements here read the rows it
 // starts from and keep the checkpoints. Each function runs inside the
 // caller's transaction and throws libpqxx's exceptions: the callers map
 // them (common/db/run.h).

@@ -27,7 +27,7 @@ constexpr char kTruncateHistorySql[] = "TRUNCATE account_history_rebuild";
 constexpr char kCopyHistorySql[] = R"sql(
 COPY account_history_rebuild
   (account_id, version, kind, amount, balance_after, occurred_at,
-   counterparty_account_id, position)
+   counterparty_account_id, position, transaction_id)
 FROM STDIN (FORMAT binary, FREEZE)
 )sql";
 
@@ -127,7 +127,7 @@ absl::StatusOr<BatchResult> RebuildWriter::Load(
         if (bulk_ == nullptr) bulk_ = std::make_unique<Bulk>(session_.uri());
         db::BinaryCopyIn& c = bulk_->copy;
         for (const HistoryRow& h : changes.history) {
-          c.StartRow(8);
+          c.StartRow(9);
           c.AddUuid(h.account_id);
           c.AddInt64(h.version);
           c.AddInt16(static_cast<int16_t>(h.kind));
@@ -140,6 +140,7 @@ absl::StatusOr<BatchResult> RebuildWriter::Load(
             c.AddUuid(h.counterparty_account_id);
           }
           c.AddInt64(h.position);
+          c.AddInt64(h.transaction_id);
         }
         return absl::OkStatus();
       });

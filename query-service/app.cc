@@ -26,12 +26,14 @@ int RunQueryService(const Config& config) {
                          config.server.db_outage_wait);
   util::WorkerPool pool(config.workers, config.max_queue);
   BalanceCache cache(static_cast<size_t>(config.balance_cache_size));
-  auto waiter = std::make_unique<ProgressFollower>(
-      config.read_db, reader, cache, static_cast<size_t>(config.max_waiters));
   metrics::Registry registry;
+  StreamHub streams(reader, registry, {.max_streams = config.max_streams});
+  auto waiter = std::make_unique<ProgressFollower>(
+      config.read_db, reader, cache, static_cast<size_t>(config.max_waiters),
+      absl::Milliseconds(100), &streams);
   QueryServiceImpl service(reader, cache, *waiter, pool, registry,
                            {.max_wait = config.max_wait});
-  QueryGrpcService raw(service);  // What the server registers.
+  QueryGrpcService raw(service, streams);  // What the server registers.
   grpcutil::ServerOptions options = serving::ServerOptionsOf(config.server);
   options.health_service_names = {v1::QueryService::service_full_name()};
   auto server = grpcutil::Server::Start(options, {&raw});
@@ -46,7 +48,8 @@ int RunQueryService(const Config& config) {
       {.db_uri = config.read_db,
        .db_label = "read database",
        .metrics_listen = config.process.metrics_listen,
-       .shutdown_grace = config.server.shutdown_grace});
+       .shutdown_grace = config.server.shutdown_grace,
+       .before_shutdown = [&streams] { streams.Stop(); }});
   waiter.reset();
   spdlog::info("stopped");
   return code;

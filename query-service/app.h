@@ -19,6 +19,9 @@ struct Config {
   absl::Duration max_wait = absl::Seconds(5);
   // GetBalance min_version waits at once; more get RESOURCE_EXHAUSTED.
   int max_waiters = 10000;
+  // WatchAccount and StreamEntries streams open at once; more get
+  // RESOURCE_EXHAUSTED.
+  int max_streams = 5000;
 };
 
 // Checks the read database, serves bank.v1.QueryService until SIGINT or

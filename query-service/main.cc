@@ -37,6 +37,12 @@ int main(int argc, char** argv) {
       ->envname("BANK_MAX_WAITERS")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();
+  app.add_option("--max-streams", config.max_streams,
+                 "WatchAccount and StreamEntries streams open at once; more "
+                 "get RESOURCE_EXHAUSTED")
+      ->envname("BANK_MAX_STREAMS")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   app.add_option("--max-wait", max_wait,
                  "seconds a GetBalance min_version wait may last at most")
       ->envname("BANK_MAX_WAIT")

@@ -20,26 +20,33 @@ constexpr absl::Duration kReplicaPoll = absl::Milliseconds(10);
 
 class Progress : public pqxx::notification_receiver {
  public:
-  Progress(pqxx::connection_base& c, BalanceCache& cache)
+  Progress(pqxx::connection_base& c, BalanceCache& cache,
+           ProgressFollower::Listener* listener)
       : pqxx::notification_receiver(c, readmodel::kProgressChannel),
-        cache_(cache) {}
+        cache_(cache),
+        listener_(listener) {}
   void operator()(const std::string& payload, int) override {
-    cache_.Apply(readmodel::DecodeProgress(payload));
+    readmodel::ProgressNotice notice = readmodel::DecodeProgress(payload);
+    cache_.Apply(notice);
+    if (listener_ != nullptr) listener_->OnNotice(notice);
   }
 
  private:
   BalanceCache& cache_;
+  ProgressFollower::Listener* const listener_;
 };
 
 }  // namespace
 
 ProgressFollower::ProgressFollower(std::string uri, ReadModelReader& reader,
                                    BalanceCache& cache, size_t max_waiters,
-                                   absl::Duration safety_poll)
+                                   absl::Duration safety_poll,
+                                   Listener* listener)
     : uri_(std::move(uri)),
       reader_(reader),
       cache_(cache),
       safety_poll_(safety_poll),
+      listener_(listener),
       max_waiters_(max_waiters) {
   thread_ = std::thread([this] { Loop(); });
 }
@@ -191,7 +198,7 @@ void ProgressFollower::Loop() {
         if (!replica) {
           // LISTEN is in place from here: every batch committed from now
           // on is noticed, so the cache can start.
-          progress = std::make_unique<Progress>(*conn, cache_);
+          progress = std::make_unique<Progress>(*conn, cache_, listener_);
           cache_.Start();
         }
         conn->get_notifs();
@@ -210,6 +217,7 @@ void ProgressFollower::Loop() {
       backoff = std::min(backoff * 2, absl::Seconds(5));
     }
     Check(notified);
+    if (listener_ != nullptr) listener_->OnTick(replica);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/readmodel/progress_notice.h"
 #include "query-service/balance_cache.h"
 #include "query-service/read_model_reader.h"
 
@@ -34,6 +35,16 @@ namespace bank::query {
 class ProgressFollower {
  public:
   enum class Outcome { kReached, kDeadline, kShutdown };
+  // Told, on the follower's thread, of each notice as it arrives, and of
+  // each turn of its loop (at least every safety_poll; `replica`: the read
+  // database is a streaming replica, which sends no notices, and turns come
+  // every 10 ms). Must not block.
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    virtual void OnNotice(const readmodel::ProgressNotice& notice) = 0;
+    virtual void OnTick(bool replica) = 0;
+  };
   // `balance` is the account as read when the outcome is kReached, else
   // null; valid during the call only.
   using Done = std::function<void(Outcome, const v1::AccountBalance* balance)>;
@@ -41,7 +52,8 @@ class ProgressFollower {
   // At most `max_waiters` waiters at once (Add refuses more).
   ProgressFollower(std::string uri, ReadModelReader& reader,
                    BalanceCache& cache, size_t max_waiters = 10000,
-                   absl::Duration safety_poll = absl::Milliseconds(100));
+                   absl::Duration safety_poll = absl::Milliseconds(100),
+                   Listener* listener = nullptr);
   // Completes every remaining waiter with kShutdown.
   ~ProgressFollower();
 
@@ -76,6 +88,7 @@ class ProgressFollower {
   ReadModelReader& reader_;
   BalanceCache& cache_;
   const absl::Duration safety_poll_;
+  Listener* const listener_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -22,7 +22,8 @@ void QueryGrpcService::Add(
       });
 }
 
-QueryGrpcService::QueryGrpcService(QueryServiceImpl& impl) : impl_(impl) {
+QueryGrpcService::QueryGrpcService(QueryServiceImpl& impl, StreamHub& streams)
+    : impl_(impl) {
   using namespace bank::internal::v1;
   using Rpc = QueryServiceImpl::Rpc;
   Add<GetBalanceRequestWire>("/bank.v1.QueryService/GetBalance",
@@ -32,6 +33,22 @@ QueryGrpcService::QueryGrpcService(QueryServiceImpl& impl) : impl_(impl) {
                                &QueryServiceImpl::ListAccounts);
   Add<GetHistoryRequestWire>("/bank.v1.QueryService/GetHistory",
                              Rpc::kGetHistory, &QueryServiceImpl::GetHistory);
+  AddRawServerStreaming<WatchAccountRequestWire, v1::WatchAccountRequest,
+                        v1::AccountUpdate>(
+      "/bank.v1.QueryService/WatchAccount",
+      [&streams](grpc::CallbackServerContext* ctx,
+                 const v1::WatchAccountRequest& req) {
+        return streams.WatchAccount(ctx, req);
+      },
+      [&streams](const grpc::Status& s) { return streams.RefuseWatch(s); });
+  AddRawServerStreaming<StreamEntriesRequestWire, v1::StreamEntriesRequest,
+                        v1::EntryBatch>(
+      "/bank.v1.QueryService/StreamEntries",
+      [&streams](grpc::CallbackServerContext* ctx,
+                 const v1::StreamEntriesRequest& req) {
+        return streams.StreamEntries(ctx, req);
+      },
+      [&streams](const grpc::Status& s) { return streams.RefuseEntries(s); });
 }
 
 }  // namespace bank::query

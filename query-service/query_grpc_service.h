@@ -3,16 +3,17 @@
 
 #include "common/grpc/raw_service.h"
 #include "query-service/query_service.h"
+#include "query-service/stream_hub.h"
 
 namespace bank::query {
 
 // bank.v1.QueryService as registered with the gRPC server (RawService: raw
 // bytes decoded through a wire view, so invalid UTF-8 is refused with
 // INVALID_ARGUMENT naming the field), each decoded request handed to
-// QueryServiceImpl.
+// QueryServiceImpl, and each stream to the StreamHub.
 class QueryGrpcService final : public grpcutil::RawService {
  public:
-  explicit QueryGrpcService(QueryServiceImpl& impl);
+  QueryGrpcService(QueryServiceImpl& impl, StreamHub& streams);
 
  private:
   template <typename Wire, typename Req, typename Resp>

@@ -59,12 +59,59 @@ ORDER BY version
 LIMIT $3
 )sql";
 
+// The account's row and up to $3 of its entries after $2: no row when the
+// account is unknown, one row with a null version when it has no such entry.
+constexpr char kWatchSql[] = R"sql(
+SELECT b.account_id::text, b.owner, b.currency, h.version, h.kind, h.amount,
+       h.balance_after, (extract(epoch FROM h.occurred_at) * 1000000)::bigint,
+       coalesce(h.counterparty_account_id::text, ''), h.position
+FROM account_balances b
+LEFT JOIN LATERAL (
+  SELECT * FROM account_history
+  WHERE account_id = b.account_id AND version > $2
+  ORDER BY version
+  LIMIT $3) h ON true
+WHERE b.account_id = $1::uuid
+ORDER BY h.version
+)sql";
+
+// The stream order, bounded by the live checkpoint of the same snapshot
+// (one statement): every row up to it is committed, and the projector only
+// adds rows after it.
+constexpr char kStreamSql[] = R"sql(
+SELECT h.account_id::text, h.version, h.kind, h.amount, h.balance_after,
+       (extract(epoch FROM h.occurred_at) * 1000000)::bigint,
+       coalesce(h.counterparty_account_id::text, ''), h.position,
+       h.transaction_id
+FROM account_history h, projection_checkpoints c
+WHERE c.projection = $4
+  AND (h.transaction_id, h.position) > ($1, $2)
+  AND (h.transaction_id, h.position) <= (c.transaction_id, c.position)
+ORDER BY h.transaction_id, h.position
+LIMIT $3
+)sql";
+
+constexpr char kStreamOriginSql[] = R"sql(
+SELECT account_id::text FROM account_history
+ORDER BY transaction_id, position
+LIMIT 1
+)sql";
+
+constexpr char kLiveCheckpointSql[] = R"sql(
+SELECT transaction_id, position FROM projection_checkpoints
+WHERE projection = $1
+)sql";
+
 void Prepare(pqxx::connection& c) {
   c.prepare("balance", kBalanceSql);
   c.prepare("balances", kBalancesSql);
   c.prepare("balance_as_of", kBalanceAsOfSql);
   c.prepare("list_accounts", kListAccountsSql);
   c.prepare("history", kHistorySql);
+  c.prepare("watch", kWatchSql);
+  c.prepare("stream", kStreamSql);
+  c.prepare("stream_origin", kStreamOriginSql);
+  c.prepare("live_checkpoint", kLiveCheckpointSql);
 }
 
 void SetTime(google::protobuf::Timestamp* ts, int64_t micros) {
@@ -81,6 +128,20 @@ v1::AccountBalance ToBalance(const pqxx::row& row) {
   b.set_status(static_cast<v1::AccountStatus>(row[5].as<int>()));
   SetTime(b.mutable_updated_at(), row[6].as<int64_t>());
   return b;
+}
+
+// A history entry from `row`, its columns from `first` on: version, kind,
+// amount, balance_after, occurred_at (us), counterparty, position.
+v1::HistoryEntry ToEntry(const pqxx::row& row, int first) {
+  v1::HistoryEntry h;
+  h.set_version(row[first].as<int64_t>());
+  h.set_kind(static_cast<v1::EntryKind>(row[first + 1].as<int>()));
+  h.set_amount(row[first + 2].as<int64_t>());
+  h.set_balance_after(row[first + 3].as<int64_t>());
+  SetTime(h.mutable_occurred_at(), row[first + 4].as<int64_t>());
+  h.set_counterparty_account_id(row[first + 5].as<std::string>());
+  h.set_position(row[first + 6].as<int64_t>());
+  return h;
 }
 
 }  // namespace
@@ -175,19 +236,86 @@ absl::StatusOr<std::vector<v1::HistoryEntry>> ReadModelReader::GetHistory(
                 pqxx::result r = tx.exec_prepared("history", account_id,
                                                   after_version, limit);
                 std::vector<v1::HistoryEntry> out;
-                for (const auto& row : r) {
-                  v1::HistoryEntry h;
-                  h.set_version(row[0].as<int64_t>());
-                  h.set_kind(static_cast<v1::EntryKind>(row[1].as<int>()));
-                  h.set_amount(row[2].as<int64_t>());
-                  h.set_balance_after(row[3].as<int64_t>());
-                  SetTime(h.mutable_occurred_at(), row[4].as<int64_t>());
-                  h.set_counterparty_account_id(row[5].as<std::string>());
-                  h.set_position(row[6].as<int64_t>());
-                  out.push_back(std::move(h));
-                }
+                for (const auto& row : r) out.push_back(ToEntry(row, 0));
                 return out;
               });
+}
+
+absl::StatusOr<std::optional<std::vector<v1::AccountUpdate>>>
+ReadModelReader::WatchEntries(const std::string& account_id,
+                              int64_t after_version, int limit,
+                              absl::Time deadline) {
+  using Out = std::optional<std::vector<v1::AccountUpdate>>;
+  return With(deadline, "reading an account's entries",
+              [&](db::ConnectionPool::Lease& c) -> absl::StatusOr<Out> {
+                pqxx::nontransaction tx(*c);
+                pqxx::result r =
+                    tx.exec_prepared("watch", account_id, after_version, limit);
+                if (r.empty()) return Out();
+                std::vector<v1::AccountUpdate> out;
+                for (const auto& row : r) {
+                  if (row[3].is_null()) break;
+                  v1::AccountUpdate u;
+                  *u.mutable_entry() = ToEntry(row, 3);
+                  const v1::HistoryEntry& e = u.entry();
+                  v1::AccountBalance* b = u.mutable_balance();
+                  b->set_account_id(row[0].as<std::string>());
+                  b->set_owner(row[1].as<std::string>());
+                  b->set_currency(row[2].as<std::string>());
+                  b->set_balance(e.balance_after());
+                  b->set_version(e.version());
+                  b->set_status(e.kind() == v1::ENTRY_KIND_CLOSED
+                                    ? v1::ACCOUNT_STATUS_CLOSED
+                                    : v1::ACCOUNT_STATUS_OPEN);
+                  *b->mutable_updated_at() = e.occurred_at();
+                  out.push_back(std::move(u));
+                }
+                return Out(std::move(out));
+              });
+}
+
+absl::StatusOr<ReadModelReader::StreamPage> ReadModelReader::ReadStream(
+    EntryPosition after, int limit, absl::Time deadline) {
+  return With(
+      deadline, "reading the entry stream",
+      [&](db::ConnectionPool::Lease& c) -> absl::StatusOr<StreamPage> {
+        pqxx::nontransaction tx(*c);
+        pqxx::result r =
+            tx.exec_prepared("stream", after.transaction_id, after.position,
+                             limit, readmodel::kLiveProjection);
+        StreamPage out;
+        out.entries.reserve(r.size());
+        out.at.reserve(r.size());
+        for (const auto& row : r) {
+          v1::AccountEntry& e = out.entries.emplace_back();
+          e.set_account_id(row[0].as<std::string>());
+          *e.mutable_entry() = ToEntry(row, 1);
+          out.at.push_back({row[8].as<int64_t>(), e.entry().position()});
+        }
+        return out;
+      });
+}
+
+absl::StatusOr<std::string> ReadModelReader::StreamOrigin(absl::Time deadline) {
+  return With(deadline, "reading the stream's origin",
+              [&](db::ConnectionPool::Lease& c) -> absl::StatusOr<std::string> {
+                pqxx::nontransaction tx(*c);
+                pqxx::result r = tx.exec_prepared("stream_origin");
+                return r.empty() ? std::string() : r[0][0].as<std::string>();
+              });
+}
+
+absl::StatusOr<EntryPosition> ReadModelReader::LiveCheckpoint(
+    absl::Time deadline) {
+  return With(
+      deadline, "reading the checkpoint",
+      [&](db::ConnectionPool::Lease& c) -> absl::StatusOr<EntryPosition> {
+        pqxx::nontransaction tx(*c);
+        pqxx::result r =
+            tx.exec_prepared("live_checkpoint", readmodel::kLiveProjection);
+        if (r.empty()) return EntryPosition{};
+        return EntryPosition{r[0][0].as<int64_t>(), r[0][1].as<int64_t>()};
+      });
 }
 
 }  // namespace bank::query

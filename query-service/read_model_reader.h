@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "bank/v1/bank.pb.h"
 #include "common/db/connection_pool.h"
+#include "query-service/resume_token.h"
 
 namespace bank::query {
 
@@ -47,6 +48,30 @@ class ReadModelReader {
   absl::StatusOr<std::vector<v1::HistoryEntry>> GetHistory(
       const std::string& account_id, int64_t after_version, int limit,
       absl::Time deadline);
+
+  // The streams' reads (docs/architecture.md, "Streams").
+  //
+  // Up to `limit` entries of an account after `after_version`, each with the
+  // account as it stood right after it; nullopt when the account is not in
+  // the read model.
+  absl::StatusOr<std::optional<std::vector<v1::AccountUpdate>>> WatchEntries(
+      const std::string& account_id, int64_t after_version, int limit,
+      absl::Time deadline);
+  // Up to `limit` entries after `after` in the order the projector applied
+  // them, (transaction_id, position), and no further than the live
+  // checkpoint read in the same snapshot; `at` gets the place of each.
+  struct StreamPage {
+    std::vector<v1::AccountEntry> entries;
+    std::vector<EntryPosition> at;
+  };
+  absl::StatusOr<StreamPage> ReadStream(EntryPosition after, int limit,
+                                        absl::Time deadline);
+  // What names this bank in resume tokens: the account of the first entry
+  // in the stream order, "" while there is none. The same across rebuilds,
+  // replicas and restarts.
+  absl::StatusOr<std::string> StreamOrigin(absl::Time deadline);
+  // Where the live projection's checkpoint stands.
+  absl::StatusOr<EntryPosition> LiveCheckpoint(absl::Time deadline);
 
  private:
   template <typename Fn>

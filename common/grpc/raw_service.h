@@ -27,6 +27,13 @@ class RawService : public grpc::Service {
                                      grpc::ServerUnaryReactor*)>;
   using Refusal =
       std::function<void(const grpc::Status&, grpc::ServerUnaryReactor*)>;
+  template <typename Req, typename Resp>
+  using StreamHandler = std::function<grpc::ServerWriteReactor<Resp>*(
+      grpc::CallbackServerContext*, const Req&)>;
+  // A stream refused before it started: finished with the status at once.
+  template <typename Resp>
+  using StreamRefusal =
+      std::function<grpc::ServerWriteReactor<Resp>*(const grpc::Status&)>;
 
  protected:
   // Adds the method `name` ("/pkg.Service/Method"): its request is decoded
@@ -53,6 +60,28 @@ class RawService : public grpc::Service {
                 handle(ctx, call->request, resp, call);
               }
               return call;
+            }));
+  }
+
+  // Adds the server-streaming method `name` the same way: its decoded
+  // request goes to `start`, which returns the stream's reactor; one that
+  // does not decode goes to `refuse`.
+  template <typename Wire, typename Req, typename Resp>
+  void AddRawServerStreaming(const char* name, StreamHandler<Req, Resp> start,
+                             StreamRefusal<Resp> refuse) {
+    AddMethod(new grpc::internal::RpcServiceMethod(
+        name, grpc::internal::RpcMethod::SERVER_STREAMING, nullptr));
+    MarkMethodCallback(
+        methods_added_++,
+        new grpc::internal::CallbackServerStreamingHandler<grpc::ByteBuffer,
+                                                           Resp>(
+            [start = std::move(start), refuse = std::move(refuse)](
+                grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw)
+                -> grpc::ServerWriteReactor<Resp>* {
+              Wire wire;
+              Req req;
+              grpc::Status s = DecodeRequest(*raw, wire, req);
+              return s.ok() ? start(ctx, req) : refuse(s);
             }));
   }
 

@@ -53,6 +53,7 @@ int ServeUntilSignal(grpcutil::Server& server, metrics::Registry& registry,
   int sig = util::WaitForTerminationSignal();
   spdlog::info("signal {}: shutting down", sig);
   probe.reset();  // Health stays NOT_SERVING from here on.
+  if (options.before_shutdown) options.before_shutdown();
   server.Shutdown(options.shutdown_grace);
   server.Wait();
   return 0;

@@ -16,6 +16,8 @@ struct ServeOptions {
   std::string db_label;        // For logs, e.g. "events database".
   std::string metrics_listen;  // Empty: no /metrics and /healthz.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Run on a signal before the server drains (e.g. to end open streams).
+  std::function<void()> before_shutdown;
 };
 
 // The common life of a gRPC service process once its server has started:

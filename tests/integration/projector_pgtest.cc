@@ -172,7 +172,7 @@ TEST(LiveWriterTest, KeptRowsNeverOutliveAnotherWriter) {
             171);
 }
 
-// A live batch is one call (sql/read/003_apply_batch.sql): the rows, the
+// A live batch is one call (sql/read/004_stream_order.sql): the rows, the
 // checkpoint with its events_applied, and the progress notices the query
 // service's cache follows, all or nothing.
 TEST(LiveWriterTest, OneCallWritesTheBatchAndAnnouncesIt) {

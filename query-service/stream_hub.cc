@@ -1,0 +1,510 @@
+#include "query-service/stream_hub.h"
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc/status.h"
+#include "common/log/log.h"
+#include "common/util/uuid.h"
+#include "query-service/resume_token.h"
+
+namespace bank::query {
+namespace {
+
+// How long one read of a stream may take, the read database's outage wait
+// included (the reader answers UNAVAILABLE sooner when it is down longer).
+constexpr absl::Duration kReadDeadline = absl::Seconds(30);
+
+metrics::RpcMetrics StreamMetrics(metrics::Registry& registry,
+                                  const char* rpc) {
+  return metrics::RpcMetrics(
+      registry, "bank_streams_total", "Streams ended, by RPC and status code.",
+      "bank_stream_duration_seconds", "How long streams stayed open, by RPC.",
+      "rpc", rpc);
+}
+
+}  // namespace
+
+struct StreamHub::Shared {
+  Shared(ReadModelReader& r, metrics::Registry& m, const Options& o)
+      : reader(r),
+        options(o),
+        pool(o.threads, o.max_streams + 16),
+        watch_metrics(StreamMetrics(m, "WatchAccount")),
+        entries_metrics(StreamMetrics(m, "StreamEntries")),
+        watch_sent(m.GetCounter("bank_stream_entries_total",
+                                "Entries sent on streams, by RPC.",
+                                {{"rpc", "WatchAccount"}})),
+        entries_sent(m.GetCounter("bank_stream_entries_total",
+                                  "Entries sent on streams, by RPC.",
+                                  {{"rpc", "StreamEntries"}})),
+        pauses(m.GetCounter(
+            "bank_stream_pauses_total",
+            "Writes that waited longer than the pause threshold for a "
+            "client to read.")) {}
+
+  // Registers a stream; false when the hub is stopped or full.
+  bool Add(OpenStream* s, const std::string& account,
+           const std::atomic<int64_t>* version) ABSL_LOCKS_EXCLUDED(mu) {
+    absl::MutexLock lock(&mu);
+    if (stopped || all.size() >= static_cast<size_t>(options.max_streams)) {
+      return false;
+    }
+    all.insert(s);
+    if (version != nullptr) {
+      watches[account].emplace(s, version);
+    } else {
+      entries.insert(s);
+    }
+    return true;
+  }
+  void Remove(OpenStream* s, const std::string& account) {
+    absl::MutexLock lock(&mu);
+    all.erase(s);
+    entries.erase(s);
+    auto it = watches.find(account);
+    if (it != watches.end()) {
+      it->second.erase(s);
+      if (it->second.empty()) watches.erase(it);
+    }
+  }
+
+  // The deployment's name in resume tokens, read once it exists.
+  absl::StatusOr<std::string> Origin() {
+    {
+      absl::MutexLock lock(&mu);
+      if (!origin.empty()) return origin;
+    }
+    absl::StatusOr<std::string> o =
+        reader.StreamOrigin(absl::Now() + kReadDeadline);
+    if (o.ok() && !o->empty()) {
+      absl::MutexLock lock(&mu);
+      origin = *o;
+    }
+    return o;
+  }
+
+  ReadModelReader& reader;
+  const Options options;
+  util::WorkerPool pool;  // Each stream queues at most one read.
+  metrics::RpcMetrics watch_metrics;
+  metrics::RpcMetrics entries_metrics;
+  metrics::Counter& watch_sent;
+  metrics::Counter& entries_sent;
+  metrics::Counter& pauses;
+
+  mutable absl::Mutex mu;
+  bool stopped ABSL_GUARDED_BY(mu) = false;
+  absl::flat_hash_set<OpenStream*> all ABSL_GUARDED_BY(mu);
+  absl::flat_hash_set<OpenStream*> entries ABSL_GUARDED_BY(mu);
+  // Per account, its WatchAccount streams and the version each has read.
+  absl::flat_hash_map<
+      std::string,
+      absl::flat_hash_map<OpenStream*, const std::atomic<int64_t>*>>
+      watches ABSL_GUARDED_BY(mu);
+  std::string origin ABSL_GUARDED_BY(mu);
+  EntryPosition polled ABSL_GUARDED_BY(mu);  // The checkpoint last polled.
+  bool poll_running ABSL_GUARDED_BY(mu) = false;
+};
+
+namespace {
+
+// One stream: reads a batch of Resp on the hub's pool, writes them one at a
+// time, reads again. At most one read or one write is in flight, and the
+// call is finished (exactly once) only when neither is. Never calls into
+// gRPC under its own lock, and never touches the stream after starting a
+// write or finishing (either may lead to OnDone on another thread).
+template <typename Resp>
+class Stream : public grpc::ServerWriteReactor<Resp>, public OpenStream {
+ public:
+  Stream(StreamHub::Shared& hub, metrics::RpcMetrics& rpc,
+         metrics::Counter& sent, std::string account)
+      : hub_(hub), rpc_(rpc), sent_(sent), account_(std::move(account)) {}
+
+  void Wake() override {
+    absl::MutexLock lock(&mu_);
+    dirty_ = true;
+    ScheduleIfIdle();
+  }
+  void End(const grpc::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    if (!end_) end_ = status;
+    ScheduleIfIdle();  // The pool finishes it.
+  }
+  absl::Time WriteStartedAt() const override {
+    absl::MutexLock lock(&mu_);
+    return writing_ ? write_started_ : absl::InfiniteFuture();
+  }
+
+ protected:
+  // Reads what comes next into `out` (nothing: nothing new); `more` when
+  // there may be more right away. On the pool, not under the lock.
+  virtual absl::Status ReadMore(std::deque<Resp>& out, bool& more) = 0;
+  virtual int EntriesIn(const Resp& r) const = 0;
+
+  // Registers with the hub and starts reading; a stream the hub refuses is
+  // finished with RESOURCE_EXHAUSTED. The subclass's last act.
+  void Begin(const std::atomic<int64_t>* version) {
+    if (!hub_.Add(this, account_, version)) {
+      registered_ = false;
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "too many open streams on this query service; "
+                          "retry later or on another replica"));
+      return;
+    }
+    Wake();
+  }
+
+  StreamHub::Shared& hub_;
+
+ private:
+  enum class Next { kNothing, kWrite, kFinish };
+
+  void ScheduleIfIdle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reading_ || writing_ || finished_ || (!dirty_ && !end_)) return;
+    reading_ = true;
+    dirty_ = false;
+    // The queue holds one task per open stream: never refused.
+    hub_.pool.TrySubmit([this] { Step(); });
+  }
+  // What to do once no read or write is in flight.
+  Next Advance(grpc::Status* finish) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (end_) {
+      finished_ = true;
+      *finish = *end_;
+      return Next::kFinish;
+    }
+    if (!pending_.empty()) {
+      current_ = std::move(pending_.front());
+      pending_.pop_front();
+      writing_ = true;
+      write_started_ = absl::Now();
+      return Next::kWrite;
+    }
+    ScheduleIfIdle();
+    return Next::kNothing;
+  }
+  void Perform(Next next, const grpc::Status& finish) {
+    if (next == Next::kWrite) this->StartWrite(&current_);
+    if (next == Next::kFinish) Finish(finish);
+  }
+  // On the pool: reads unless the stream is ending, then goes on.
+  void Step() {
+    bool ending;
+    {
+      absl::MutexLock lock(&mu_);
+      ending = end_.has_value();
+    }
+    std::deque<Resp> got;
+    bool more = false;
+    absl::Status read = ending ? absl::OkStatus() : ReadMore(got, more);
+    Next next;
+    grpc::Status finish;
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      if (!read.ok() && !end_) end_ = grpcutil::ToGrpcStatus(read);
+      dirty_ = dirty_ || more;
+      pending_ = std::move(got);
+      next = Advance(&finish);
+    }
+    Perform(next, finish);
+  }
+  void Finish(const grpc::Status& status) {
+    status_ = status;
+    grpc::ServerWriteReactor<Resp>::Finish(status);
+  }
+
+  void OnWriteDone(bool ok) override {
+    Next next;
+    grpc::Status finish;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (absl::Now() - write_started_ >= hub_.options.pause_after) {
+        hub_.pauses.Inc();
+      }
+      if (ok) {
+        sent_.Inc(EntriesIn(current_));
+      } else if (!end_) {  // The client went away (OnCancel says so too).
+        end_ = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+      }
+      next = Advance(&finish);
+    }
+    Perform(next, finish);
+  }
+  void OnCancel() override {
+    End(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+  }
+  void OnDone() override {
+    if (registered_) hub_.Remove(this, account_);
+    rpc_.Record(static_cast<absl::StatusCode>(status_.error_code()),
+                absl::Now() - started_);
+    delete this;
+  }
+
+  metrics::RpcMetrics& rpc_;
+  metrics::Counter& sent_;
+  const std::string account_;  // WatchAccount's; "" for StreamEntries.
+  const absl::Time started_ = absl::Now();
+  bool registered_ = true;
+  grpc::Status status_;  // What the call was finished with.
+
+  mutable absl::Mutex mu_;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;  // Or finishing, on the pool.
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;  // Woken since the last read.
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
+  std::deque<Resp> pending_ ABSL_GUARDED_BY(mu_);  // Read, not yet written.
+  Resp current_;                                   // The write in flight.
+  absl::Time write_started_ ABSL_GUARDED_BY(mu_);
+};
+
+class WatchStream final : public Stream<v1::AccountUpdate> {
+ public:
+  WatchStream(StreamHub::Shared& hub, std::string account,
+              int64_t after_version)
+      : Stream(hub, hub.watch_metrics, hub.watch_sent, account),
+        account_(std::move(account)),
+        version_(after_version) {
+    Begin(&version_);
+  }
+
+ private:
+  absl::Status ReadMore(std::deque<v1::AccountUpdate>& out,
+                        bool& more) override {
+    const int limit = hub_.options.default_batch;
+    auto read = hub_.reader.WatchEntries(account_, version_.load(), limit,
+                                         absl::Now() + kReadDeadline);
+    if (!read.ok()) return read.status();
+    if (!read->has_value()) {
+      return absl::NotFoundError(
+          absl::StrCat("account ", account_, " not found"));
+    }
+    std::vector<v1::AccountUpdate>& rows = **read;
+    if (!rows.empty()) version_ = rows.back().entry().version();
+    more = static_cast<int>(rows.size()) == limit;
+    for (auto& r : rows) out.push_back(std::move(r));
+    return absl::OkStatus();
+  }
+  int EntriesIn(const v1::AccountUpdate&) const override { return 1; }
+
+  const std::string account_;
+  std::atomic<int64_t> version_;  // The last version read.
+};
+
+class EntriesStream final : public Stream<v1::EntryBatch> {
+ public:
+  EntriesStream(StreamHub::Shared& hub, std::string token, int batch)
+      : Stream(hub, hub.entries_metrics, hub.entries_sent, ""),
+        token_(std::move(token)),
+        batch_(batch) {
+    Begin(nullptr);
+  }
+
+ private:
+  absl::Status ReadMore(std::deque<v1::EntryBatch>& out, bool& more) override {
+    if (!token_.empty() || origin_.empty()) {
+      // The token is checked once the deployment's name is known.
+      absl::StatusOr<std::string> origin = hub_.Origin();
+      if (!origin.ok()) return origin.status();
+      origin_ = *origin;
+      if (!token_.empty()) {
+        absl::StatusOr<EntryPosition> at = DecodeResumeToken(origin_, token_);
+        if (!at.ok()) return at.status();
+        after_ = *at;
+        token_.clear();
+      }
+    }
+    auto page =
+        hub_.reader.ReadStream(after_, batch_, absl::Now() + kReadDeadline);
+    if (!page.ok()) return page.status();
+    if (page->entries.empty()) return absl::OkStatus();
+    if (origin_.empty()) {
+      absl::StatusOr<std::string> origin = hub_.Origin();
+      if (!origin.ok()) return origin.status();
+      origin_ = *origin;
+    }
+    after_ = page->at.back();
+    v1::EntryBatch& b = out.emplace_back();
+    b.mutable_entries()->Reserve(static_cast<int>(page->entries.size()));
+    for (auto& e : page->entries) *b.add_entries() = std::move(e);
+    b.set_resume_token(EncodeResumeToken(origin_, after_));
+    more = b.entries_size() == batch_;
+    return absl::OkStatus();
+  }
+  int EntriesIn(const v1::EntryBatch& b) const override {
+    return b.entries_size();
+  }
+
+  std::string token_;  // The request's, until decoded.
+  std::string origin_;
+  EntryPosition after_;  // The last entry read.
+  const int batch_;
+};
+
+// A stream refused before it started.
+template <typename Resp>
+class Refused final : public grpc::ServerWriteReactor<Resp> {
+ public:
+  Refused(metrics::RpcMetrics& rpc, const absl::Status& status) {
+    rpc.Record(status.code(), absl::ZeroDuration());
+    this->Finish(grpcutil::ToGrpcStatus(status));
+  }
+
+ private:
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+StreamHub::StreamHub(ReadModelReader& reader, metrics::Registry& metrics,
+                     Options options)
+    : shared_(std::make_unique<Shared>(reader, metrics, options)) {
+  Shared* s = shared_.get();
+  for (const char* rpc : {"WatchAccount", "StreamEntries"}) {
+    const bool watch = rpc[0] == 'W';
+    metrics.AddCallbackGauge(
+        "bank_streams_open", "Streams open, by RPC.",
+        [s, watch] {
+          absl::MutexLock lock(&s->mu);
+          return static_cast<double>(watch ? s->all.size() - s->entries.size()
+                                           : s->entries.size());
+        },
+        {{"rpc", rpc}});
+  }
+  metrics.AddCallbackGauge(
+      "bank_streams_paused",
+      "Streams whose client has not taken the write in flight for the pause "
+      "threshold (they catch up once it reads).",
+      [s] {
+        absl::Time before = absl::Now() - s->options.pause_after;
+        absl::MutexLock lock(&s->mu);
+        int n = 0;
+        for (OpenStream* o : s->all) n += o->WriteStartedAt() <= before;
+        return static_cast<double>(n);
+      });
+}
+
+StreamHub::~StreamHub() = default;
+
+grpc::ServerWriteReactor<v1::AccountUpdate>* StreamHub::WatchAccount(
+    grpc::CallbackServerContext*, const v1::WatchAccountRequest& req) {
+  if (!util::IsUuid(req.account_id())) {
+    return new Refused<v1::AccountUpdate>(
+        shared_->watch_metrics,
+        absl::InvalidArgumentError("account_id must be a UUID like "
+                                   "123e4567-e89b-12d3-a456-426614174000"));
+  }
+  if (req.after_version() < 0) {
+    return new Refused<v1::AccountUpdate>(
+        shared_->watch_metrics,
+        absl::InvalidArgumentError("after_version must be >= 0"));
+  }
+  return new WatchStream(*shared_, util::CanonicalUuid(req.account_id()),
+                         req.after_version());
+}
+
+grpc::ServerWriteReactor<v1::EntryBatch>* StreamHub::StreamEntries(
+    grpc::CallbackServerContext*, const v1::StreamEntriesRequest& req) {
+  if (req.max_batch() < 0) {
+    return new Refused<v1::EntryBatch>(
+        shared_->entries_metrics,
+        absl::InvalidArgumentError("max_batch must be >= 0"));
+  }
+  const int batch = req.max_batch() == 0
+                        ? shared_->options.default_batch
+                        : std::min(req.max_batch(), shared_->options.max_batch);
+  return new EntriesStream(*shared_, req.resume_token(), batch);
+}
+
+grpc::ServerWriteReactor<v1::AccountUpdate>* StreamHub::RefuseWatch(
+    const grpc::Status& status) {
+  return new Refused<v1::AccountUpdate>(shared_->watch_metrics,
+                                        grpcutil::FromGrpcStatus(status));
+}
+
+grpc::ServerWriteReactor<v1::EntryBatch>* StreamHub::RefuseEntries(
+    const grpc::Status& status) {
+  return new Refused<v1::EntryBatch>(shared_->entries_metrics,
+                                     grpcutil::FromGrpcStatus(status));
+}
+
+void StreamHub::Stop() {
+  absl::MutexLock lock(&shared_->mu);
+  shared_->stopped = true;
+  for (OpenStream* s : shared_->all) {
+    s->End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the query service is shutting down; resume from "
+                        "the last version or token received"));
+  }
+}
+
+void StreamHub::OnNotice(const readmodel::ProgressNotice& notice) {
+  absl::MutexLock lock(&shared_->mu);
+  if (notice.reset) {
+    for (OpenStream* s : shared_->all) s->Wake();
+    return;
+  }
+  for (OpenStream* s : shared_->entries) s->Wake();
+  for (const readmodel::MovedAccount& a : notice.accounts) {
+    auto it = shared_->watches.find(a.account_id);
+    if (it == shared_->watches.end()) continue;
+    for (auto& [s, version] : it->second) s->Wake();
+  }
+}
+
+void StreamHub::OnTick(bool replica) {
+  const absl::Time now = absl::Now();
+  if (now - last_poll_ <
+      (replica ? shared_->options.replica_poll : shared_->options.poll)) {
+    return;
+  }
+  last_poll_ = now;
+  {
+    absl::MutexLock lock(&shared_->mu);
+    if (shared_->poll_running || shared_->all.empty()) return;
+    shared_->poll_running = true;
+  }
+  shared_->pool.TrySubmit([this] { Poll(); });
+}
+
+// Wakes the streams that are behind the read model: the StreamEntries
+// streams when the checkpoint moved, each WatchAccount stream whose account
+// is past the version it read.
+void StreamHub::Poll() {
+  Shared& s = *shared_;
+  std::vector<std::string> accounts;
+  {
+    absl::MutexLock lock(&s.mu);
+    accounts.reserve(s.watches.size());
+    for (const auto& [account, streams] : s.watches)
+      accounts.push_back(account);
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(2);
+  absl::StatusOr<EntryPosition> at = s.reader.LiveCheckpoint(deadline);
+  absl::StatusOr<ReadModelReader::Balances> rows =
+      accounts.empty() ? ReadModelReader::Balances{}
+                       : s.reader.GetBalances(accounts, deadline);
+  absl::MutexLock lock(&s.mu);
+  s.poll_running = false;
+  if (at.ok() && !(*at == s.polled)) {
+    s.polled = *at;
+    for (OpenStream* o : s.entries) o->Wake();
+  }
+  if (!rows.ok()) return;
+  for (const v1::AccountBalance& b : rows->rows) {
+    auto it = s.watches.find(b.account_id());
+    if (it == s.watches.end()) continue;
+    for (auto& [o, version] : it->second) {
+      if (version->load() < b.version()) o->Wake();
+    }
+  }
+}
+
+}  // namespace bank::query

@@ -1,0 +1,100 @@
+#ifndef BANK_QUERY_SERVICE_STREAM_HUB_H_
+#define BANK_QUERY_SERVICE_STREAM_HUB_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "bank/v1/bank.pb.h"
+#include "common/metrics/metrics.h"
+#include "common/readmodel/progress_notice.h"
+#include "common/util/worker_pool.h"
+#include "query-service/progress_follower.h"
+#include "query-service/read_model_reader.h"
+
+namespace bank::query {
+
+// One open stream as the hub sees it (stream_hub.cc).
+class OpenStream {
+ public:
+  // The read model may have moved: read on if idle.
+  virtual void Wake() = 0;
+  // Ends the stream with `status` as soon as nothing of it is in flight.
+  virtual void End(const grpc::Status& status) = 0;
+  // When the write in flight started, or InfiniteFuture when none is.
+  virtual absl::Time WriteStartedAt() const = 0;
+
+ protected:
+  ~OpenStream() = default;
+};
+
+// The server side of QueryService.WatchAccount and StreamEntries
+// (docs/architecture.md, "Streams"), on gRPC's callback API: no thread per
+// stream. Each stream reads a batch from the read database on the hub's
+// small worker pool, writes it, one write in flight, and reads on when the
+// write is done; with nothing new it sleeps until woken. The projector's
+// progress notices (through the ProgressFollower) wake the streams of the
+// accounts a batch moved and every StreamEntries stream; a poll, every
+// `poll` (every `replica_poll` on a streaming replica, which gets no
+// notices), wakes those that are behind. A client that stops reading holds
+// its one batch and one write: its stream pauses, and catches up from the
+// database once the client reads again. Thread-safe.
+class StreamHub final : public ProgressFollower::Listener {
+ public:
+  struct Options {
+    int default_batch = 100;
+    int max_batch = 1000;
+    int max_streams = 5000;  // More are refused with RESOURCE_EXHAUSTED.
+    int threads = 2;
+    absl::Duration poll = absl::Milliseconds(250);
+    absl::Duration replica_poll = absl::Milliseconds(20);
+    // A stream whose write has waited this long counts as paused.
+    absl::Duration pause_after = absl::Seconds(1);
+  };
+
+  // Records bank_streams_open{rpc}, bank_stream_entries_total{rpc},
+  // bank_streams_paused, bank_stream_pauses_total and bank_streams_total
+  // {rpc,code} in `metrics`.
+  StreamHub(ReadModelReader& reader, metrics::Registry& metrics,
+            Options options);
+  // REQUIRES: no stream is open (the server has shut down).
+  ~StreamHub();
+
+  grpc::ServerWriteReactor<v1::AccountUpdate>* WatchAccount(
+      grpc::CallbackServerContext* ctx, const v1::WatchAccountRequest& req);
+  grpc::ServerWriteReactor<v1::EntryBatch>* StreamEntries(
+      grpc::CallbackServerContext* ctx, const v1::StreamEntriesRequest& req);
+
+  // Streams whose request could not be decoded: finished with `status`.
+  grpc::ServerWriteReactor<v1::AccountUpdate>* RefuseWatch(
+      const grpc::Status& status);
+  grpc::ServerWriteReactor<v1::EntryBatch>* RefuseEntries(
+      const grpc::Status& status);
+
+  // Ends every open stream with UNAVAILABLE (its client resumes elsewhere)
+  // and refuses new ones.
+  void Stop();
+
+  // ProgressFollower::Listener.
+  void OnNotice(const readmodel::ProgressNotice& notice) override;
+  void OnTick(bool replica) override;
+
+  // For the streams (stream_hub.cc).
+  struct Shared;
+
+ private:
+  void Poll();
+  std::unique_ptr<Shared> shared_;
+  absl::Time last_poll_ = absl::InfinitePast();  // The follower's thread.
+};
+
+}  // namespace bank::query
+
+#endif  // BANK_QUERY_SERVICE_STREAM_HUB_H_

@@ -1,0 +1,368 @@
+// QueryService.WatchAccount and StreamEntries against the real executables
+// and a real PostgreSQL: catch-up then live, resuming, bad requests, kill -9
+// of the query service under load, a rebuild, a late commit, a client that
+// stops reading, the read database away, and many streams at once. The
+// oracle: what a consumer received equals the read model's history, entry
+// for entry, and the read model equals the events (faults::Settle).
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <fstream>
+#include <pqxx/pqxx>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/stream_follower.h"
+#include "tests/faults/settle.h"
+#include "tests/faults/workload.h"
+#include "tests/support/pg_environment.h"
+#include "tests/support/system.h"
+
+namespace bank {
+namespace {
+
+using testing::Ctx;
+using testing::EntryFollower;
+using testing::PgCluster;
+using testing::Process;
+using testing::Received;
+using testing::System;
+using testing::WaitFor;
+
+PgCluster* pg = nullptr;
+
+int64_t HistoryRows(const System& sys) {
+  return faults::QueryValue(sys.read_uri,
+                            "SELECT count(*) FROM account_history");
+}
+
+int64_t EventRows(const System& sys) {
+  return faults::QueryValue(sys.events_uri, "SELECT count(*) FROM events");
+}
+
+bool CaughtUp(const System& sys, absl::Duration timeout) {
+  return WaitFor([&] { return HistoryRows(sys) == EventRows(sys); }, timeout);
+}
+
+void Deposit(System& sys, const std::string& account, int64_t amount) {
+  v1::DepositRequest d;
+  d.set_account_id(account);
+  d.set_amount(amount);
+  v1::CommandResult r;
+  auto ctx = Ctx();
+  grpc::Status s = sys.commands().Deposit(ctx.get(), d, &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
+// The first error of a stream that must end at once.
+grpc::Status WatchError(System& sys, const std::string& account,
+                        int64_t after) {
+  v1::WatchAccountRequest req;
+  req.set_account_id(account);
+  req.set_after_version(after);
+  auto ctx = Ctx(10);
+  auto reader = sys.queries().WatchAccount(ctx.get(), req);
+  v1::AccountUpdate u;
+  while (reader->Read(&u)) {
+  }
+  return reader->Finish();
+}
+
+grpc::Status EntriesError(System& sys, const std::string& token,
+                          int max_batch = 0) {
+  v1::StreamEntriesRequest req;
+  req.set_resume_token(token);
+  req.set_max_batch(max_batch);
+  auto ctx = Ctx(10);
+  auto reader = sys.queries().StreamEntries(ctx.get(), req);
+  v1::EntryBatch b;
+  while (reader->Read(&b)) {
+  }
+  return reader->Finish();
+}
+
+double Metric(const System& sys, const std::string& series) {
+  return testing::MetricValue(
+      testing::HttpGet(sys.query_metrics, "/metrics").body, series);
+}
+
+TEST(StreamsTest, WatchAccountCatchesUpThenFollowsLive) {
+  System sys(*pg, "watch");
+  sys.StartAll();
+  std::string a = testing::OpenAccount(sys.commands(), 100);
+  Deposit(sys, a, 5);
+  Deposit(sys, a, 7);
+  v1::WatchAccountRequest req;
+  req.set_account_id(a);
+  req.set_after_version(1);
+  auto ctx = Ctx(30);
+  auto reader = sys.queries().WatchAccount(ctx.get(), req);
+  v1::AccountUpdate u;
+  ASSERT_TRUE(reader->Read(&u));
+  EXPECT_EQ(u.entry().version(), 2);
+  EXPECT_EQ(u.entry().kind(), v1::ENTRY_KIND_DEPOSITED);
+  EXPECT_EQ(u.entry().amount(), 5);
+  EXPECT_EQ(u.balance().balance(), 105);
+  EXPECT_EQ(u.balance().version(), 2);
+  EXPECT_EQ(u.balance().account_id(), a);
+  EXPECT_EQ(u.balance().currency(), "EUR");
+  EXPECT_EQ(u.balance().status(), v1::ACCOUNT_STATUS_OPEN);
+  ASSERT_TRUE(reader->Read(&u));
+  EXPECT_EQ(u.entry().version(), 3);
+  EXPECT_EQ(u.balance().balance(), 112);
+  // Live: a deposit made now arrives on the open stream.
+  Deposit(sys, a, 1);
+  ASSERT_TRUE(reader->Read(&u));
+  EXPECT_EQ(u.entry().version(), 4);
+  EXPECT_EQ(u.balance().balance(), 113);
+  v1::CloseAccountRequest close;
+  close.set_account_id(a);
+  {
+    v1::WithdrawRequest w;
+    w.set_account_id(a);
+    w.set_amount(113);
+    v1::CommandResult r;
+    auto c = Ctx();
+    ASSERT_TRUE(sys.commands().Withdraw(c.get(), w, &r).ok());
+    auto c2 = Ctx();
+    ASSERT_TRUE(sys.commands().CloseAccount(c2.get(), close, &r).ok());
+  }
+  ASSERT_TRUE(reader->Read(&u));
+  EXPECT_EQ(u.entry().kind(), v1::ENTRY_KIND_WITHDRAWN);
+  ASSERT_TRUE(reader->Read(&u));
+  EXPECT_EQ(u.entry().kind(), v1::ENTRY_KIND_CLOSED);
+  EXPECT_EQ(u.balance().status(), v1::ACCOUNT_STATUS_CLOSED);
+  EXPECT_EQ(u.balance().version(), 6);
+  ctx->TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::CANCELLED);
+}
+
+TEST(StreamsTest, StreamEntriesCatchesUpFollowsLiveAndResumesFromItsToken) {
+  System sys(*pg, "entries");
+  sys.StartAll();
+  std::string a = testing::OpenAccount(sys.commands(), 100);
+  std::string b = testing::OpenAccount(sys.commands(), 0);
+  {
+    v1::TransferRequest t;
+    t.set_from_account_id(a);
+    t.set_to_account_id(b);
+    t.set_amount(30);
+    v1::TransferResult r;
+    auto c = Ctx();
+    ASSERT_TRUE(sys.commands().Transfer(c.get(), t, &r).ok());
+  }
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  v1::StreamEntriesRequest req;
+  req.set_max_batch(1);  // One entry per batch: the transfer's two in a row.
+  auto ctx = Ctx(30);
+  auto reader = sys.queries().StreamEntries(ctx.get(), req);
+  std::vector<v1::AccountEntry> got;
+  std::vector<std::string> tokens;
+  v1::EntryBatch batch;
+  while (got.size() < 4 && reader->Read(&batch)) {
+    EXPECT_EQ(batch.entries_size(), 1);
+    for (const auto& e : batch.entries()) got.push_back(e);
+    tokens.push_back(batch.resume_token());
+  }
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[0].account_id(), a);
+  EXPECT_EQ(got[1].account_id(), b);
+  EXPECT_EQ(got[2].entry().kind(), v1::ENTRY_KIND_TRANSFER_OUT);
+  EXPECT_EQ(got[3].entry().kind(), v1::ENTRY_KIND_TRANSFER_IN);
+  EXPECT_EQ(got[3].entry().counterparty_account_id(), a);
+  // Live.
+  Deposit(sys, b, 9);
+  ASSERT_TRUE(reader->Read(&batch));
+  ASSERT_EQ(batch.entries_size(), 1);
+  EXPECT_EQ(batch.entries(0).account_id(), b);
+  EXPECT_EQ(batch.entries(0).entry().amount(), 9);
+  ctx->TryCancel();
+  reader->Finish();
+  // Resuming from the second token gives the third entry on, exactly.
+  EntryFollower follower(sys.query_port, tokens[1]);
+  ASSERT_TRUE(
+      WaitFor([&] { return follower.count() >= 3; }, absl::Seconds(20)));
+  std::vector<Received> rest = follower.received();
+  ASSERT_EQ(rest.size(), 3u);
+  EXPECT_EQ(rest[0].position, got[2].entry().position());
+  EXPECT_EQ(rest[1].position, got[3].entry().position());
+  EXPECT_EQ(rest[2].account_id, b);
+  EXPECT_EQ(rest[2].version, 3);
+  EXPECT_TRUE(follower.failures().empty());
+}
+
+TEST(StreamsTest, BadRequestsAreRefusedClearly) {
+  System sys(*pg, "badstream");
+  sys.StartAll();
+  std::string a = testing::OpenAccount(sys.commands(), 1);
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  grpc::Status s = WatchError(sys, "not-a-uuid", 0);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("account_id"), std::string::npos);
+  s = WatchError(sys, "123e4567-e89b-12d3-a456-426614174000", 0);
+  EXPECT_EQ(s.error_code(), grpc::NOT_FOUND) << s.error_message();
+  s = WatchError(sys, a, -1);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("after_version"), std::string::npos);
+  s = EntriesError(sys, "", -1);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("max_batch"), std::string::npos);
+  s = EntriesError(sys, "garbage");
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("resume_token"), std::string::npos);
+  // A page token of another listing.
+  v1::GetHistoryRequest h;
+  h.set_account_id(a);
+  h.set_page_size(1);
+  v1::GetHistoryResponse hr;
+  {
+    auto c = Ctx();
+    Deposit(sys, a, 1);
+    ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+    ASSERT_TRUE(sys.queries().GetHistory(c.get(), h, &hr).ok());
+  }
+  ASSERT_FALSE(hr.next_page_token().empty());
+  EXPECT_EQ(EntriesError(sys, hr.next_page_token()).error_code(),
+            grpc::INVALID_ARGUMENT);
+  // A token of another bank (deployment).
+  System other(*pg, "otherbank");
+  other.StartAll();
+  testing::OpenAccount(other.commands(), 1);
+  ASSERT_TRUE(CaughtUp(other, absl::Seconds(20)));
+  EntryFollower foreign(other.query_port);
+  ASSERT_TRUE(WaitFor([&] { return foreign.count() >= 1; }, absl::Seconds(20)));
+  foreign.Stop();
+  s = EntriesError(sys, foreign.token());
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT) << s.error_message();
+  // The same token is good where it came from.
+  EntryFollower home(other.query_port, foreign.token());
+  testing::OpenAccount(other.commands(), 2);
+  ASSERT_TRUE(WaitFor([&] { return home.count() >= 1; }, absl::Seconds(20)));
+  EXPECT_EQ(home.received()[0].version, 1);
+  EXPECT_TRUE(home.failures().empty());
+}
+
+// 10,000 commands while the query service is killed (-9) and restarted
+// under a StreamEntries consumer: resumed from its last token, it received
+// the whole history exactly once, in order.
+TEST(StreamsTest, KillNineOfTheQueryServiceLosesAndRepeatsNothing) {
+  System sys(*pg, "streamkill");
+  sys.StartAll();
+  faults::Workload w(sys.command_port, {.clients = 8,
+                                        .accounts = 40,
+                                        .pause = absl::ZeroDuration(),
+                                        .query_port = sys.query_port});
+  w.OpenAccounts();
+  EntryFollower follower(sys.query_port, "", 50);
+  w.Start();
+  for (int kill = 0; kill < 2; ++kill) {
+    const int64_t target = 3000 * (kill + 1);
+    ASSERT_TRUE(
+        WaitFor([&] { return w.acked() >= target; }, absl::Seconds(120)));
+    ASSERT_GT(follower.count(), 0u);
+    sys.query->Signal(SIGKILL);
+    sys.query->Wait(absl::Seconds(10));
+    sys.query = sys.StartQueryService(
+        {"--metrics-listen", absl::StrCat("127.0.0.1:", sys.query_metrics)});
+    ASSERT_TRUE(System::WaitServing(sys.query_port, "", absl::Seconds(30)));
+    // The consumer is back on the new process before the next kill.
+    ASSERT_TRUE(WaitFor([&] { return follower.reconnects() > kill; },
+                        absl::Seconds(30)));
+    const size_t back = follower.count();
+    ASSERT_TRUE(WaitFor([&] { return follower.count() > back + 100; },
+                        absl::Seconds(30)));
+  }
+  ASSERT_TRUE(WaitFor([&] { return w.acked() >= 10000; }, absl::Seconds(180)));
+  faults::Settled settled = faults::Settle(w, sys.events_uri, sys.read_uri);
+  EXPECT_TRUE(settled.diffs.empty());
+  const size_t total = static_cast<size_t>(HistoryRows(sys));
+  ASSERT_TRUE(
+      WaitFor([&] { return follower.count() >= total; }, absl::Seconds(60)));
+  follower.Stop();
+  EXPECT_GE(follower.reconnects(), 2);
+  EXPECT_TRUE(follower.failures().empty()) << follower.failures()[0];
+  std::vector<std::string> diffs =
+      testing::CompareWithHistory(follower.received(), sys.read_uri);
+  EXPECT_TRUE(diffs.empty()) << diffs[0];
+}
+
+// A rebuild swaps the read model's tables under open streams: tokens name
+// places in the event store, not rows, so the consumer goes on exactly.
+TEST(StreamsTest, ARebuildUnderAStreamLosesAndRepeatsNothing) {
+  System sys(*pg, "streamrebuild");
+  sys.StartAll();
+  faults::Workload w(
+      sys.command_port,
+      {.clients = 4, .accounts = 20, .query_port = sys.query_port});
+  w.OpenAccounts();
+  EntryFollower follower(sys.query_port, "", 20);
+  w.Start();
+  ASSERT_TRUE(WaitFor([&] { return w.acked() >= 1000; }, absl::Seconds(60)));
+  Process rebuild(
+      testing::BinDir() + "/projector",
+      {"--events-db", sys.events_uri, "--read-db", sys.read_uri, "--rebuild"});
+  EXPECT_EQ(rebuild.Wait(absl::Seconds(120)), 0) << rebuild.Log();
+  ASSERT_NE(rebuild.Log().find("rebuild done"), std::string::npos);
+  const int64_t after = w.acked();
+  ASSERT_TRUE(
+      WaitFor([&] { return w.acked() >= after + 1000; }, absl::Seconds(60)));
+  faults::Settled settled = faults::Settle(w, sys.events_uri, sys.read_uri);
+  EXPECT_TRUE(settled.diffs.empty());
+  const size_t total = static_cast<size_t>(HistoryRows(sys));
+  ASSERT_TRUE(
+      WaitFor([&] { return follower.count() >= total; }, absl::Seconds(60)));
+  follower.Stop();
+  EXPECT_TRUE(follower.failures().empty()) << follower.failures()[0];
+  std::vector<std::string> diffs =
+      testing::CompareWithHistory(follower.received(), sys.read_uri);
+  EXPECT_TRUE(diffs.empty()) << diffs[0];
+}
+
+// A writing transaction takes a position and commits after others with
+// higher positions: the stream delivers it, then them, skipping nothing.
+TEST(StreamsTest, AnEventThatCommitsLateIsDeliveredInOrder) {
+  System sys(*pg, "streamlate");
+  sys.StartAll();
+  std::string a = testing::OpenAccount(sys.commands(), 100);
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  EntryFollower follower(sys.query_port);
+  ASSERT_TRUE(
+      WaitFor([&] { return follower.count() == 1; }, absl::Seconds(20)));
+  pqxx::connection held_conn(sys.events_uri);
+  pqxx::work held(held_conn);
+  int64_t held_position =
+      held.exec_params(
+              "INSERT INTO events (event_id, stream_id, stream_version, "
+              "event_type, schema_version, data) VALUES (gen_random_uuid(), "
+              "$1::uuid, 2, 'MoneyDeposited', 1, '{\"amount\":\"7\"}') "
+              "RETURNING position",
+              a)[0][0]
+          .as<int64_t>();
+  std::string b = testing::OpenAccount(sys.commands(), 5);
+  std::string c = testing::OpenAccount(sys.commands(), 6);
+  // Committed past the held event, but not yet delivered: the stream
+  // cannot pass a place the projector has not.
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(follower.count(), 1u);
+  held.commit();
+  ASSERT_TRUE(
+      WaitFor([&] { return follower.count() >= 4; }, absl::Seconds(20)));
+  std::vector<Received> got = follower.received();
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[1].position, held_position);
+  EXPECT_EQ(got[1].account_id, a);
+  EXPECT_EQ(got[2].account_id, b);
+  EXPECT_EQ(got[3].account_id, c);
+  EXPECT_GT(got[2].position, held_position);
+  follower.Stop();
+  EXPECT_TRUE(testing::CompareWithHistory(got, sys.read_uri).empty());
+}
+
+}  // namespace
+}  // namespace bank
+
+int main(int argc, char** argv) {
+  return bank::testing::RunAllTestsWith(
+      argc, argv, new bank::testing::PgEnvironment(&bank::pg));
+}
