@@ -87,6 +87,24 @@ double Metric(const System& sys, const std::string& series) {
       testing::HttpGet(sys.query_metrics, "/metrics").body, series);
 }
 
+// The end of a scenario: the load stopped and checked (faults::Settle),
+// then what `follower` received must be the whole history, exactly.
+void SettleAndExpectTheWholeHistory(faults::Workload& w, System& sys,
+                                    EntryFollower& follower) {
+  faults::Settled settled = faults::Settle(w, sys.events_uri, sys.read_uri);
+  EXPECT_TRUE(settled.diffs.empty());
+  const size_t total = static_cast<size_t>(HistoryRows(sys));
+  EXPECT_GT(total, 1000u);
+  ASSERT_TRUE(
+      WaitFor([&] { return follower.count() >= total; }, absl::Seconds(60)));
+  follower.Stop();
+  std::vector<std::string> failures = follower.failures();
+  EXPECT_TRUE(failures.empty()) << failures[0];
+  std::vector<std::string> diffs =
+      testing::CompareWithHistory(follower.received(), sys.read_uri);
+  EXPECT_TRUE(diffs.empty()) << diffs[0];
+}
+
 TEST(StreamsTest, WatchAccountCatchesUpThenFollowsLive) {
   System sys(*pg, "watch");
   sys.StartAll();
@@ -274,17 +292,8 @@ TEST(StreamsTest, KillNineOfTheQueryServiceLosesAndRepeatsNothing) {
                         absl::Seconds(30)));
   }
   ASSERT_TRUE(WaitFor([&] { return w.acked() >= 10000; }, absl::Seconds(180)));
-  faults::Settled settled = faults::Settle(w, sys.events_uri, sys.read_uri);
-  EXPECT_TRUE(settled.diffs.empty());
-  const size_t total = static_cast<size_t>(HistoryRows(sys));
-  ASSERT_TRUE(
-      WaitFor([&] { return follower.count() >= total; }, absl::Seconds(60)));
-  follower.Stop();
   EXPECT_GE(follower.reconnects(), 2);
-  EXPECT_TRUE(follower.failures().empty()) << follower.failures()[0];
-  std::vector<std::string> diffs =
-      testing::CompareWithHistory(follower.received(), sys.read_uri);
-  EXPECT_TRUE(diffs.empty()) << diffs[0];
+  SettleAndExpectTheWholeHistory(w, sys, follower);
 }
 
 // A rebuild swaps the read model's tables under open streams: tokens name
@@ -307,16 +316,7 @@ TEST(StreamsTest, ARebuildUnderAStreamLosesAndRepeatsNothing) {
   const int64_t after = w.acked();
   ASSERT_TRUE(
       WaitFor([&] { return w.acked() >= after + 1000; }, absl::Seconds(60)));
-  faults::Settled settled = faults::Settle(w, sys.events_uri, sys.read_uri);
-  EXPECT_TRUE(settled.diffs.empty());
-  const size_t total = static_cast<size_t>(HistoryRows(sys));
-  ASSERT_TRUE(
-      WaitFor([&] { return follower.count() >= total; }, absl::Seconds(60)));
-  follower.Stop();
-  EXPECT_TRUE(follower.failures().empty()) << follower.failures()[0];
-  std::vector<std::string> diffs =
-      testing::CompareWithHistory(follower.received(), sys.read_uri);
-  EXPECT_TRUE(diffs.empty()) << diffs[0];
+  SettleAndExpectTheWholeHistory(w, sys, follower);
 }
 
 // A writing transaction takes a position and commits after others with
