@@ -27,7 +27,9 @@ int RunQueryService(const Config& config) {
   util::WorkerPool pool(config.workers, config.max_queue);
   BalanceCache cache(static_cast<size_t>(config.balance_cache_size));
   metrics::Registry registry;
-  StreamHub streams(reader, registry, {.max_streams = config.max_streams});
+  StreamHub streams(reader, registry,
+                    {.max_streams = config.max_streams,
+                     .outage_wait = config.server.db_outage_wait});
   auto waiter = std::make_unique<ProgressFollower>(
       config.read_db, reader, cache, static_cast<size_t>(config.max_waiters),
       absl::Milliseconds(100), &streams);

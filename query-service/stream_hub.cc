@@ -486,13 +486,20 @@ void StreamHub::Poll() {
     for (const auto& [account, streams] : s.watches)
       accounts.push_back(account);
   }
-  const absl::Time deadline = absl::Now() + absl::Seconds(2);
+  const absl::Time deadline =
+      absl::Now() + s.options.outage_wait + absl::Seconds(2);
   absl::StatusOr<EntryPosition> at = s.reader.LiveCheckpoint(deadline);
   absl::StatusOr<ReadModelReader::Balances> rows =
       accounts.empty() ? ReadModelReader::Balances{}
                        : s.reader.GetBalances(accounts, deadline);
   absl::MutexLock lock(&s.mu);
   s.poll_running = false;
+  if (absl::IsUnavailable(at.status())) {
+    // The read database stayed away: the clients resume elsewhere or later
+    // from the last version or token they received.
+    for (OpenStream* o : s.all) o->End(grpcutil::ToGrpcStatus(at.status()));
+    return;
+  }
   if (at.ok() && !(*at == s.polled)) {
     s.polled = *at;
     for (OpenStream* o : s.entries) o->Wake();

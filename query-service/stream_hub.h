@@ -52,7 +52,10 @@ class StreamHub final : public ProgressFollower::Listener {
     int default_batch = 100;
     int max_batch = 1000;
     int max_streams = 5000;  // More are refused with RESOURCE_EXHAUSTED.
-    int threads = 2;
+    int threads = 3;
+    // The reader's wait for an unreachable read database: a poll that
+    // still cannot reach it after this ends every stream UNAVAILABLE.
+    absl::Duration outage_wait = absl::Seconds(2);
     absl::Duration poll = absl::Milliseconds(250);
     absl::Duration replica_poll = absl::Milliseconds(20);
     // A stream whose write has waited this long counts as paused.

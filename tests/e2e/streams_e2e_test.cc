@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <map>
 #include <pqxx/pqxx>
 #include <thread>
 
@@ -186,9 +187,14 @@ TEST(StreamsTest, StreamEntriesCatchesUpFollowsLiveAndResumesFromItsToken) {
   ASSERT_EQ(got.size(), 4u);
   EXPECT_EQ(got[0].account_id(), a);
   EXPECT_EQ(got[1].account_id(), b);
-  EXPECT_EQ(got[2].entry().kind(), v1::ENTRY_KIND_TRANSFER_OUT);
-  EXPECT_EQ(got[3].entry().kind(), v1::ENTRY_KIND_TRANSFER_IN);
-  EXPECT_EQ(got[3].entry().counterparty_account_id(), a);
+  // The transfer's two entries, one after the other (in the order the
+  // transfer wrote them).
+  std::map<std::string, v1::EntryKind> transfer = {
+      {got[2].account_id(), got[2].entry().kind()},
+      {got[3].account_id(), got[3].entry().kind()}};
+  EXPECT_EQ(transfer[a], v1::ENTRY_KIND_TRANSFER_OUT);
+  EXPECT_EQ(transfer[b], v1::ENTRY_KIND_TRANSFER_IN);
+  EXPECT_EQ(got[3].entry().position(), got[2].entry().position() + 1);
   // Live.
   Deposit(sys, b, 9);
   ASSERT_TRUE(reader->Read(&batch));
@@ -319,28 +325,36 @@ TEST(StreamsTest, ARebuildUnderAStreamLosesAndRepeatsNothing) {
   SettleAndExpectTheWholeHistory(w, sys, follower);
 }
 
-// A writing transaction takes a position and commits after others with
-// higher positions: the stream delivers it, then them, skipping nothing.
+// A writing transaction takes a position, another commits with a higher
+// one, then the first writes again (a still higher position) and commits
+// late: the projector applies the first transaction's two events, then the
+// other's, and a stream must deliver them in that order, one per batch
+// here, skipping nothing. (Ordered by position alone, a stream would send
+// the other's event second and then never the first's second one.)
 TEST(StreamsTest, AnEventThatCommitsLateIsDeliveredInOrder) {
   System sys(*pg, "streamlate");
   sys.StartAll();
   std::string a = testing::OpenAccount(sys.commands(), 100);
   ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
-  EntryFollower follower(sys.query_port);
+  EntryFollower follower(sys.query_port, "", 1);
   ASSERT_TRUE(
       WaitFor([&] { return follower.count() == 1; }, absl::Seconds(20)));
   pqxx::connection held_conn(sys.events_uri);
   pqxx::work held(held_conn);
-  int64_t held_position =
-      held.exec_params(
-              "INSERT INTO events (event_id, stream_id, stream_version, "
-              "event_type, schema_version, data) VALUES (gen_random_uuid(), "
-              "$1::uuid, 2, 'MoneyDeposited', 1, '{\"amount\":\"7\"}') "
-              "RETURNING position",
-              a)[0][0]
-          .as<int64_t>();
+  auto deposit = [&](int version) {
+    return held
+        .exec_params(
+            "INSERT INTO events (event_id, stream_id, stream_version, "
+            "event_type, schema_version, data) VALUES (gen_random_uuid(), "
+            "$1::uuid, $2, 'MoneyDeposited', 1, '{\"amount\":\"7\"}') "
+            "RETURNING position",
+            a, version)[0][0]
+        .as<int64_t>();
+  };
+  const int64_t first = deposit(2);
   std::string b = testing::OpenAccount(sys.commands(), 5);
-  std::string c = testing::OpenAccount(sys.commands(), 6);
+  const int64_t second = deposit(3);
+  ASSERT_LT(first, second);
   // Committed past the held event, but not yet delivered: the stream
   // cannot pass a place the projector has not.
   absl::SleepFor(absl::Milliseconds(500));
@@ -350,13 +364,212 @@ TEST(StreamsTest, AnEventThatCommitsLateIsDeliveredInOrder) {
       WaitFor([&] { return follower.count() >= 4; }, absl::Seconds(20)));
   std::vector<Received> got = follower.received();
   ASSERT_EQ(got.size(), 4u);
-  EXPECT_EQ(got[1].position, held_position);
-  EXPECT_EQ(got[1].account_id, a);
-  EXPECT_EQ(got[2].account_id, b);
-  EXPECT_EQ(got[3].account_id, c);
-  EXPECT_GT(got[2].position, held_position);
+  EXPECT_EQ(got[1], (Received{a, 2, first}));
+  EXPECT_EQ(got[2], (Received{a, 3, second}));
+  EXPECT_EQ(got[3].account_id, b);
+  EXPECT_GT(got[3].position, first);
+  EXPECT_LT(got[3].position, second);
   follower.Stop();
   EXPECT_TRUE(testing::CompareWithHistory(got, sys.read_uri).empty());
+}
+
+// A client that stops reading: its stream pauses with one batch and one
+// write held (bounded by gRPC's flow control), the other streams go on
+// live, and once it reads again it catches up from the database, exactly.
+TEST(StreamsTest, AClientThatStopsReadingPausesAndCatchesUpAlone) {
+  System sys(*pg, "streamslow");
+  sys.StartAll();
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // The window stays 64 KiB.
+  auto slow_stub = v1::QueryService::NewStub(
+      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", sys.query_port),
+                                grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext slow_ctx;
+  v1::StreamEntriesRequest req;
+  req.set_max_batch(100);
+  auto slow = slow_stub->StreamEntries(&slow_ctx, req);
+  EntryFollower reading(sys.query_port);
+  faults::Workload w(sys.command_port, {.clients = 8,
+                                        .accounts = 40,
+                                        .pause = absl::ZeroDuration(),
+                                        .query_port = sys.query_port});
+  w.OpenAccounts();
+  w.Start();
+  ASSERT_TRUE(WaitFor([&] { return Metric(sys, "bank_streams_paused") >= 1; },
+                      absl::Seconds(60)));
+  ASSERT_TRUE(WaitFor([&] { return w.acked() >= 5000; }, absl::Seconds(60)));
+  faults::Settled settled = faults::Settle(w, sys.events_uri, sys.read_uri);
+  EXPECT_TRUE(settled.diffs.empty());
+  const size_t total = static_cast<size_t>(HistoryRows(sys));
+  // The reading consumer has everything while the other still holds back.
+  ASSERT_TRUE(
+      WaitFor([&] { return reading.count() >= total; }, absl::Seconds(30)));
+  EXPECT_EQ(Metric(sys, "bank_streams_paused"), 1);
+  reading.Stop();
+  EXPECT_TRUE(
+      testing::CompareWithHistory(reading.received(), sys.read_uri).empty());
+  // Now it reads: all of it, in order, once.
+  std::vector<Received> got;
+  v1::EntryBatch batch;
+  while (got.size() < total && slow->Read(&batch)) {
+    EXPECT_LE(batch.entries_size(), 100);
+    for (const auto& e : batch.entries()) {
+      got.push_back(
+          {e.account_id(), e.entry().version(), e.entry().position()});
+    }
+  }
+  std::vector<std::string> diffs =
+      testing::CompareWithHistory(got, sys.read_uri);
+  EXPECT_TRUE(diffs.empty()) << diffs[0];
+  EXPECT_GE(Metric(sys, "bank_stream_pauses_total"), 1);
+  slow_ctx.TryCancel();
+  slow->Finish();
+}
+
+// The read database away: open streams end UNAVAILABLE once the query
+// service's outage wait is over, and resume from their token once it is
+// back.
+TEST(StreamsTest, TheReadDatabaseAwayEndsStreamsUnavailableAndTheyResume) {
+  System sys(*pg, "streamdbdown");
+  sys.StartAll();
+  std::string a = testing::OpenAccount(sys.commands(), 10);
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  auto ctx = Ctx(60);
+  auto reader = sys.queries().StreamEntries(ctx.get(), {});
+  v1::EntryBatch batch;
+  ASSERT_TRUE(reader->Read(&batch));
+  const std::string token = batch.resume_token();
+  const std::string db = "streamdbdown_read";
+  auto admin = [&](const std::string& sql) {
+    pqxx::connection c(pg->Uri("postgres"));
+    pqxx::nontransaction tx(c);
+    tx.exec(sql);
+  };
+  admin("ALTER DATABASE " + db + " ALLOW_CONNECTIONS false");
+  admin(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+      "datname = '" +
+      db + "'");
+  const absl::Time away = absl::Now();
+  EXPECT_FALSE(reader->Read(&batch));
+  grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::UNAVAILABLE) << s.error_message();
+  EXPECT_LT(absl::Now() - away, absl::Seconds(20));
+  admin("ALTER DATABASE " + db + " ALLOW_CONNECTIONS true");
+  EntryFollower follower(sys.query_port, token);
+  Deposit(sys, a, 5);
+  ASSERT_TRUE(
+      WaitFor([&] { return follower.count() >= 1; }, absl::Seconds(30)));
+  std::vector<Received> got = follower.received();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].account_id, a);
+  EXPECT_EQ(got[0].version, 2);
+}
+
+// A stream as a client of the callback API: counts what it reads.
+template <typename Resp>
+class CountingReader final : public grpc::ClientReadReactor<Resp> {
+ public:
+  std::atomic<int> read{0};
+  std::atomic<bool> done{false};
+  grpc::ClientContext ctx;
+
+  void Start() {
+    this->StartRead(&msg_);
+    this->StartCall();
+  }
+
+ private:
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    if constexpr (std::is_same_v<Resp, v1::EntryBatch>) {
+      read += msg_.entries_size();
+    } else {
+      ++read;
+    }
+    this->StartRead(&msg_);
+  }
+  void OnDone(const grpc::Status&) override { done = true; }
+  Resp msg_;
+};
+
+int ThreadsOf(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// 1,000 WatchAccount and 50 StreamEntries streams on one query service:
+// every one gets its entries live, and the service keeps its few threads.
+TEST(StreamsTest, AThousandWatchersAndFiftyConsumersWithoutAThreadEach) {
+  System sys(*pg, "streammany");
+  sys.StartAll();
+  std::vector<std::string> accounts;
+  for (int i = 0; i < 100; ++i) {
+    accounts.push_back(testing::OpenAccount(sys.commands(), 1));
+  }
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  const int threads_before = ThreadsOf(sys.query->pid());
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", sys.query_port),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::QueryService::NewStub(channel);
+  std::vector<std::unique_ptr<CountingReader<v1::AccountUpdate>>> watchers;
+  std::vector<v1::WatchAccountRequest> watch_reqs(1000);
+  for (int i = 0; i < 1000; ++i) {
+    watch_reqs[i].set_account_id(accounts[i % 100]);
+    auto& r = watchers.emplace_back(
+        std::make_unique<CountingReader<v1::AccountUpdate>>());
+    stub->async()->WatchAccount(&r->ctx, &watch_reqs[i], r.get());
+    r->Start();
+  }
+  std::vector<std::unique_ptr<CountingReader<v1::EntryBatch>>> consumers;
+  v1::StreamEntriesRequest entries_req;
+  for (int i = 0; i < 50; ++i) {
+    auto& r = consumers.emplace_back(
+        std::make_unique<CountingReader<v1::EntryBatch>>());
+    stub->async()->StreamEntries(&r->ctx, &entries_req, r.get());
+    r->Start();
+  }
+  auto all = [](auto& readers, int n) {
+    for (auto& r : readers) {
+      if (r->read.load() < n) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(WaitFor([&] { return all(watchers, 1) && all(consumers, 100); },
+                      absl::Seconds(60)));
+  EXPECT_EQ(Metric(sys, "bank_streams_open{rpc=\"WatchAccount\"}"), 1000);
+  EXPECT_EQ(Metric(sys, "bank_streams_open{rpc=\"StreamEntries\"}"), 50);
+  // Live: one deposit per account reaches its ten watchers and every
+  // consumer.
+  for (const std::string& a : accounts) Deposit(sys, a, 2);
+  EXPECT_TRUE(WaitFor([&] { return all(watchers, 2) && all(consumers, 200); },
+                      absl::Seconds(60)));
+  const int threads = ThreadsOf(sys.query->pid());
+  EXPECT_LT(threads - threads_before, 20)
+      << threads_before << " threads before the streams, " << threads
+      << " with them";
+  for (auto& r : watchers) r->ctx.TryCancel();
+  for (auto& r : consumers) r->ctx.TryCancel();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        for (auto& r : watchers) {
+          if (!r->done.load()) return false;
+        }
+        for (auto& r : consumers) {
+          if (!r->done.load()) return false;
+        }
+        return true;
+      },
+      absl::Seconds(30)));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Metric(sys, "bank_streams_open{rpc=\"WatchAccount\"}") == 0;
+      },
+      absl::Seconds(10)));
 }
 
 }  // namespace
