@@ -1,8 +1,8 @@
 #include "query-service/stream_hub.h"
 
 #include <deque>
+#include <functional>
 #include <memory>
-#include <optional>
 #include <utility>
 #include <vector>
 
@@ -29,7 +29,7 @@ metrics::RpcMetrics StreamMetrics(metrics::Registry& registry,
 
 }  // namespace
 
-struct StreamHub::Shared {
+struct StreamHub::Shared final : public StreamHost {
   Shared(ReadModelReader& r, metrics::Registry& m, const Options& o)
       : reader(r),
         options(o),
@@ -47,9 +47,9 @@ struct StreamHub::Shared {
             "Writes that waited longer than the pause threshold for a "
             "client to read.")) {}
 
-  // Registers a stream; false when the hub is stopped or full.
+  // StreamHost: false when the hub is stopped or full.
   bool Add(OpenStream* s, const std::string& account,
-           const std::atomic<int64_t>* version) ABSL_LOCKS_EXCLUDED(mu) {
+           const std::atomic<int64_t>* version) override {
     absl::MutexLock lock(&mu);
     if (stopped || all.size() >= static_cast<size_t>(options.max_streams)) {
       return false;
@@ -62,7 +62,7 @@ struct StreamHub::Shared {
     }
     return true;
   }
-  void Remove(OpenStream* s, const std::string& account) {
+  void Remove(OpenStream* s, const std::string& account) override {
     absl::MutexLock lock(&mu);
     all.erase(s);
     entries.erase(s);
@@ -71,6 +71,14 @@ struct StreamHub::Shared {
       it->second.erase(s);
       if (it->second.empty()) watches.erase(it);
     }
+  }
+
+  void Run(std::function<void()> work) override {
+    // The queue holds one task per open stream: never refused.
+    pool.TrySubmit(std::move(work));
+  }
+  void WriteTook(absl::Duration d) override {
+    if (d >= options.pause_after) pauses.Inc();
   }
 
   // The deployment's name in resume tokens, read once it exists.
@@ -113,163 +121,12 @@ struct StreamHub::Shared {
 
 namespace {
 
-// One stream: reads a batch of Resp on the hub's pool, writes them one at a
-// time, reads again. At most one read or one write is in flight, and the
-// call is finished (exactly once) only when neither is. Never calls into
-// gRPC under its own lock, and never touches the stream after starting a
-// write or finishing (either may lead to OnDone on another thread).
-template <typename Resp>
-class Stream : public grpc::ServerWriteReactor<Resp>, public OpenStream {
- public:
-  Stream(StreamHub::Shared& hub, metrics::RpcMetrics& rpc,
-         metrics::Counter& sent, std::string account)
-      : hub_(hub), rpc_(rpc), sent_(sent), account_(std::move(account)) {}
-
-  void Wake() override {
-    absl::MutexLock lock(&mu_);
-    dirty_ = true;
-    ScheduleIfIdle();
-  }
-  void End(const grpc::Status& status) override {
-    absl::MutexLock lock(&mu_);
-    if (!end_) end_ = status;
-    ScheduleIfIdle();  // The pool finishes it.
-  }
-  absl::Time WriteStartedAt() const override {
-    absl::MutexLock lock(&mu_);
-    return writing_ ? write_started_ : absl::InfiniteFuture();
-  }
-
- protected:
-  // Reads what comes next into `out` (nothing: nothing new); `more` when
-  // there may be more right away. On the pool, not under the lock.
-  virtual absl::Status ReadMore(std::deque<Resp>& out, bool& more) = 0;
-  virtual int EntriesIn(const Resp& r) const = 0;
-
-  // Registers with the hub and starts reading; a stream the hub refuses is
-  // finished with RESOURCE_EXHAUSTED. The subclass's last act.
-  void Begin(const std::atomic<int64_t>* version) {
-    if (!hub_.Add(this, account_, version)) {
-      registered_ = false;
-      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          "too many open streams on this query service; "
-                          "retry later or on another replica"));
-      return;
-    }
-    Wake();
-  }
-
-  StreamHub::Shared& hub_;
-
- private:
-  enum class Next { kNothing, kWrite, kFinish };
-
-  void ScheduleIfIdle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (reading_ || writing_ || finished_ || (!dirty_ && !end_)) return;
-    reading_ = true;
-    dirty_ = false;
-    // The queue holds one task per open stream: never refused.
-    hub_.pool.TrySubmit([this] { Step(); });
-  }
-  // What to do once no read or write is in flight.
-  Next Advance(grpc::Status* finish) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (end_) {
-      finished_ = true;
-      *finish = *end_;
-      return Next::kFinish;
-    }
-    if (!pending_.empty()) {
-      current_ = std::move(pending_.front());
-      pending_.pop_front();
-      writing_ = true;
-      write_started_ = absl::Now();
-      return Next::kWrite;
-    }
-    ScheduleIfIdle();
-    return Next::kNothing;
-  }
-  void Perform(Next next, const grpc::Status& finish) {
-    if (next == Next::kWrite) this->StartWrite(&current_);
-    if (next == Next::kFinish) Finish(finish);
-  }
-  // On the pool: reads unless the stream is ending, then goes on.
-  void Step() {
-    bool ending;
-    {
-      absl::MutexLock lock(&mu_);
-      ending = end_.has_value();
-    }
-    std::deque<Resp> got;
-    bool more = false;
-    absl::Status read = ending ? absl::OkStatus() : ReadMore(got, more);
-    Next next;
-    grpc::Status finish;
-    {
-      absl::MutexLock lock(&mu_);
-      reading_ = false;
-      if (!read.ok() && !end_) end_ = grpcutil::ToGrpcStatus(read);
-      dirty_ = dirty_ || more;
-      pending_ = std::move(got);
-      next = Advance(&finish);
-    }
-    Perform(next, finish);
-  }
-  void Finish(const grpc::Status& status) {
-    status_ = status;
-    grpc::ServerWriteReactor<Resp>::Finish(status);
-  }
-
-  void OnWriteDone(bool ok) override {
-    Next next;
-    grpc::Status finish;
-    {
-      absl::MutexLock lock(&mu_);
-      writing_ = false;
-      if (absl::Now() - write_started_ >= hub_.options.pause_after) {
-        hub_.pauses.Inc();
-      }
-      if (ok) {
-        sent_.Inc(EntriesIn(current_));
-      } else if (!end_) {  // The client went away (OnCancel says so too).
-        end_ = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-      }
-      next = Advance(&finish);
-    }
-    Perform(next, finish);
-  }
-  void OnCancel() override {
-    End(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
-  }
-  void OnDone() override {
-    if (registered_) hub_.Remove(this, account_);
-    rpc_.Record(static_cast<absl::StatusCode>(status_.error_code()),
-                absl::Now() - started_);
-    delete this;
-  }
-
-  metrics::RpcMetrics& rpc_;
-  metrics::Counter& sent_;
-  const std::string account_;  // WatchAccount's; "" for StreamEntries.
-  const absl::Time started_ = absl::Now();
-  bool registered_ = true;
-  grpc::Status status_;  // What the call was finished with.
-
-  mutable absl::Mutex mu_;
-  bool reading_ ABSL_GUARDED_BY(mu_) = false;  // Or finishing, on the pool.
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool dirty_ ABSL_GUARDED_BY(mu_) = false;  // Woken since the last read.
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
-  std::deque<Resp> pending_ ABSL_GUARDED_BY(mu_);  // Read, not yet written.
-  Resp current_;                                   // The write in flight.
-  absl::Time write_started_ ABSL_GUARDED_BY(mu_);
-};
-
 class WatchStream final : public Stream<v1::AccountUpdate> {
  public:
   WatchStream(StreamHub::Shared& hub, std::string account,
               int64_t after_version)
       : Stream(hub, hub.watch_metrics, hub.watch_sent, account),
+        hub_(hub),
         account_(std::move(account)),
         version_(after_version) {
     Begin(&version_);
@@ -294,6 +151,7 @@ class WatchStream final : public Stream<v1::AccountUpdate> {
   }
   int EntriesIn(const v1::AccountUpdate&) const override { return 1; }
 
+  StreamHub::Shared& hub_;
   const std::string account_;
   std::atomic<int64_t> version_;  // The last version read.
 };
@@ -302,6 +160,7 @@ class EntriesStream final : public Stream<v1::EntryBatch> {
  public:
   EntriesStream(StreamHub::Shared& hub, std::string token, int batch)
       : Stream(hub, hub.entries_metrics, hub.entries_sent, ""),
+        hub_(hub),
         token_(std::move(token)),
         batch_(batch) {
     Begin(nullptr);
@@ -342,6 +201,7 @@ class EntriesStream final : public Stream<v1::EntryBatch> {
     return b.entries_size();
   }
 
+  StreamHub::Shared& hub_;
   std::string token_;  // The request's, until decoded.
   std::string origin_;
   EntryPosition after_;  // The last entry read.

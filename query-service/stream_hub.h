@@ -18,22 +18,9 @@
 #include "common/util/worker_pool.h"
 #include "query-service/progress_follower.h"
 #include "query-service/read_model_reader.h"
+#include "query-service/stream_reactor.h"
 
 namespace bank::query {
-
-// One open stream as the hub sees it (stream_hub.cc).
-class OpenStream {
- public:
-  // The read model may have moved: read on if idle.
-  virtual void Wake() = 0;
-  // Ends the stream with `status` as soon as nothing of it is in flight.
-  virtual void End(const grpc::Status& status) = 0;
-  // When the write in flight started, or InfiniteFuture when none is.
-  virtual absl::Time WriteStartedAt() const = 0;
-
- protected:
-  ~OpenStream() = default;
-};
 
 // The server side of QueryService.WatchAccount and StreamEntries
 // (docs/architecture.md, "Streams"), on gRPC's callback API: no thread per

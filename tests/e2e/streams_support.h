@@ -1,5 +1,5 @@
-#ifndef BANK_TESTS_E2E_STREAM_FOLLOWER_H_
-#define BANK_TESTS_E2E_STREAM_FOLLOWER_H_
+#ifndef BANK_TESTS_E2E_STREAMS_SUPPORT_H_
+#define BANK_TESTS_E2E_STREAMS_SUPPORT_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -11,6 +11,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "bank/v1/bank.grpc.pb.h"
+#include "tests/faults/workload.h"
+#include "tests/support/system.h"
 
 namespace bank::testing {
 
@@ -62,6 +64,21 @@ std::vector<Received> HistoryInStreamOrder(const std::string& read_uri);
 std::vector<std::string> CompareWithHistory(const std::vector<Received>& got,
                                             const std::string& read_uri);
 
+// Rows of the read model's history, and of the events.
+int64_t HistoryRows(const System& sys);
+int64_t EventRows(const System& sys);
+// True once the read model holds every event (within `timeout`).
+bool CaughtUp(const System& sys, absl::Duration timeout);
+// A deposit that must succeed.
+void Deposit(System& sys, const std::string& account, int64_t amount);
+// One series of the query service's /metrics (-1 when absent).
+double QueryMetric(const System& sys, const std::string& series);
+
+// The end of a scenario: the load stopped and checked (faults::Settle),
+// then what `follower` received must be the whole history, exactly.
+void SettleAndExpectTheWholeHistory(faults::Workload& w, System& sys,
+                                    EntryFollower& follower);
+
 }  // namespace bank::testing
 
-#endif  // BANK_TESTS_E2E_STREAM_FOLLOWER_H_
+#endif  // BANK_TESTS_E2E_STREAMS_SUPPORT_H_

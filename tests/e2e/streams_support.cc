@@ -1,4 +1,4 @@
-#include "tests/e2e/stream_follower.h"
+#include "tests/e2e/streams_support.h"
 
 #include <map>
 #include <pqxx/pqxx>
@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/faults/settle.h"
 
 namespace bank::testing {
 
@@ -129,6 +131,51 @@ std::vector<std::string> CompareWithHistory(const std::vector<Received>& got,
     }
   }
   return diffs;
+}
+
+int64_t HistoryRows(const System& sys) {
+  return faults::QueryValue(sys.read_uri,
+                            "SELECT count(*) FROM account_history");
+}
+
+int64_t EventRows(const System& sys) {
+  return faults::QueryValue(sys.events_uri, "SELECT count(*) FROM events");
+}
+
+bool CaughtUp(const System& sys, absl::Duration timeout) {
+  return WaitFor([&] { return HistoryRows(sys) == EventRows(sys); }, timeout);
+}
+
+void Deposit(System& sys, const std::string& account, int64_t amount) {
+  v1::DepositRequest d;
+  d.set_account_id(account);
+  d.set_amount(amount);
+  v1::CommandResult r;
+  auto ctx = Ctx();
+  grpc::Status s = sys.commands().Deposit(ctx.get(), d, &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
+double QueryMetric(const System& sys, const std::string& series) {
+  return MetricValue(HttpGet(sys.query_metrics, "/metrics").body, series);
+}
+
+// The end of a scenario: the load stopped and checked (faults::Settle),
+// then what `follower` received must be the whole history, exactly.
+void SettleAndExpectTheWholeHistory(faults::Workload& w, System& sys,
+                                    EntryFollower& follower) {
+  faults::Settled settled = faults::Settle(w, sys.events_uri, sys.read_uri);
+  EXPECT_TRUE(settled.diffs.empty());
+  const size_t total = static_cast<size_t>(HistoryRows(sys));
+  EXPECT_GT(total, 1000u);
+  ASSERT_TRUE(
+      WaitFor([&] { return follower.count() >= total; }, absl::Seconds(60)));
+  follower.Stop();
+  std::vector<std::string> failures = follower.failures();
+  EXPECT_TRUE(failures.empty()) << failures[0];
+  std::vector<std::string> diffs =
+      CompareWithHistory(follower.received(), sys.read_uri);
+  EXPECT_TRUE(diffs.empty()) << diffs[0];
 }
 
 }  // namespace bank::testing
