@@ -17,7 +17,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "bank/v1/bank.grpc.pb.h"
+#include "cli/client.h"
 #include "cli/money_format.h"
+#include "cli/streams.h"
+#include "common/util/signals.h"
 #include "common/util/uuid.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -25,163 +28,13 @@
 
 namespace {
 
+using bank::cli::Check;
+using bank::cli::Client;
+using bank::cli::Failure;
 using bank::cli::FormatAmount;
+using bank::cli::Options;
 using bank::cli::ParseAmount;
-
-struct Options {
-  std::string command_host = "localhost:50051";
-  std::string query_host = "localhost:50052";
-  bool json = false;
-  double timeout = 10;
-  bool no_wait = false;
-  // TLS: the CA to trust (turns TLS on), and a client certificate and key
-  // for servers that require one.
-  std::string tls_ca;
-  std::string tls_cert;
-  std::string tls_key;
-};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::shared_ptr<grpc::ChannelCredentials> Credentials(const Options& o) {
-  if (o.tls_ca.empty() && o.tls_cert.empty()) {
-    return grpc::InsecureChannelCredentials();
-  }
-  grpc::SslCredentialsOptions ssl;
-  if (!o.tls_ca.empty()) ssl.pem_root_certs = ReadFile(o.tls_ca);
-  if (!o.tls_cert.empty()) {
-    ssl.pem_cert_chain = ReadFile(o.tls_cert);
-    ssl.pem_private_key = ReadFile(o.tls_key);
-  }
-  return grpc::SslCredentials(ssl);
-}
-
-const char* CodeName(grpc::StatusCode c) {
-  switch (c) {
-    case grpc::OK:
-      return "OK";
-    case grpc::CANCELLED:
-      return "CANCELLED";
-    case grpc::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::ABORTED:
-      return "ABORTED";
-    case grpc::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::INTERNAL:
-      return "INTERNAL";
-    case grpc::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    default:
-      return "UNKNOWN";
-  }
-}
-
-// An error for the user: what failed and the status, on stderr.
-struct Failure {
-  std::string text;
-};
-
-// With `currency`, the amounts in the message are shown as its decimals.
-void Check(const grpc::Status& s, const std::string& what,
-           absl::string_view currency = "") {
-  if (!s.ok()) {
-    throw Failure{absl::StrCat(
-        what, ": ", CodeName(s.error_code()), ": ",
-        currency.empty()
-            ? s.error_message()
-            : bank::cli::AmountsAsDecimals(s.error_message(), currency))};
-  }
-}
-
-std::string ToJson(const google::protobuf::Message& m) {
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  o.always_print_primitive_fields = true;
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-  return out;
-}
-
-class Client {
- public:
-  explicit Client(const Options& o) : o_(o) {}
-
-  bank::v1::CommandService::Stub& commands() {
-    if (!commands_) {
-      commands_ = bank::v1::CommandService::NewStub(
-          grpc::CreateChannel(o_.command_host, Credentials(o_)));
-    }
-    return *commands_;
-  }
-  bank::v1::QueryService::Stub& queries() {
-    if (!queries_) {
-      queries_ = bank::v1::QueryService::NewStub(
-          grpc::CreateChannel(o_.query_host, Credentials(o_)));
-    }
-    return *queries_;
-  }
-  std::unique_ptr<grpc::ClientContext> Context() const {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->set_deadline(
-        std::chrono::system_clock::now() +
-        std::chrono::milliseconds(static_cast<int64_t>(o_.timeout * 1000)));
-    return ctx;
-  }
-  bank::v1::AccountBalance Balance(const std::string& id, int64_t min_version,
-                                   const std::optional<absl::Time>& as_of) {
-    bank::v1::GetBalanceRequest req;
-    req.set_account_id(id);
-    req.set_min_version(min_version);
-    if (as_of) {
-      req.mutable_as_of()->set_seconds(absl::ToUnixSeconds(*as_of));
-      req.mutable_as_of()->set_nanos(
-          static_cast<int32_t>(absl::ToInt64Nanoseconds(
-              *as_of - absl::FromUnixSeconds(absl::ToUnixSeconds(*as_of)))));
-    }
-    bank::v1::AccountBalance b;
-    auto ctx = Context();
-    Check(queries().GetBalance(ctx.get(), req, &b), "balance");
-    return b;
-  }
-  // The currency of an account (waits until its opening is projected).
-  std::string CurrencyOf(const std::string& id) {
-    return Balance(id, 1, std::nullopt).currency();
-  }
-
-  const Options& options() const { return o_; }
-
- private:
-  const Options& o_;
-  std::unique_ptr<bank::v1::CommandService::Stub> commands_;
-  std::unique_ptr<bank::v1::QueryService::Stub> queries_;
-};
+using bank::cli::ToJson;
 
 const char* StatusName(bank::v1::AccountStatus s) {
   return s == bank::v1::ACCOUNT_STATUS_CLOSED ? "closed" : "open";
@@ -314,6 +167,23 @@ int main(int argc, char** argv) {
   history->add_option("--page-size", page_size, "entries per page");
   history->add_option("--page-token", page_token, "continue a listing");
   history->add_flag("--all", all, "follow every page");
+  int64_t after_version = 0;
+  auto* watch = app.add_subcommand(
+      "watch", "print an account's entries, then each new one, until Ctrl-C");
+  watch->add_option("account", id, "account id")->required();
+  watch
+      ->add_option("--after-version", after_version,
+                   "start after this version (0: from the opening)")
+      ->capture_default_str();
+  std::string resume;
+  int max_batch = 0;
+  auto* tail = app.add_subcommand(
+      "tail",
+      "print every account's entries in the order applied, then live, until "
+      "Ctrl-C (which prints the token to resume from)");
+  tail->add_option("--resume", resume, "a resume token: continue after it");
+  tail->add_option("--max-batch", max_batch,
+                   "entries per batch (0: the server's default)");
   std::string health_target = "command";
   auto* health = app.add_subcommand(
       "health",
@@ -323,6 +193,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
+  // Streams stop on SIGINT or SIGTERM, waited for by a thread of their own.
+  if (watch->parsed() || tail->parsed()) bank::util::BlockTerminationSignals();
   Client c(o);
   try {
     auto cmd_id = [&] {
@@ -411,10 +283,14 @@ int main(int argc, char** argv) {
       } else {
         PrintBalance(b);
       }
+    } else if (watch->parsed()) {
+      bank::cli::Watch(c, id, after_version);
+    } else if (tail->parsed()) {
+      bank::cli::Tail(c, resume, max_batch);
     } else if (health->parsed()) {
       const bool command = health_target == "command";
       auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
-          command ? o.command_host : o.query_host, Credentials(o)));
+          command ? o.command_host : o.query_host, bank::cli::Credentials(o)));
       grpc::health::v1::HealthCheckRequest req;
       req.set_service(command ? "bank.v1.CommandService"
                               : "bank.v1.QueryService");
@@ -465,16 +341,7 @@ int main(int argc, char** argv) {
         } else {
           if (cur.empty()) cur = c.Balance(id, 0, std::nullopt).currency();
           for (const auto& h : resp.entries()) {
-            std::string kind = bank::v1::EntryKind_Name(h.kind()).substr(11);
-            std::cout << google::protobuf::util::TimeUtil::ToString(
-                             h.occurred_at())
-                      << "  v" << h.version() << "  " << kind << "  "
-                      << FormatAmount(h.amount(), cur) << "  -> "
-                      << FormatAmount(h.balance_after(), cur) << " " << cur;
-            if (!h.counterparty_account_id().empty()) {
-              std::cout << "  (" << h.counterparty_account_id() << ")";
-            }
-            std::cout << "\n";
+            std::cout << bank::cli::EntryLine(h, cur) << "\n";
           }
           if (!all && !resp.next_page_token().empty()) {
             std::cout << "more: --page-token " << resp.next_page_token()

@@ -274,6 +274,115 @@ TEST(StreamsTest, AnEventThatCommitsLateIsDeliveredInOrder) {
   EXPECT_TRUE(testing::CompareWithHistory(got, sys.read_uri).empty());
 }
 
+// bankctl watch and tail: live lines in decimals, Ctrl-C ends them cleanly,
+// tail says where to resume and --resume goes on from there.
+TEST(StreamsTest, BankctlWatchAndTailPrintEntriesLive) {
+  System sys(*pg, "streamcli");
+  sys.StartAll();
+  const std::vector<std::string> hosts = {
+      "--command-host", absl::StrCat("127.0.0.1:", sys.command_port),
+      "--query-host", absl::StrCat("127.0.0.1:", sys.query_port)};
+  auto bankctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), hosts.begin(), hosts.end());
+    return std::make_unique<Process>(testing::BinDir() + "/bankctl", args);
+  };
+  std::string a = testing::OpenAccount(sys.commands(), 1000);
+  auto watch = bankctl({"watch", a});
+  auto tail = bankctl({"tail"});
+  ASSERT_TRUE(WaitFor(
+      [&] { return watch->Log().find("OPENED  10.00") != std::string::npos; },
+      absl::Seconds(20)))
+      << watch->Log();
+  Deposit(sys, a, 250);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return watch->Log().find("DEPOSITED  2.50  -> 12.50 EUR") !=
+               std::string::npos;
+      },
+      absl::Seconds(20)))
+      << watch->Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return tail->Log().find(a + "  ") != std::string::npos &&
+               tail->Log().find("DEPOSITED  2.50") != std::string::npos;
+      },
+      absl::Seconds(20)))
+      << tail->Log();
+  watch->Signal(SIGINT);
+  EXPECT_EQ(watch->Wait(absl::Seconds(10)), 0) << watch->Log();
+  tail->Signal(SIGINT);
+  EXPECT_EQ(tail->Wait(absl::Seconds(10)), 0) << tail->Log();
+  const std::string log = tail->Log();
+  const size_t at = log.find("resume: --resume ");
+  ASSERT_NE(at, std::string::npos) << log;
+  std::string token = log.substr(at + 17);
+  token = token.substr(0, token.find('\n'));
+  Deposit(sys, a, 1);
+  auto resumed = bankctl({"--json", "tail", "--resume", token});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return resumed->Log().find("\"version\":\"3\"") != std::string::npos;
+      },
+      absl::Seconds(20)))
+      << resumed->Log();
+  EXPECT_EQ(resumed->Log().find("\"version\":\"2\""), std::string::npos)
+      << resumed->Log();
+  resumed->Signal(SIGTERM);
+  EXPECT_EQ(resumed->Wait(absl::Seconds(10)), 0);
+  auto bad = bankctl({"watch", "not-a-uuid"});
+  EXPECT_EQ(bad->Wait(absl::Seconds(10)), 1);
+  EXPECT_NE(bad->Log().find("INVALID_ARGUMENT"), std::string::npos)
+      << bad->Log();
+}
+
+// SIGTERM: open streams end UNAVAILABLE at once (their clients resume on
+// another replica), not after the shutdown grace.
+TEST(StreamsTest, ShutdownEndsOpenStreamsUnavailableAtOnce) {
+  System sys(*pg, "streamstop");
+  sys.StartAll();
+  testing::OpenAccount(sys.commands(), 1);
+  auto ctx = Ctx(60);
+  auto reader = sys.queries().StreamEntries(ctx.get(), {});
+  v1::EntryBatch batch;
+  ASSERT_TRUE(reader->Read(&batch));
+  const absl::Time stop = absl::Now();
+  sys.query->Signal(SIGTERM);
+  EXPECT_FALSE(reader->Read(&batch));
+  grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::UNAVAILABLE) << s.error_message();
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(4));  // The grace is 5 s.
+  EXPECT_EQ(sys.query->Wait(absl::Seconds(10)), 0);
+}
+
+// Past --max-streams, a new stream is refused RESOURCE_EXHAUSTED.
+TEST(StreamsTest, StreamsPastTheLimitAreRefused) {
+  System sys(*pg, "streamlimit");
+  sys.StartAll();
+  sys.query->Signal(SIGTERM);
+  ASSERT_EQ(sys.query->Wait(absl::Seconds(10)), 0);
+  sys.query =
+      sys.StartQueryService({"--max-streams", "2", "--metrics-listen",
+                             absl::StrCat("127.0.0.1:", sys.query_metrics)});
+  ASSERT_TRUE(System::WaitServing(sys.query_port, "", absl::Seconds(30)));
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::EntryBatch>>> open;
+  for (int i = 0; i < 2; ++i) {
+    ctxs.push_back(Ctx(30));
+    open.push_back(sys.queries().StreamEntries(ctxs.back().get(), {}));
+  }
+  // Both are open once the service counts them.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return QueryMetric(sys, "bank_streams_open{rpc=\"StreamEntries\"}") ==
+               2;
+      },
+      absl::Seconds(10)));
+  grpc::Status s = EntriesError(sys, "");
+  EXPECT_EQ(s.error_code(), grpc::RESOURCE_EXHAUSTED) << s.error_message();
+  for (auto& c : ctxs) c->TryCancel();
+  for (auto& r : open) r->Finish();
+}
+
 }  // namespace
 }  // namespace bank
 

@@ -307,7 +307,7 @@ TEST(LiveWriterTest, OneCallWritesTheBatchAndAnnouncesIt) {
     EXPECT_THROW(
         tx.exec("SELECT apply_batch('accounts', 0, 4, 4, 0, 6, 1, "
                 "'{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', "
-                "'{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', "
+                "'{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', "
                 "'{}', '{}', '{}', '{}', 'bank_projection', '{}')"),
         pqxx::serialization_failure);
   }

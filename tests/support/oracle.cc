@@ -16,8 +16,12 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
                                           long* events_seen) {
   std::vector<std::string> diffs;
   std::map<std::string, domain::BankAccount> accounts;
-  // (account, version) -> balance after
-  std::map<std::pair<std::string, int64_t>, int64_t> history;
+  // (account, version) -> balance after, and the event's place in the
+  // event store's order: (transaction_id, position).
+  struct Entry {
+    int64_t balance_after, transaction_id, position;
+  };
+  std::map<std::pair<std::string, int64_t>, Entry> history;
   std::set<std::string> poisoned;
   long n = 0;
   {
@@ -25,7 +29,8 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
     pqxx::work tx(c);
     pqxx::result r = tx.exec(
         "SELECT stream_id::text, stream_version, event_type, schema_version, "
-        "data::text FROM events ORDER BY stream_id, stream_version");
+        "data::text, transaction_id::text::bigint, position FROM events "
+        "ORDER BY stream_id, stream_version");
     for (const auto& row : r) {
       ++n;
       std::string id = row[0].as<std::string>();
@@ -51,7 +56,8 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
         poisoned.insert(id);
         continue;
       }
-      history[{id, version}] = it->second.state().balance;
+      history[{id, version}] = {it->second.state().balance,
+                                row[5].as<int64_t>(), row[6].as<int64_t>()};
     }
   }
   if (events_seen) *events_seen = n;
@@ -88,7 +94,8 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
         absl::StrCat("account ", id, " in the read model has no events"));
   }
   pqxx::result hist = tx.exec(
-      "SELECT account_id::text, version, balance_after FROM account_history");
+      "SELECT account_id::text, version, balance_after, transaction_id, "
+      "position FROM account_history");
   size_t rows = 0;
   for (const auto& row : hist) {
     ++rows;
@@ -97,10 +104,17 @@ std::vector<std::string> CompareReadModel(const std::string& events_uri,
     if (it == history.end()) {
       diffs.push_back(absl::StrCat("history row ", key.first, " v", key.second,
                                    " has no event"));
-    } else if (it->second != row[2].as<int64_t>()) {
+    } else if (it->second.balance_after != row[2].as<int64_t>()) {
       diffs.push_back(absl::StrCat("history row ", key.first, " v", key.second,
                                    ": balance_after ", row[2].as<int64_t>(),
-                                   ", events say ", it->second));
+                                   ", events say ", it->second.balance_after));
+    } else if (it->second.transaction_id != row[3].as<int64_t>() ||
+               it->second.position != row[4].as<int64_t>()) {
+      // The streams' order (sql/read/004_stream_order.sql).
+      diffs.push_back(absl::StrCat(
+          "history row ", key.first, " v", key.second, " is at ",
+          row[3].as<int64_t>(), "/", row[4].as<int64_t>(), ", its event at ",
+          it->second.transaction_id, "/", it->second.position));
     }
   }
   if (rows != history.size()) {
