@@ -7,6 +7,8 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <pqxx/pqxx>
@@ -381,6 +383,85 @@ TEST(StreamsTest, StreamsPastTheLimitAreRefused) {
   EXPECT_EQ(s.error_code(), grpc::RESOURCE_EXHAUSTED) << s.error_message();
   for (auto& c : ctxs) c->TryCancel();
   for (auto& r : open) r->Finish();
+}
+
+// The Python consumer (clients/python/consumer.py) keeps its token in a
+// file: killed (-9) and started again, it goes on where it stopped. It saves
+// the token after handling a batch, so at most that one batch comes again.
+TEST(StreamsTest, PythonConsumerResumesFromItsTokenFile) {
+  System sys(*pg, "streampy");
+  sys.StartAll();
+  const std::string token_file =
+      absl::StrCat(::testing::TempDir(), "/consumer-", getpid(), ".token");
+  std::remove(token_file.c_str());
+  auto consumer = [&] {
+    return std::make_unique<Process>(
+        "/usr/bin/python3",
+        std::vector<std::string>{
+            std::string(BANK_SOURCE_DIR) + "/clients/python/consumer.py",
+            "--query-host", absl::StrCat("127.0.0.1:", sys.query_port),
+            "--token-file", token_file, "--max-batch", "5"},
+        std::map<std::string, std::string>{
+            {"PYTHONPATH", std::string(BANK_BUILD_DIR) + "/python"}});
+  };
+  std::vector<std::string> accounts;
+  for (int i = 0; i < 4; ++i) {
+    accounts.push_back(testing::OpenAccount(sys.commands(), 100));
+  }
+  for (int i = 0; i < 20; ++i) Deposit(sys, accounts[i % 4], i + 1);
+  auto lines = [](const std::string& log) {
+    std::vector<Received> out;
+    size_t at = 0;
+    while ((at = log.find("{\"account_id\": \"", at)) != std::string::npos) {
+      Received r;
+      r.account_id = log.substr(at + 16, 36);
+      size_t v = log.find("\"version\": ", at) + 11;
+      r.version = std::stoll(log.substr(v));
+      size_t p = log.find("\"position\": ", at) + 12;
+      r.position = std::stoll(log.substr(p));
+      out.push_back(r);
+      ++at;
+    }
+    return out;
+  };
+  auto first = consumer();
+  ASSERT_TRUE(WaitFor([&] { return lines(first->Log()).size() >= 24; },
+                      absl::Seconds(30)))
+      << first->Log();
+  first->Signal(SIGKILL);
+  first->Wait(absl::Seconds(10));
+  std::vector<Received> before = lines(first->Log());
+  for (int i = 0; i < 10; ++i) Deposit(sys, accounts[i % 4], 1000);
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  const size_t total = static_cast<size_t>(HistoryRows(sys));
+  auto second = consumer();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::vector<Received> after = lines(second->Log());
+        return !after.empty() &&
+               after.back().position ==
+                   testing::HistoryInStreamOrder(sys.read_uri).back().position;
+      },
+      absl::Seconds(30)))
+      << second->Log();
+  std::vector<Received> after = lines(second->Log());
+  second->Signal(SIGTERM);
+  // The second run starts at most one batch (5) before where the first
+  // stopped, and together they are the whole history.
+  ASSERT_FALSE(after.empty());
+  std::vector<Received> want = testing::HistoryInStreamOrder(sys.read_uri);
+  ASSERT_EQ(want.size(), total);
+  auto start = std::find(want.begin(), want.end(), after.front());
+  ASSERT_NE(start, want.end());
+  const size_t resumed_at = static_cast<size_t>(start - want.begin());
+  EXPECT_LE(resumed_at, before.size());
+  EXPECT_GE(resumed_at + 5, before.size());
+  std::vector<Received> joined(before.begin(), before.begin() + resumed_at);
+  joined.insert(joined.end(), after.begin(), after.end());
+  std::vector<std::string> diffs =
+      testing::CompareWithHistory(joined, sys.read_uri);
+  EXPECT_TRUE(diffs.empty()) << diffs[0];
+  std::remove(token_file.c_str());
 }
 
 }  // namespace
