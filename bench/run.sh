@@ -5,7 +5,8 @@
 #   bench/run.sh --smoke    a few seconds per scenario, no targets (ctest)
 # Settings (environment): BENCH_CLIENTS (32), BENCH_SECONDS (10),
 # BENCH_ACCOUNTS (10000), BENCH_SWEEP_CLIENTS ("8 32 64 128": the client
-# counts of target 1), BENCH_NOTIFY_TRIGGER (see below). PostgreSQL runs
+# counts of target 1), BENCH_WATCHERS (1000) and BENCH_STREAM_RATE (1000): the
+# streams row, BENCH_NOTIFY_TRIGGER (see below). PostgreSQL runs
 # with fsync on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ BIN="$(cd "$BIN" && pwd)"
 C="${BENCH_CLIENTS:-32}"
 D="${BENCH_SECONDS:-10}"
 N="${BENCH_ACCOUNTS:-10000}"
-if [ "${1:-}" = "--smoke" ]; then C=4; D=1; N=50; fi
+if [ "${1:-}" = "--smoke" ]; then C=4; D=1; N=50; BENCH_WATCHERS=${BENCH_WATCHERS:-20}; fi
 
 bench_start_system
 
@@ -98,6 +99,13 @@ for r in ${BENCH_LAG_RATES:-500 1000}; do
   LAGX="$LAGX$([ "$LAGX" = "[" ] || echo ,){\"rate\":$r,\"r\":$(LG --scenario lag-wait --accounts "$N" --rate "$r")}"
 done
 LAGX="$LAGX]"
+# Streams: a deposit's entry from its acknowledgement to its arrival on a
+# StreamEntries stream (which first catches up from the first entry: its rate
+# is reported) and on one of BENCH_WATCHERS WatchAccount streams, at
+# BENCH_STREAM_RATE deposits/s (1000) open loop.
+for _ in $(seq 1 600); do caught_up && break; sleep 0.5; done
+STREAMS=$("$BIN/bank-streamlag" --command-host 127.0.0.1:$CP --query-host 127.0.0.1:$QP \
+  --accounts "${BENCH_WATCHERS:-1000}" --rate "${BENCH_STREAM_RATE:-1000}" --duration "$D" --json)
 # Projection catch-up from a backlog: the projector is frozen (SIGSTOP)
 # while deposits run, then let go; the time until it has applied everything
 # gives its catch-up rate. Baseline in the same run: streaming the events
@@ -118,7 +126,7 @@ rss() { awk '/VmRSS/ {print int($2/1024) " MiB"}' /proc/$1/status; }
 RSS="command-service $(rss $CMD_PID), projector $(rss $PROJ_PID), query-service $(rss $QRY_PID)"
 
 [ -n "${BENCH_DEBUG:-}" ] && printf "%s\n" "$HOT" "$MIX" "$LAGW" >&2
-python3 - "$C" "$D" "$N" "$PG_INSERT" "$PG_READ" "$SPREAD" "$HOT" "$MIX" "$GET" "$ECHO" "$LAGW" "$LAGP" "$HALF" "$RSS" "$LAGX" "$BACKLOG" "$CATCHUP" "$SEQREAD" "$SWEEPJ" <<'PY'
+python3 - "$C" "$D" "$N" "$PG_INSERT" "$PG_READ" "$SPREAD" "$HOT" "$MIX" "$GET" "$ECHO" "$LAGW" "$LAGP" "$HALF" "$RSS" "$LAGX" "$BACKLOG" "$CATCHUP" "$SEQREAD" "$SWEEPJ" "$STREAMS" <<'PY'
 import json, sys
 c, d, n, pg_ins, pg_read = sys.argv[1:6]
 spread, hot, mix, get, echo, lagw, lagp = [json.loads(x) for x in sys.argv[6:13]]
@@ -126,6 +134,7 @@ half, rss = sys.argv[13], sys.argv[14]
 lagx = json.loads(sys.argv[15])
 backlog, catchup, seqread = int(sys.argv[16]), float(sys.argv[17]), float(sys.argv[18])
 sweep = json.loads(sys.argv[19])
+streams = json.loads(sys.argv[20])
 pg_ins, pg_read = float(pg_ins or 0), float(pg_read or 0)
 print(f"\nbank benchmark: {c} clients, {d} s per scenario, {n} accounts, PostgreSQL 15 fsync on\n")
 print(f"{'measure':48} {'per s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9':>8} {'errors':>7}")
@@ -142,6 +151,10 @@ row(f"lag ack->visible, min_version, {half}/s open loop", lagw)
 row(f"lag ack->visible, polling, {half}/s open loop", lagp)
 for x in lagx:
     row(f"lag ack->visible, min_version, {x['rate']}/s open loop", x['r'])
+srate = round(streams['watch']['per_second'])
+row(f"lag ack->WatchAccount stream, {srate}/s", streams['watch'])
+row(f"lag ack->StreamEntries stream, {srate}/s", streams['entries'])
+print(f"{'StreamEntries catch-up from the first entry':48} {streams['catchup_per_second']:>10.0f}")
 print(f"{'baseline: COPY of events in reading order':48} {seqread:>10.0f}")
 print(f"{f'projection catch-up of a {backlog}-event backlog':48} {catchup:>10.0f}")
 def ratio(a, b): return a / b if b else float('nan')
@@ -158,11 +171,13 @@ print(f"  3. GetBalance / bare gRPC echo    {ratio(get['per_second'], echo['per_
 print(f"  4. lag p50 / p99 with min_version {lagw['p50_ms']:.2f} / {lagw['p99_ms']:.2f} ms  (target < 5 / < 25)")
 print(f"  -  catch-up / sequential read   {ratio(catchup, seqread):.2f}  (the rebuild's target 5 is >= 0.5; bench/rebuild.sh)")
 print(f"  6. resident memory after the run: {rss}")
+print(f"  7. stream lag p99, WatchAccount / StreamEntries {streams['watch']['p99_ms']:.2f} / {streams['entries']['p99_ms']:.2f} ms  (target < 25; includes the projector's lag)")
 names = {'1': 'CANCELLED', '2': 'UNKNOWN', '4': 'DEADLINE_EXCEEDED', '8': 'RESOURCE_EXHAUSTED',
          '10': 'ABORTED', '13': 'INTERNAL', '14': 'UNAVAILABLE'}
 errs = [(name, r) for name, r in [("deposits over the accounts", spread), ("hot account", hot),
         ("mix", mix), ("GetBalance", get), ("echo", echo), (f"lag min_version {half}/s", lagw),
-        (f"lag polling {half}/s", lagp)] + [(f"lag min_version {x['rate']}/s", x['r']) for x in lagx]
+        (f"lag polling {half}/s", lagp), ("WatchAccount stream lag", streams['watch']),
+        ("StreamEntries stream lag", streams['entries'])] + [(f"lag min_version {x['rate']}/s", x['r']) for x in lagx]
         + [(f"deposits at {x['clients']} clients", x['r']) for x in sweep] if r['errors']]
 if errs:
     print("\nerrors by status code:")

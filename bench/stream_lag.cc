@@ -1,0 +1,295 @@
+// bank-streamlag: how long after a deposit is acknowledged its entry reaches
+// open streams. Opens --accounts accounts, follows StreamEntries from the
+// first entry (its catch-up rate is measured on the way) and one
+// WatchAccount stream per account, then sends deposits open loop at --rate
+// for --duration and times each one from its acknowledgement to its arrival
+// on each kind of stream. The time includes the projector's own lag (the
+// "lag ack->visible" rows of bench/run.sh): the stream's share is the
+// difference. Entries that never arrive within 10 s count as errors.
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "bank/v1/bank.grpc.pb.h"
+#include "common/util/uuid.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string command_host = "127.0.0.1:50051";
+  std::string query_host = "127.0.0.1:50052";
+  int accounts = 1000;
+  double rate = 1000;
+  double duration = 10;
+  bool json = false;
+};
+
+// When each thing happened, by a key (an entry's position, or account and
+// version); thread-safe.
+class Times {
+ public:
+  void Set(const std::string& key, Clock::time_point t) {
+    absl::MutexLock lock(&mu_);
+    at_.emplace(key, t);
+  }
+  bool Get(const std::string& key, Clock::time_point* t) const {
+    absl::MutexLock lock(&mu_);
+    auto it = at_.find(key);
+    if (it == at_.end()) return false;
+    *t = it->second;
+    return true;
+  }
+  size_t size() const {
+    absl::MutexLock lock(&mu_);
+    return at_.size();
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Clock::time_point> at_;
+};
+
+// One WatchAccount stream, recording each update's arrival.
+class Watcher final : public grpc::ClientReadReactor<bank::v1::AccountUpdate> {
+ public:
+  Watcher(bank::v1::QueryService::Stub& stub, const std::string& account,
+          Times& arrived)
+      : arrived_(arrived) {
+    req_.set_account_id(account);
+    req_.set_after_version(1);  // Past the opening.
+    stub.async()->WatchAccount(&ctx_, &req_, this);
+    StartRead(&update_);
+    StartCall();
+  }
+  void Cancel() { ctx_.TryCancel(); }
+  bool done() const { return done_.load(); }
+
+ private:
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    arrived_.Set(absl::StrCat(update_.balance().account_id(), "/",
+                              update_.entry().version()),
+                 Clock::now());
+    StartRead(&update_);
+  }
+  void OnDone(const grpc::Status&) override { done_ = true; }
+
+  Times& arrived_;
+  grpc::ClientContext ctx_;
+  bank::v1::WatchAccountRequest req_;
+  bank::v1::AccountUpdate update_;
+  std::atomic<bool> done_{false};
+};
+
+struct Row {
+  std::vector<double> ms;
+  int missing = 0;
+  double seconds = 0;
+};
+
+std::string Json(const Row& r) {
+  std::vector<double> v = r.ms;
+  std::sort(v.begin(), v.end());
+  auto pct = [&](double p) {
+    return v.empty() ? 0.0
+                     : v[std::min(v.size() - 1,
+                                  static_cast<size_t>(p * v.size()))];
+  };
+  return absl::StrFormat(
+      "{\"ok\":%zu,\"errors\":%d,\"errors_by_code\":{%s},\"per_second\":%.1f,"
+      "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f}",
+      v.size(), r.missing,
+      r.missing ? absl::StrCat("\"missing\":", r.missing) : "",
+      v.size() / std::max(r.seconds, 1e-9), pct(0.5), pct(0.99), pct(0.999),
+      v.empty() ? 0.0 : v.back());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"bank-streamlag: acknowledgement to arrival on streams"};
+  app.add_option("--command-host", o.command_host);
+  app.add_option("--query-host", o.query_host);
+  app.add_option("--accounts", o.accounts)->check(CLI::Range(1, 100000));
+  app.add_option("--rate", o.rate, "deposits per second, open loop");
+  app.add_option("--duration", o.duration, "seconds");
+  app.add_flag("--json", o.json, "one JSON line");
+  CLI11_PARSE(app, argc, argv);
+
+  auto commands = bank::v1::CommandService::NewStub(grpc::CreateChannel(
+      o.command_host, grpc::InsecureChannelCredentials()));
+  auto queries = bank::v1::QueryService::NewStub(
+      grpc::CreateChannel(o.query_host, grpc::InsecureChannelCredentials()));
+
+  std::vector<std::string> accounts;
+  int64_t last_open = 0;
+  for (int i = 0; i < o.accounts; ++i) {
+    bank::v1::OpenAccountRequest req;
+    req.set_command_id(bank::util::NewUuid());
+    req.set_owner("streamlag");
+    req.set_currency("EUR");
+    bank::v1::CommandResult r;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    grpc::Status s = commands->OpenAccount(&ctx, req, &r);
+    if (!s.ok()) {
+      std::fprintf(stderr, "open: %s\n", s.error_message().c_str());
+      return 1;
+    }
+    accounts.push_back(r.account_id());
+    last_open = std::max(last_open, r.position());
+  }
+
+  // StreamEntries from the first entry: catches up, then follows.
+  Times by_position, by_version;
+  std::atomic<int64_t> received{0};
+  std::atomic<int64_t> highest{0};
+  grpc::ClientContext entries_ctx;
+  const auto catchup_start = Clock::now();
+  std::thread entries([&] {
+    bank::v1::StreamEntriesRequest req;
+    req.set_max_batch(1000);
+    auto reader = queries->StreamEntries(&entries_ctx, req);
+    bank::v1::EntryBatch batch;
+    while (reader->Read(&batch)) {
+      const auto now = Clock::now();
+      for (const auto& e : batch.entries()) {
+        by_position.Set(absl::StrCat(e.entry().position()), now);
+        highest = std::max(highest.load(), e.entry().position());
+      }
+      received += batch.entries_size();
+    }
+    reader->Finish();
+  });
+  while (highest.load() < last_open) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double catchup_s =
+      std::chrono::duration<double>(Clock::now() - catchup_start).count();
+  const int64_t caught_up = received.load();
+  const double catchup_rate = caught_up / catchup_s;
+
+  std::vector<std::unique_ptr<Watcher>> watchers;
+  for (const std::string& a : accounts) {
+    watchers.push_back(std::make_unique<Watcher>(*queries, a, by_version));
+  }
+
+  // Deposits, open loop.
+  struct Ack {
+    std::string version_key;
+    int64_t position;
+    Clock::time_point at;
+  };
+  absl::Mutex acks_mu;
+  std::vector<Ack> acks;
+  std::atomic<int> failed{0}, in_flight{0};
+  std::mt19937 rng(7);
+  const auto interval = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(1.0 / o.rate));
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(o.duration));
+  auto next = start;
+  while (next < end) {
+    std::this_thread::sleep_until(next);
+    next += interval;
+    struct Call {
+      grpc::ClientContext ctx;
+      bank::v1::DepositRequest req;
+      bank::v1::CommandResult resp;
+    };
+    auto* call = new Call;
+    call->req.set_command_id(bank::util::NewUuid());
+    call->req.set_account_id(accounts[rng() % accounts.size()]);
+    call->req.set_amount(1);
+    call->ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(10));
+    ++in_flight;
+    commands->async()->Deposit(
+        &call->ctx, &call->req, &call->resp, [&, call](grpc::Status s) {
+          const auto now = Clock::now();
+          if (s.ok()) {
+            absl::MutexLock lock(&acks_mu);
+            acks.push_back({absl::StrCat(call->resp.account_id(), "/",
+                                         call->resp.version()),
+                            call->resp.position(), now});
+          } else {
+            ++failed;
+          }
+          delete call;
+          --in_flight;
+        });
+  }
+  const double seconds =
+      std::chrono::duration<double>(Clock::now() - start).count();
+  while (in_flight.load() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // Everything acknowledged arrives (or counts as missing after 10 s).
+  std::vector<Ack> all;
+  {
+    absl::MutexLock lock(&acks_mu);
+    all = acks;
+  }
+  const auto give_up = Clock::now() + std::chrono::seconds(10);
+  Row watch{.seconds = seconds}, stream{.seconds = seconds};
+  for (const Ack& a : all) {
+    Clock::time_point t;
+    while (!by_position.Get(absl::StrCat(a.position), &t) &&
+           Clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (by_position.Get(absl::StrCat(a.position), &t)) {
+      stream.ms.push_back(
+          std::max(0.0, std::chrono::duration<double, std::milli>(t - a.at)
+                            .count()));
+    } else {
+      ++stream.missing;
+    }
+    while (!by_version.Get(a.version_key, &t) && Clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (by_version.Get(a.version_key, &t)) {
+      watch.ms.push_back(
+          std::max(0.0, std::chrono::duration<double, std::milli>(t - a.at)
+                            .count()));
+    } else {
+      ++watch.missing;
+    }
+  }
+  entries_ctx.TryCancel();
+  entries.join();
+  for (auto& w : watchers) w->Cancel();
+  while (std::any_of(watchers.begin(), watchers.end(),
+                     [](const auto& w) { return !w->done(); })) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (o.json) {
+    std::printf(
+        "{\"watch\":%s,\"entries\":%s,\"catchup_per_second\":%.0f,"
+        "\"catchup_entries\":%lld,\"failed_deposits\":%d}\n",
+        Json(watch).c_str(), Json(stream).c_str(), catchup_rate,
+        static_cast<long long>(caught_up),
+        failed.load());
+  } else {
+    std::printf("WatchAccount: %s\nStreamEntries: %s\ncatch-up %.0f/s\n",
+                Json(watch).c_str(), Json(stream).c_str(), catchup_rate);
+  }
+  return 0;
+}
