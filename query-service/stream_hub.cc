@@ -331,14 +331,13 @@ void StreamHub::OnTick(bool replica) {
     if (shared_->poll_running || shared_->all.empty()) return;
     shared_->poll_running = true;
   }
-  shared_->pool.TrySubmit([this] { Poll(); });
+  shared_->pool.TrySubmit([s = shared_.get()] { Poll(*s); });
 }
 
 // Wakes the streams that are behind the read model: the StreamEntries
 // streams when the checkpoint moved, each WatchAccount stream whose account
 // is past the version it read.
-void StreamHub::Poll() {
-  Shared& s = *shared_;
+void StreamHub::Poll(Shared& s) {
   std::vector<std::string> accounts;
   {
     absl::MutexLock lock(&s.mu);

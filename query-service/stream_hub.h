@@ -80,7 +80,7 @@ class StreamHub final : public ProgressFollower::Listener {
   struct Shared;
 
  private:
-  void Poll();
+  static void Poll(Shared& s);
   std::unique_ptr<Shared> shared_;
   absl::Time last_poll_ = absl::InfinitePast();  // The follower's thread.
 };

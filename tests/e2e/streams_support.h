@@ -74,8 +74,13 @@ void Deposit(System& sys, const std::string& account, int64_t amount);
 // One series of the query service's /metrics (-1 when absent).
 double QueryMetric(const System& sys, const std::string& series);
 
+// Once the load stopped and the read model caught up: waits for `follower`
+// to have as many entries as the history, stops it, and expects them to be
+// the whole history, exactly, with no failure but UNAVAILABLE.
+void ExpectTheWholeHistory(System& sys, EntryFollower& follower);
+
 // The end of a scenario: the load stopped and checked (faults::Settle),
-// then what `follower` received must be the whole history, exactly.
+// then ExpectTheWholeHistory.
 void SettleAndExpectTheWholeHistory(faults::Workload& w, System& sys,
                                     EntryFollower& follower);
 

@@ -5,7 +5,8 @@
 // and its oracle. Each scenario: load, the fault, load on the new primary, then
 // every unknown outcome resolved, the projector caught up, and the oracle:
 // every acknowledged command stored once, the read model equal to the fold
-// of the events, money conserved.
+// of the events, money conserved; and a StreamEntries consumer that read
+// through the fault received the whole history exactly once.
 #include <signal.h>
 
 #include <cstdio>
@@ -16,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/streams_support.h"
 #include "tests/faults/settle.h"
 #include "tests/faults/workload.h"
 #include "tests/support/patroni_cluster.h"
@@ -77,6 +79,9 @@ class HaTest : public ::testing::Test {
                           .query_port = sys_->query_port});
     w_->OpenAccounts();
     ASSERT_EQ(w_->accounts().size(), 20u);
+    // A StreamEntries consumer on the standby-reading query service, through
+    // the fault: its tokens must hold across the failover.
+    follower_ = std::make_unique<testing::EntryFollower>(sys_->query_port);
     w_->Start();
     absl::SleepFor(kPhase);
   }
@@ -108,6 +113,10 @@ class HaTest : public ::testing::Test {
         "reads: %lld, none older than asked\n",
         name_.c_str(), Count(sys_->command->Log(), "looking it up"),
         static_cast<long long>(w_->reads()));
+    // The consumer received every entry, exactly once, in order.
+    testing::ExpectTheWholeHistory(*sys_, *follower_);
+    std::printf("%s: the StreamEntries consumer reconnected %d times\n",
+                name_.c_str(), follower_->reconnects());
     // Those reads were served by a standby (Settle checked each one).
     EXPECT_NE(sys_->query->Log().find("is a streaming replica"),
               std::string::npos);
@@ -150,6 +159,7 @@ class HaTest : public ::testing::Test {
   std::string name_;
   std::unique_ptr<System> sys_;
   std::unique_ptr<Workload> w_;
+  std::unique_ptr<testing::EntryFollower> follower_;
 };
 
 // 1 and 4: kill -9 of the primary's Patroni and PostgreSQL, with a writing
