@@ -59,20 +59,22 @@ ORDER BY version
 LIMIT $3
 )sql";
 
-// The account's row and up to $3 of its entries after $2: no row when the
-// account is unknown, one row with a null version when it has no such entry.
+// For each (account $1[i], version $2[i]): the account's row and up to $3 of
+// its entries after that version, tagged with i. A null account when it is
+// unknown, one row with a null version when it has no such entry.
 constexpr char kWatchSql[] = R"sql(
-SELECT b.account_id::text, b.owner, b.currency, h.version, h.kind, h.amount,
-       h.balance_after, (extract(epoch FROM h.occurred_at) * 1000000)::bigint,
+SELECT w.i, b.account_id::text, b.owner, b.currency, h.version, h.kind,
+       h.amount, h.balance_after,
+       (extract(epoch FROM h.occurred_at) * 1000000)::bigint,
        coalesce(h.counterparty_account_id::text, ''), h.position
-FROM account_balances b
+FROM unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS w(account_id, after, i)
+LEFT JOIN account_balances b ON b.account_id = w.account_id
 LEFT JOIN LATERAL (
   SELECT * FROM account_history
-  WHERE account_id = b.account_id AND version > $2
+  WHERE account_id = b.account_id AND version > w.after
   ORDER BY version
   LIMIT $3) h ON true
-WHERE b.account_id = $1::uuid
-ORDER BY h.version
+ORDER BY w.i, h.version
 )sql";
 
 // The stream order, bounded by the live checkpoint of the same snapshot
@@ -241,36 +243,43 @@ absl::StatusOr<std::vector<v1::HistoryEntry>> ReadModelReader::GetHistory(
               });
 }
 
-absl::StatusOr<std::optional<std::vector<v1::AccountUpdate>>>
-ReadModelReader::WatchEntries(const std::string& account_id,
-                              int64_t after_version, int limit,
+absl::StatusOr<std::vector<ReadModelReader::WatchRows>>
+ReadModelReader::WatchEntries(const std::vector<WatchFrom>& from, int limit,
                               absl::Time deadline) {
-  using Out = std::optional<std::vector<v1::AccountUpdate>>;
-  return With(deadline, "reading an account's entries",
-              [&](db::ConnectionPool::Lease& c) -> absl::StatusOr<Out> {
+  std::vector<std::string> ids, versions;
+  for (const WatchFrom& f : from) {
+    ids.push_back(f.account_id);
+    versions.push_back(std::to_string(f.after_version));
+  }
+  return With(deadline, "reading accounts' entries",
+              [&](db::ConnectionPool::Lease& c)
+                  -> absl::StatusOr<std::vector<WatchRows>> {
                 pqxx::nontransaction tx(*c);
                 pqxx::result r =
-                    tx.exec_prepared("watch", account_id, after_version, limit);
-                if (r.empty()) return Out();
-                std::vector<v1::AccountUpdate> out;
+                    tx.exec_prepared("watch", db::ToArrayLiteral(ids),
+                                     db::ToArrayLiteral(versions), limit);
+                std::vector<WatchRows> out(from.size());
                 for (const auto& row : r) {
-                  if (row[3].is_null()) break;
-                  v1::AccountUpdate u;
-                  *u.mutable_entry() = ToEntry(row, 3);
+                  WatchRows& rows = out[row[0].as<size_t>() - 1];
+                  if (row[1].is_null()) continue;  // Unknown account.
+                  if (!rows) rows.emplace();
+                  if (row[4].is_null())
+                    continue;  // No entry after the version.
+                  v1::AccountUpdate& u = rows->emplace_back();
+                  *u.mutable_entry() = ToEntry(row, 4);
                   const v1::HistoryEntry& e = u.entry();
                   v1::AccountBalance* b = u.mutable_balance();
-                  b->set_account_id(row[0].as<std::string>());
-                  b->set_owner(row[1].as<std::string>());
-                  b->set_currency(row[2].as<std::string>());
+                  b->set_account_id(row[1].as<std::string>());
+                  b->set_owner(row[2].as<std::string>());
+                  b->set_currency(row[3].as<std::string>());
                   b->set_balance(e.balance_after());
                   b->set_version(e.version());
                   b->set_status(e.kind() == v1::ENTRY_KIND_CLOSED
                                     ? v1::ACCOUNT_STATUS_CLOSED
                                     : v1::ACCOUNT_STATUS_OPEN);
                   *b->mutable_updated_at() = e.occurred_at();
-                  out.push_back(std::move(u));
                 }
-                return Out(std::move(out));
+                return out;
               });
 }
 

@@ -51,12 +51,17 @@ class ReadModelReader {
 
   // The streams' reads (docs/architecture.md, "Streams").
   //
-  // Up to `limit` entries of an account after `after_version`, each with the
+  // For each of `from` (an account and a version), in one query: up to
+  // `limit` of the account's entries after that version, each with the
   // account as it stood right after it; nullopt when the account is not in
-  // the read model.
-  absl::StatusOr<std::optional<std::vector<v1::AccountUpdate>>> WatchEntries(
-      const std::string& account_id, int64_t after_version, int limit,
-      absl::Time deadline);
+  // the read model. The answers are in the order of `from`.
+  struct WatchFrom {
+    std::string account_id;
+    int64_t after_version = 0;
+  };
+  using WatchRows = std::optional<std::vector<v1::AccountUpdate>>;
+  absl::StatusOr<std::vector<WatchRows>> WatchEntries(
+      const std::vector<WatchFrom>& from, int limit, absl::Time deadline);
   // Up to `limit` entries after `after` in the order the projector applied
   // them, (transaction_id, position), and no further than the live
   // checkpoint read in the same snapshot; `at` gets the place of each.

@@ -27,13 +27,19 @@ metrics::RpcMetrics StreamMetrics(metrics::Registry& registry,
       "rpc", rpc);
 }
 
+// How many WatchAccount streams one query reads for at most.
+constexpr size_t kWatchReadBatch = 256;
+
+class WatchStream;
+
 }  // namespace
 
 struct StreamHub::Shared final : public StreamHost {
   Shared(ReadModelReader& r, metrics::Registry& m, const Options& o)
       : reader(r),
         options(o),
-        pool(o.threads, o.max_streams + 16),
+        watch_pool(o.watch_threads, o.max_streams + 16),
+        entries_pool(o.entries_threads, o.max_streams + 16),
         watch_metrics(StreamMetrics(m, "WatchAccount")),
         entries_metrics(StreamMetrics(m, "StreamEntries")),
         watch_sent(m.GetCounter("bank_stream_entries_total",
@@ -73,10 +79,11 @@ struct StreamHub::Shared final : public StreamHost {
     }
   }
 
-  void Run(std::function<void()> work) override {
-    // The queue holds one task per open stream: never refused.
-    pool.TrySubmit(std::move(work));
-  }
+  void Run(OpenStream* stream, const std::string& account,
+           std::function<void()> work) override;
+  // Reads for the queued WatchAccount streams, many in one query, then runs
+  // each one's work with its rows, until the queue is empty.
+  void ReadWatches();
   void WriteTook(absl::Duration d) override {
     if (d >= options.pause_after) pauses.Inc();
   }
@@ -98,7 +105,16 @@ struct StreamHub::Shared final : public StreamHost {
 
   ReadModelReader& reader;
   const Options options;
-  util::WorkerPool pool;  // Each stream queues at most one read.
+  // Each stream queues at most one read, on the pool of its kind: the many
+  // WatchAccount streams' reads never hold up a StreamEntries consumer's.
+  // WatchAccount streams woken together are read for in one query: one
+  // task at a time takes whatever is queued.
+  util::WorkerPool watch_pool;
+  util::WorkerPool entries_pool;
+  absl::Mutex watch_mu;
+  std::vector<std::pair<WatchStream*, std::function<void()>>> watch_queue
+      ABSL_GUARDED_BY(watch_mu);
+  bool watch_task ABSL_GUARDED_BY(watch_mu) = false;
   metrics::RpcMetrics watch_metrics;
   metrics::RpcMetrics entries_metrics;
   metrics::Counter& watch_sent;
@@ -132,18 +148,31 @@ class WatchStream final : public Stream<v1::AccountUpdate> {
     Begin(&version_);
   }
 
+  // Where the next read starts.
+  ReadModelReader::WatchFrom From() const { return {account_, version_}; }
+  // The next read's rows, read for several streams at once (Shared::
+  // ReadWatches), just before it.
+  void Prefetched(ReadModelReader::WatchRows rows) {
+    prefetched_ = std::move(rows);
+  }
+
  private:
   absl::Status ReadMore(std::deque<v1::AccountUpdate>& out,
                         bool& more) override {
     const int limit = hub_.options.default_batch;
-    auto read = hub_.reader.WatchEntries(account_, version_.load(), limit,
-                                         absl::Now() + kReadDeadline);
-    if (!read.ok()) return read.status();
-    if (!read->has_value()) {
+    std::optional<ReadModelReader::WatchRows> got = std::move(prefetched_);
+    prefetched_.reset();
+    if (!got) {
+      auto read = hub_.reader.WatchEntries({From()}, limit,
+                                           absl::Now() + kReadDeadline);
+      if (!read.ok()) return read.status();
+      got = std::move((*read)[0]);
+    }
+    if (!got->has_value()) {
       return absl::NotFoundError(
           absl::StrCat("account ", account_, " not found"));
     }
-    std::vector<v1::AccountUpdate>& rows = **read;
+    std::vector<v1::AccountUpdate>& rows = **got;
     if (!rows.empty()) version_ = rows.back().entry().version();
     more = static_cast<int>(rows.size()) == limit;
     for (auto& r : rows) out.push_back(std::move(r));
@@ -154,6 +183,8 @@ class WatchStream final : public Stream<v1::AccountUpdate> {
   StreamHub::Shared& hub_;
   const std::string account_;
   std::atomic<int64_t> version_;  // The last version read.
+  // Set and taken on the thread that reads for the stream.
+  std::optional<ReadModelReader::WatchRows> prefetched_;
 };
 
 class EntriesStream final : public Stream<v1::EntryBatch> {
@@ -222,6 +253,48 @@ class Refused final : public grpc::ServerWriteReactor<Resp> {
 };
 
 }  // namespace
+
+void StreamHub::Shared::Run(OpenStream* stream, const std::string& account,
+                            std::function<void()> work) {
+  // The queues hold one task per open stream: never refused.
+  if (account.empty()) {
+    entries_pool.TrySubmit(std::move(work));
+    return;
+  }
+  absl::MutexLock lock(&watch_mu);
+  watch_queue.emplace_back(static_cast<WatchStream*>(stream), std::move(work));
+  if (!watch_task) {
+    watch_task = true;
+    watch_pool.TrySubmit([this] { ReadWatches(); });
+  }
+}
+
+void StreamHub::Shared::ReadWatches() {
+  while (true) {
+    std::vector<std::pair<WatchStream*, std::function<void()>>> batch;
+    {
+      absl::MutexLock lock(&watch_mu);
+      if (watch_queue.empty()) {
+        watch_task = false;
+        return;
+      }
+      const size_t n = std::min(watch_queue.size(), kWatchReadBatch);
+      batch.assign(std::make_move_iterator(watch_queue.begin()),
+                   std::make_move_iterator(watch_queue.begin() + n));
+      watch_queue.erase(watch_queue.begin(), watch_queue.begin() + n);
+    }
+    std::vector<ReadModelReader::WatchFrom> from;
+    from.reserve(batch.size());
+    for (const auto& [s, work] : batch) from.push_back(s->From());
+    auto rows = reader.WatchEntries(from, options.default_batch,
+                                    absl::Now() + kReadDeadline);
+    // On an error each stream reads alone, and meets it itself.
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (rows.ok()) batch[i].first->Prefetched(std::move((*rows)[i]));
+      batch[i].second();
+    }
+  }
+}
 
 StreamHub::StreamHub(ReadModelReader& reader, metrics::Registry& metrics,
                      Options options)
@@ -331,7 +404,7 @@ void StreamHub::OnTick(bool replica) {
     if (shared_->poll_running || shared_->all.empty()) return;
     shared_->poll_running = true;
   }
-  shared_->pool.TrySubmit([s = shared_.get()] { Poll(*s); });
+  shared_->watch_pool.TrySubmit([s = shared_.get()] { Poll(*s); });
 }
 
 // Wakes the streams that are behind the read model: the StreamEntries

@@ -24,8 +24,9 @@ namespace bank::query {
 
 // The server side of QueryService.WatchAccount and StreamEntries
 // (docs/architecture.md, "Streams"), on gRPC's callback API: no thread per
-// stream. Each stream reads a batch from the read database on the hub's
-// small worker pool, writes it, one write in flight, and reads on when the
+// stream. Each stream reads a batch from the read database on a small
+// worker pool of its kind (WatchAccount streams woken together in one
+// query), writes it, one write in flight, and reads on when the
 // write is done; with nothing new it sleeps until woken. The projector's
 // progress notices (through the ProgressFollower) wake the streams of the
 // accounts a batch moved and every StreamEntries stream; a poll, every
@@ -39,7 +40,9 @@ class StreamHub final : public ProgressFollower::Listener {
     int default_batch = 100;
     int max_batch = 1000;
     int max_streams = 5000;  // More are refused with RESOURCE_EXHAUSTED.
-    int threads = 3;
+    // Threads reading for WatchAccount streams, and for StreamEntries ones.
+    int watch_threads = 3;
+    int entries_threads = 2;
     // The reader's wait for an unreachable read database: a poll that
     // still cannot reach it after this ends every stream UNAVAILABLE.
     absl::Duration outage_wait = absl::Seconds(2);

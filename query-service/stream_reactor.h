@@ -42,8 +42,11 @@ class StreamHost {
   virtual bool Add(OpenStream* s, const std::string& account,
                    const std::atomic<int64_t>* version) = 0;
   virtual void Remove(OpenStream* s, const std::string& account) = 0;
-  // Runs `work` on the streams' pool; each stream queues one at a time.
-  virtual void Run(std::function<void()> work) = 0;
+  // Runs `work` (a read, then what follows it) for `stream`, whose account
+  // is `account` ("" for a StreamEntries stream), on a pool of its kind;
+  // each stream queues one at a time.
+  virtual void Run(OpenStream* stream, const std::string& account,
+                   std::function<void()> work) = 0;
   // A write took `d` from its start to the client taking it.
   virtual void WriteTook(absl::Duration d) = 0;
 
@@ -104,7 +107,7 @@ class Stream : public grpc::ServerWriteReactor<Resp>, public OpenStream {
     if (reading_ || writing_ || finished_ || (!dirty_ && !end_)) return;
     reading_ = true;
     dirty_ = false;
-    host_.Run([this] { Step(); });
+    host_.Run(this, account_, [this] { Step(); });
   }
   // What to do once no read or write is in flight.
   Next Advance(grpc::Status* finish) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

@@ -216,11 +216,12 @@ class CountingReader final : public grpc::ClientReadReactor<Resp> {
   Resp msg_;
 };
 
-int ThreadsOf(pid_t pid) {
+// A field of /proc/<pid>/status, e.g. "Threads:" or "VmRSS:" (in kB).
+int64_t StatusOf(pid_t pid, const std::string& field) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size()));
   }
   return -1;
 }
@@ -235,7 +236,8 @@ TEST(StreamsTest, AThousandWatchersAndFiftyConsumersWithoutAThreadEach) {
     accounts.push_back(testing::OpenAccount(sys.commands(), 1));
   }
   ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
-  const int threads_before = ThreadsOf(sys.query->pid());
+  const int64_t threads_before = StatusOf(sys.query->pid(), "Threads:");
+  const int64_t rss_before = StatusOf(sys.query->pid(), "VmRSS:");
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", sys.query_port),
                                      grpc::InsecureChannelCredentials());
   auto stub = v1::QueryService::NewStub(channel);
@@ -271,10 +273,15 @@ TEST(StreamsTest, AThousandWatchersAndFiftyConsumersWithoutAThreadEach) {
   for (const std::string& a : accounts) Deposit(sys, a, 2);
   EXPECT_TRUE(WaitFor([&] { return all(watchers, 2) && all(consumers, 200); },
                       absl::Seconds(60)));
-  const int threads = ThreadsOf(sys.query->pid());
+  const int64_t threads = StatusOf(sys.query->pid(), "Threads:");
   EXPECT_LT(threads - threads_before, 20)
       << threads_before << " threads before the streams, " << threads
       << " with them";
+  // Memory: a stream holds its state and at most one batch (a full batch
+  // in each of the 1,050 would be about 20 MB; they hold far less here).
+  const int64_t rss = StatusOf(sys.query->pid(), "VmRSS:");
+  EXPECT_LT(rss - rss_before, 64 * 1024)
+      << rss_before << " kB before the streams, " << rss << " kB with them";
   for (auto& r : watchers) r->ctx.TryCancel();
   for (auto& r : consumers) r->ctx.TryCancel();
   EXPECT_TRUE(WaitFor(
