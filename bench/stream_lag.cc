@@ -65,17 +65,17 @@ class Times {
   absl::flat_hash_map<Key, Clock::time_point> at_;
 };
 
-// One WatchAccount stream, recording each update's arrival.
-class Watcher final : public grpc::ClientReadReactor<bank::v1::AccountUpdate> {
+// One stream of Resp (opened by `start` with this reactor), handing each
+// message to `on_message` as it arrives.
+template <typename Resp>
+class StreamReader final : public grpc::ClientReadReactor<Resp> {
  public:
-  Watcher(bank::v1::QueryService::Stub& stub, const std::string& account,
-          Times<std::string>& arrived)
-      : arrived_(arrived) {
-    req_.set_account_id(account);
-    req_.set_after_version(1);  // Past the opening.
-    stub.async()->WatchAccount(&ctx_, &req_, this);
-    StartRead(&update_);
-    StartCall();
+  using Start = std::function<void(grpc::ClientContext*, StreamReader*)>;
+  StreamReader(const Start& start, std::function<void(const Resp&)> on_message)
+      : on_message_(std::move(on_message)) {
+    start(&ctx_, this);
+    this->StartRead(&msg_);
+    this->StartCall();
   }
   void Cancel() { ctx_.TryCancel(); }
   bool done() const { return done_.load(); }
@@ -83,47 +83,14 @@ class Watcher final : public grpc::ClientReadReactor<bank::v1::AccountUpdate> {
  private:
   void OnReadDone(bool ok) override {
     if (!ok) return;
-    arrived_.Set(absl::StrCat(update_.balance().account_id(), "/",
-                              update_.entry().version()),
-                 Clock::now());
-    StartRead(&update_);
+    on_message_(msg_);
+    this->StartRead(&msg_);
   }
   void OnDone(const grpc::Status&) override { done_ = true; }
 
-  Times<std::string>& arrived_;
+  std::function<void(const Resp&)> on_message_;
   grpc::ClientContext ctx_;
-  bank::v1::WatchAccountRequest req_;
-  bank::v1::AccountUpdate update_;
-  std::atomic<bool> done_{false};
-};
-
-// The StreamEntries stream from the first entry, handing each batch to
-// `on_batch` as it arrives.
-class EntryReader final : public grpc::ClientReadReactor<bank::v1::EntryBatch> {
- public:
-  EntryReader(bank::v1::QueryService::Stub& stub,
-              std::function<void(const bank::v1::EntryBatch&)> on_batch)
-      : on_batch_(std::move(on_batch)) {
-    req_.set_max_batch(1000);
-    stub.async()->StreamEntries(&ctx_, &req_, this);
-    StartRead(&batch_);
-    StartCall();
-  }
-  void Cancel() { ctx_.TryCancel(); }
-  bool done() const { return done_.load(); }
-
- private:
-  void OnReadDone(bool ok) override {
-    if (!ok) return;
-    on_batch_(batch_);
-    StartRead(&batch_);
-  }
-  void OnDone(const grpc::Status&) override { done_ = true; }
-
-  std::function<void(const bank::v1::EntryBatch&)> on_batch_;
-  grpc::ClientContext ctx_;
-  bank::v1::StreamEntriesRequest req_;
-  bank::v1::EntryBatch batch_;
+  Resp msg_;
   std::atomic<bool> done_{false};
 };
 
@@ -201,16 +168,22 @@ int main(int argc, char** argv) {
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   auto own = bank::v1::QueryService::NewStub(grpc::CreateCustomChannel(
       o.query_host, grpc::InsecureChannelCredentials(), args));
-  EntryReader entries(*own, [&](const bank::v1::EntryBatch& batch) {
-    const auto now = Clock::now();
-    for (const auto& e : batch.entries()) {
-      if (e.entry().position() > last_open) {
-        by_position.Set(e.entry().position(), now);
-      }
-      highest = std::max(highest.load(), e.entry().position());
-    }
-    received += batch.entries_size();
-  });
+  bank::v1::StreamEntriesRequest entries_req;
+  entries_req.set_max_batch(1000);
+  StreamReader<bank::v1::EntryBatch> entries(
+      [&](grpc::ClientContext* ctx, auto* r) {
+        own->async()->StreamEntries(ctx, &entries_req, r);
+      },
+      [&](const bank::v1::EntryBatch& batch) {
+        const auto now = Clock::now();
+        for (const auto& e : batch.entries()) {
+          if (e.entry().position() > last_open) {
+            by_position.Set(e.entry().position(), now);
+          }
+          highest = std::max(highest.load(), e.entry().position());
+        }
+        received += batch.entries_size();
+      });
   while (highest.load() < last_open) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -219,9 +192,20 @@ int main(int argc, char** argv) {
   const int64_t caught_up = received.load();
   const double catchup_rate = caught_up / catchup_s;
 
-  std::vector<std::unique_ptr<Watcher>> watchers;
-  for (const std::string& a : accounts) {
-    watchers.push_back(std::make_unique<Watcher>(*queries, a, by_version));
+  std::vector<bank::v1::WatchAccountRequest> watch_reqs(accounts.size());
+  std::vector<std::unique_ptr<StreamReader<bank::v1::AccountUpdate>>> watchers;
+  for (size_t i = 0; i < accounts.size(); ++i) {
+    watch_reqs[i].set_account_id(accounts[i]);
+    watch_reqs[i].set_after_version(1);  // Past the opening.
+    watchers.push_back(std::make_unique<StreamReader<bank::v1::AccountUpdate>>(
+        [&, i](grpc::ClientContext* ctx, auto* r) {
+          queries->async()->WatchAccount(ctx, &watch_reqs[i], r);
+        },
+        [&](const bank::v1::AccountUpdate& u) {
+          by_version.Set(
+              absl::StrCat(u.balance().account_id(), "/", u.entry().version()),
+              Clock::now());
+        }));
   }
 
   // Warm-up: each new watcher makes its first read (it finds nothing new)
