@@ -38,8 +38,6 @@ struct StreamHub::Shared final : public StreamHost {
   Shared(ReadModelReader& r, metrics::Registry& m, const Options& o)
       : reader(r),
         options(o),
-        watch_pool(o.watch_threads, o.max_streams + 16),
-        entries_pool(o.entries_threads, o.max_streams + 16),
         watch_metrics(StreamMetrics(m, "WatchAccount")),
         entries_metrics(StreamMetrics(m, "StreamEntries")),
         watch_sent(m.GetCounter("bank_stream_entries_total",
@@ -51,7 +49,9 @@ struct StreamHub::Shared final : public StreamHost {
         pauses(m.GetCounter(
             "bank_stream_pauses_total",
             "Writes that waited longer than the pause threshold for a "
-            "client to read.")) {}
+            "client to read.")),
+        watch_pool(o.watch_threads, o.max_streams + 16),
+        entries_pool(o.entries_threads, o.max_streams + 16) {}
 
   // StreamHost: false when the hub is stopped or full.
   bool Add(OpenStream* s, const std::string& account,
@@ -105,12 +105,8 @@ struct StreamHub::Shared final : public StreamHost {
 
   ReadModelReader& reader;
   const Options options;
-  // Each stream queues at most one read, on the pool of its kind: the many
-  // WatchAccount streams' reads never hold up a StreamEntries consumer's.
   // WatchAccount streams woken together are read for in one query: one
   // task at a time takes whatever is queued.
-  util::WorkerPool watch_pool;
-  util::WorkerPool entries_pool;
   absl::Mutex watch_mu;
   std::vector<std::pair<WatchStream*, std::function<void()>>> watch_queue
       ABSL_GUARDED_BY(watch_mu);
@@ -133,6 +129,12 @@ struct StreamHub::Shared final : public StreamHost {
   std::string origin ABSL_GUARDED_BY(mu);
   EntryPosition polled ABSL_GUARDED_BY(mu);  // The checkpoint last polled.
   bool poll_running ABSL_GUARDED_BY(mu) = false;
+
+  // Each stream queues at most one read, on the pool of its kind: the many
+  // WatchAccount streams' reads never hold up a StreamEntries consumer's.
+  // Last, so that they are joined (running what is queued) first.
+  util::WorkerPool watch_pool;
+  util::WorkerPool entries_pool;
 };
 
 namespace {
