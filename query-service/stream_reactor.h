@@ -97,6 +97,9 @@ class Stream : public grpc::ServerWriteReactor<Resp>, public OpenStream {
                           "retry later or on another replica"));
       return;
     }
+    // The response headers go now, not with the first entry: the client
+    // sees the stream open at once, and a live entry does not pay for them.
+    this->StartSendInitialMetadata();
     Wake();
   }
 
