@@ -73,6 +73,8 @@ TEST(StreamsTest, WatchAccountCatchesUpThenFollowsLive) {
   std::string a = testing::OpenAccount(sys.commands(), 100);
   Deposit(sys, a, 5);
   Deposit(sys, a, 7);
+  // An account is watched once the read model has it (before, NOT_FOUND).
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
   v1::WatchAccountRequest req;
   req.set_account_id(a);
   req.set_after_version(1);
@@ -289,6 +291,7 @@ TEST(StreamsTest, BankctlWatchAndTailPrintEntriesLive) {
     return std::make_unique<Process>(testing::BinDir() + "/bankctl", args);
   };
   std::string a = testing::OpenAccount(sys.commands(), 1000);
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
   auto watch = bankctl({"watch", a});
   auto tail = bankctl({"tail"});
   ASSERT_TRUE(WaitFor(
