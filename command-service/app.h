@@ -19,7 +19,7 @@ struct Config {
   // long-running process holds the owner's credentials).
   bool migrate_only = false;
   int snapshot_every = 100;
-  int max_attempts = 10;
+  int max_attempts = 50;
   int cache_size = 100000;
   int max_threads = 64;  // Threads running commands.
   int max_in_flight = 256;

@@ -39,7 +39,7 @@ class CommandExecutor {
   using Offload = std::function<bool(std::function<void()>)>;
   using Done = std::function<void(absl::StatusOr<CommandOutcome>)>;
   struct Options {
-    int max_attempts = 10;  // Decisions per command, the first included.
+    int max_attempts = 50;  // Decisions per command, the first included.
     std::string instance_id = "command-service";  // In events' metadata.
   };
 

@@ -26,7 +26,7 @@ namespace bank::command {
 class CommandHandler {
  public:
   struct Options {
-    int max_attempts = 10;
+    int max_attempts = 50;
     int snapshot_every = 100;  // 0 disables snapshots.
     size_t cache_capacity = 100000;
     std::string instance_id = "command-service";
