@@ -10,6 +10,7 @@
 #include "common/metrics/metrics.h"
 #include "common/serving/serve.h"
 #include "common/util/signals.h"
+#include "query-service/group_coordinator.h"
 #include "query-service/query_grpc_service.h"
 #include "query-service/query_service.h"
 
@@ -35,7 +36,12 @@ int RunQueryService(const Config& config) {
       absl::Milliseconds(100), &streams);
   QueryServiceImpl service(reader, cache, *waiter, pool, registry,
                            {.max_wait = config.max_wait});
-  QueryGrpcService raw(service, streams);  // What the server registers.
+  GroupStore group_store(
+      config.groups_db.empty() ? config.read_db : config.groups_db,
+      /*pool_size=*/4, config.server.db_outage_wait);
+  GroupCoordinator groups(group_store, reader, streams, registry,
+                          {.partition_count = config.group_partitions});
+  QueryGrpcService raw(service, streams, groups);  // What the server registers.
   grpcutil::ServerOptions options = serving::ServerOptionsOf(config.server);
   options.health_service_names = {v1::QueryService::service_full_name()};
   auto server = grpcutil::Server::Start(options, {&raw});

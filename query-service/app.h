@@ -22,6 +22,11 @@ struct Config {
   // WatchAccount and StreamEntries streams open at once; more get
   // RESOURCE_EXHAUSTED.
   int max_streams = 5000;
+  // Where the consumer groups are kept (sql/read/005): the read database's
+  // primary. Empty: the read database.
+  std::string groups_db;
+  // Partitions of each consumer group created here.
+  int group_partitions = 32;
 };
 
 // Checks the read database, serves bank.v1.QueryService until SIGINT or

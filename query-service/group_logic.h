@@ -15,7 +15,7 @@
 namespace bank::query {
 
 // The pure parts of consumer groups (QueryService.Consume, #27; the design:
-// docs/design/streams.md). Not wired to a service yet.
+// docs/architecture.md, "Consumer groups").
 
 // The partition of an account: FNV-1a (64 bits) of its canonical id (lower
 // case, with hyphens), modulo `partition_count`. Stable across processes,

@@ -38,10 +38,20 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();
   app.add_option("--max-streams", config.max_streams,
-                 "WatchAccount and StreamEntries streams open at once; more "
+                 "WatchAccount, StreamEntries and Consume streams open at "
+                 "once; more "
                  "get RESOURCE_EXHAUSTED")
       ->envname("BANK_MAX_STREAMS")
       ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--groups-db", config.groups_db,
+                 "where consumer groups are kept (writable: the read "
+                 "database's primary; default: --read-db)")
+      ->envname("BANK_GROUPS_DB");
+  app.add_option("--group-partitions", config.group_partitions,
+                 "partitions of each consumer group created here")
+      ->envname("BANK_GROUP_PARTITIONS")
+      ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   app.add_option("--max-wait", max_wait,
                  "seconds a GetBalance min_version wait may last at most")

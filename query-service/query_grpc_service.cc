@@ -22,7 +22,8 @@ void QueryGrpcService::Add(
       });
 }
 
-QueryGrpcService::QueryGrpcService(QueryServiceImpl& impl, StreamHub& streams)
+QueryGrpcService::QueryGrpcService(QueryServiceImpl& impl, StreamHub& streams,
+                                   GroupCoordinator& groups)
     : impl_(impl) {
   using namespace bank::internal::v1;
   using Rpc = QueryServiceImpl::Rpc;
@@ -49,6 +50,9 @@ QueryGrpcService::QueryGrpcService(QueryServiceImpl& impl, StreamHub& streams)
         return streams.StreamEntries(ctx, req);
       },
       [&streams](const grpc::Status& s) { return streams.RefuseEntries(s); });
+  AddRawBidiStreaming<v1::ConsumeResponse>(
+      "/bank.v1.QueryService/Consume",
+      [&groups](grpc::CallbackServerContext*) { return groups.Consume(); });
 }
 
 }  // namespace bank::query

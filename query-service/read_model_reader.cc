@@ -160,13 +160,7 @@ template <typename Fn>
 auto ReadModelReader::With(absl::Time deadline, const char* what, Fn fn)
     -> decltype(fn(std::declval<db::ConnectionPool::Lease&>())) {
   // Reads only: a call that meets a lost connection runs again on a new one.
-  return db::RunPooled(pool_,
-                       {.what = what,
-                        .deadline = deadline,
-                        .max_statement_time = absl::Seconds(10),
-                        .repeatable = true,
-                        .outage_wait = outage_wait_},
-                       std::move(fn));
+  return db::RunRepeatable(pool_, what, deadline, outage_wait_, std::move(fn));
 }
 
 absl::StatusOr<std::optional<v1::AccountBalance>> ReadModelReader::GetBalance(

@@ -9,13 +9,18 @@
 namespace bank::query {
 
 // Where a StreamEntries consumer stands: the event store's tailing order of
-// the last entry it received (docs/design/streams.md). {0, 0}: before the
-// first entry.
+// the last entry it received (docs/architecture.md, "Streams"). {0, 0}: before
+// the first entry.
 struct EntryPosition {
   int64_t transaction_id = 0;
   int64_t position = 0;
   friend bool operator==(const EntryPosition& a, const EntryPosition& b) {
     return a.transaction_id == b.transaction_id && a.position == b.position;
+  }
+  friend bool operator<(const EntryPosition& a, const EntryPosition& b) {
+    return a.transaction_id != b.transaction_id
+               ? a.transaction_id < b.transaction_id
+               : a.position < b.position;
   }
 };
 

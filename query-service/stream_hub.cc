@@ -68,10 +68,17 @@ struct StreamHub::Shared final : public StreamHost {
     }
     return true;
   }
+  bool AddConsumer(OpenStream* s) override {
+    if (!Add(s, "", nullptr)) return false;
+    absl::MutexLock lock(&mu);
+    consumers.insert(s);
+    return true;
+  }
   void Remove(OpenStream* s, const std::string& account) override {
     absl::MutexLock lock(&mu);
     all.erase(s);
     entries.erase(s);
+    consumers.erase(s);
     auto it = watches.find(account);
     if (it != watches.end()) {
       it->second.erase(s);
@@ -120,7 +127,9 @@ struct StreamHub::Shared final : public StreamHost {
   mutable absl::Mutex mu;
   bool stopped ABSL_GUARDED_BY(mu) = false;
   absl::flat_hash_set<OpenStream*> all ABSL_GUARDED_BY(mu);
+  // StreamEntries and Consume streams; the Consume ones.
   absl::flat_hash_set<OpenStream*> entries ABSL_GUARDED_BY(mu);
+  absl::flat_hash_set<OpenStream*> consumers ABSL_GUARDED_BY(mu);
   // Per account, its WatchAccount streams and the version each has read.
   absl::flat_hash_map<
       std::string,
@@ -302,14 +311,18 @@ StreamHub::StreamHub(ReadModelReader& reader, metrics::Registry& metrics,
                      Options options)
     : shared_(std::make_unique<Shared>(reader, metrics, options)) {
   Shared* s = shared_.get();
-  for (const char* rpc : {"WatchAccount", "StreamEntries"}) {
-    const bool watch = rpc[0] == 'W';
+  for (const char* rpc : {"WatchAccount", "StreamEntries", "Consume"}) {
+    const char kind = rpc[0];
     metrics.AddCallbackGauge(
         "bank_streams_open", "Streams open, by RPC.",
-        [s, watch] {
+        [s, kind] {
           absl::MutexLock lock(&s->mu);
-          return static_cast<double>(watch ? s->all.size() - s->entries.size()
-                                           : s->entries.size());
+          const size_t consume = s->consumers.size();
+          const size_t entries = s->entries.size() - consume;
+          return static_cast<double>(kind == 'W'
+                                         ? s->all.size() - entries - consume
+                                     : kind == 'S' ? entries
+                                                   : consume);
         },
         {{"rpc", rpc}});
   }
@@ -327,6 +340,8 @@ StreamHub::StreamHub(ReadModelReader& reader, metrics::Registry& metrics,
 }
 
 StreamHub::~StreamHub() = default;
+
+StreamHost& StreamHub::host() { return *shared_; }
 
 grpc::ServerWriteReactor<v1::AccountUpdate>* StreamHub::WatchAccount(
     grpc::CallbackServerContext*, const v1::WatchAccountRequest& req) {

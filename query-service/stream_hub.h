@@ -71,6 +71,10 @@ class StreamHub final : public ProgressFollower::Listener {
   grpc::ServerWriteReactor<v1::EntryBatch>* RefuseEntries(
       const grpc::Status& status);
 
+  // Where other streams (Consume, consume_session.h) register, are woken
+  // and read.
+  StreamHost& host();
+
   // Ends every open stream with UNAVAILABLE (its client resumes elsewhere)
   // and refuses new ones.
   void Stop();

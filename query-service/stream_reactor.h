@@ -41,6 +41,8 @@ class StreamHost {
   // null for others); false when no more may open.
   virtual bool Add(OpenStream* s, const std::string& account,
                    const std::atomic<int64_t>* version) = 0;
+  // Registers a Consume stream: woken like a StreamEntries one.
+  virtual bool AddConsumer(OpenStream* s) = 0;
   virtual void Remove(OpenStream* s, const std::string& account) = 0;
   // Runs `work` (a read, then what follows it) for `stream`, whose account
   // is `account` ("" for a StreamEntries stream), on a pool of its kind;

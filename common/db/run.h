@@ -101,6 +101,22 @@ auto RunPooled(ConnectionPool& pool, const PooledCall& call, Fn fn)
   }
 }
 
+// RunPooled for a call that only reads, or writes what may be written twice
+// with the same result (repeated once on a fresh connection if its own is
+// found lost), each statement at most 10 s.
+template <typename Fn>
+auto RunRepeatable(ConnectionPool& pool, absl::string_view what,
+                   absl::Time deadline, absl::Duration outage_wait, Fn fn)
+    -> decltype(fn(std::declval<ConnectionPool::Lease&>())) {
+  return RunPooled(pool,
+                   {.what = what,
+                    .deadline = deadline,
+                    .max_statement_time = absl::Seconds(10),
+                    .repeatable = true,
+                    .outage_wait = outage_wait},
+                   std::move(fn));
+}
+
 // One connection of a long-lived worker (the projector's reader and
 // writers), opened on first use and set up by `on_connect`, dropped when it
 // breaks and opened again on the next call. Not thread-safe.

@@ -34,6 +34,12 @@ class RawService : public grpc::Service {
   template <typename Resp>
   using StreamRefusal =
       std::function<grpc::ServerWriteReactor<Resp>*(const grpc::Status&)>;
+  // A bidirectional stream's reactor: it decodes each request itself
+  // (DecodeRequest, through the request's wire view).
+  template <typename Resp>
+  using BidiHandler =
+      std::function<grpc::ServerBidiReactor<grpc::ByteBuffer, Resp>*(
+          grpc::CallbackServerContext*)>;
 
  protected:
   // Adds the method `name` ("/pkg.Service/Method"): its request is decoded
@@ -83,6 +89,18 @@ class RawService : public grpc::Service {
               grpc::Status s = DecodeRequest(*raw, wire, req);
               return s.ok() ? start(ctx, req) : refuse(s);
             }));
+  }
+
+  // Adds the bidirectional method `name`: `start` returns its reactor,
+  // which reads the requests' raw bytes.
+  template <typename Resp>
+  void AddRawBidiStreaming(const char* name, BidiHandler<Resp> start) {
+    AddMethod(new grpc::internal::RpcServiceMethod(
+        name, grpc::internal::RpcMethod::BIDI_STREAMING, nullptr));
+    MarkMethodCallback(
+        methods_added_++,
+        new grpc::internal::CallbackBidiHandler<grpc::ByteBuffer, Resp>(
+            std::move(start)));
   }
 
  private:
