@@ -208,6 +208,9 @@ void ConsumeSession::Work() {
       if (!full && static_cast<int>(page->entries.size()) == deps_.page) {
         dirty_ = true;
       }
+      // How far it read: the delivered mark, and progress where nothing is
+      // in flight.
+      if (!page->entries.empty()) save_due_ = true;
     }
     next = Advance();
   }

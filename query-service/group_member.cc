@@ -26,6 +26,7 @@ bool GroupMember::Apply(const GroupView& view) {
     Owned& o = owned_[partition];
     o.generation = state->generation;
     o.read = o.handled = o.stored = state->progress;
+    o.stored_read = std::max(state->progress, state->delivered);
     o.delivered = state->delivered;
   }
   return partitions() != before;
@@ -119,7 +120,7 @@ std::vector<GroupStore::Progress> GroupMember::ProgressToSave() {
     }
     // With nothing in flight, every entry of it read so far was handled.
     if (o.acks.in_flight() == 0 && o.handled < o.read) o.handled = o.read;
-    if (o.stored < o.handled) {
+    if (o.stored < o.handled || o.stored_read < o.read) {
       out.push_back({.partition = p,
                      .generation = o.generation,
                      .progress = o.handled,
@@ -133,7 +134,9 @@ void GroupMember::Saved(const std::vector<GroupStore::Progress>& saved) {
   for (const GroupStore::Progress& s : saved) {
     auto it = owned_.find(s.partition);
     if (it == owned_.end() || it->second.generation != s.generation) continue;
-    if (it->second.stored < s.progress) it->second.stored = s.progress;
+    Owned& o = it->second;
+    if (o.stored < s.progress) o.stored = s.progress;
+    if (o.stored_read < s.delivered) o.stored_read = s.delivered;
   }
 }
 

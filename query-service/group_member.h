@@ -58,9 +58,10 @@ class GroupMember {
   int Ack(const std::vector<int64_t>& positions);
   int unacked() const { return unacked_; }
 
-  // The progress to store: per partition, past its acknowledged prefix (or
-  // as far as it was read, with nothing in flight), where that is past
-  // what was stored. Saved() records that it was.
+  // What to store: per partition, the progress past its acknowledged
+  // prefix (or as far as it was read, with nothing in flight), and the
+  // delivered mark (as far as it was read), where either moved since last
+  // stored. Saved() records that they were.
   std::vector<GroupStore::Progress> ProgressToSave();
   void Saved(const std::vector<GroupStore::Progress>& saved);
 
@@ -69,8 +70,9 @@ class GroupMember {
     int64_t generation = 0;
     EntryPosition read;       // Every entry of it up to here was examined.
     EntryPosition handled;    // Acknowledged up to here.
-    EntryPosition stored;     // What the group's row says.
+    EntryPosition stored;     // The row's progress, as last saved.
     EntryPosition delivered;  // The row's delivered mark when it came.
+    EntryPosition stored_read;  // The delivered mark last saved.
     PartitionAcks acks;
   };
   void Drop(int partition, Owned& owned);

@@ -4,11 +4,13 @@
 // acknowledgements fenced off; two query-service replicas serving one
 // group; a member name already connected.
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <map>
 #include <pqxx/pqxx>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -53,6 +55,25 @@ int Uncovered(const System& sys, const std::string& group) {
     const std::pair<int64_t, int64_t> at{row[1].as<int64_t>(),
                                          row[2].as<int64_t>()};
     if (at > std::make_pair(s.transaction_id, s.position)) ++n;
+  }
+  return n;
+}
+
+// Entries of the history past their partition's stored delivered mark.
+int Undelivered(const System& sys, const std::string& group) {
+  auto stored = StoredPartitions(sys.read_uri, group);
+  pqxx::connection c(sys.read_uri);
+  pqxx::nontransaction tx(c);
+  int n = 0;
+  for (const auto& row :
+       tx.exec("SELECT account_id::text, transaction_id, position FROM "
+               "account_history")) {
+    const auto& s =
+        stored[query::PartitionOf(row[0].as<std::string>(), kPartitions)];
+    if (std::make_pair(row[1].as<int64_t>(), row[2].as<int64_t>()) >
+        std::make_pair(s.delivered_transaction_id, s.delivered_position)) {
+      ++n;
+    }
   }
   return n;
 }
@@ -193,6 +214,157 @@ TEST(ConsumeTest, MaxUnackedBoundsTheEntriesInFlight) {
   ExpectEachEntryOnce(w.received(), sys);
   ASSERT_TRUE(
       WaitFor([&] { return Uncovered(sys, "slow") == 0; }, absl::Seconds(20)));
+}
+
+// Whether `a` and `b` split the partitions between them.
+bool Split(const GroupWorker& a, const GroupWorker& b, size_t a_size) {
+  std::vector<int> pa = a.partitions(), pb = b.partitions();
+  std::set<int> all(pa.begin(), pa.end());
+  all.insert(pb.begin(), pb.end());
+  return pa.size() == a_size && pa.size() + pb.size() == kPartitions &&
+         all.size() == kPartitions;
+}
+
+// History rows of the given partitions that the stored progress covers.
+int CoveredIn(const System& sys, const std::string& group,
+              const std::vector<int>& partitions) {
+  auto stored = StoredPartitions(sys.read_uri, group);
+  pqxx::connection c(sys.read_uri);
+  pqxx::nontransaction tx(c);
+  int n = 0;
+  for (const auto& row :
+       tx.exec("SELECT account_id::text, transaction_id, position FROM "
+               "account_history")) {
+    const int p = query::PartitionOf(row[0].as<std::string>(), kPartitions);
+    if (std::find(partitions.begin(), partitions.end(), p) ==
+        partitions.end()) {
+      continue;
+    }
+    const auto& s = stored[p];
+    if (std::make_pair(row[1].as<int64_t>(), row[2].as<int64_t>()) <=
+        std::make_pair(s.transaction_id, s.position)) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+TEST(ConsumeTest, PartitionsMoveOnJoinAndLeaveAndLateAcksMoveNothing) {
+  System sys(*pg, "consume_move");
+  sys.StartAll();
+  for (int i = 0; i < 40; ++i) testing::OpenAccount(sys.commands(), 100);
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  GroupWorker a(
+      {.port = sys.query_port, .group = "g", .member = "a", .ack = false});
+  ASSERT_TRUE(WaitFor([&] { return a.count() == 40; }, absl::Seconds(20)));
+  // The service stores how far each partition was delivered (a new owner
+  // counts what it sends up to there as redelivered).
+  ASSERT_TRUE(
+      WaitFor([&] { return Undelivered(sys, "g") == 0; }, absl::Seconds(20)));
+  // B joins: half the partitions move to it, with their entries, which A
+  // never acknowledged: delivered again.
+  GroupWorker b(
+      {.port = sys.query_port, .group = "g", .member = "b", .ack = false});
+  ASSERT_TRUE(WaitFor([&] { return Split(a, b, 16); }, absl::Seconds(20)));
+  const std::vector<int> moved = b.partitions();
+  size_t in_moved = 0;
+  for (const GroupWorker::Got& g : a.received()) {
+    in_moved += std::count(moved.begin(), moved.end(), g.partition);
+  }
+  ASSERT_GT(in_moved, 0u);
+  ASSERT_TRUE(
+      WaitFor([&] { return b.count() == in_moved; }, absl::Seconds(20)));
+  for (const GroupWorker::Got& g : b.received()) {
+    EXPECT_NE(std::count(moved.begin(), moved.end(), g.partition), 0);
+  }
+  EXPECT_EQ(QueryMetric(sys, "bank_group_redeliveries_total{group=\"g\"}"),
+            static_cast<double>(in_moved));
+  // A acknowledges everything it had, late for the moved partitions: only
+  // its own partitions' progress moves.
+  EXPECT_EQ(a.AckAll(), 40);
+  ASSERT_TRUE(WaitFor(
+      [&] { return CoveredIn(sys, "g", a.partitions()) == 40 - in_moved; },
+      absl::Seconds(20)));
+  EXPECT_EQ(CoveredIn(sys, "g", moved), 0);
+  // B leaves without acknowledging: A gets every partition back, and the
+  // moved partitions' entries a third time.
+  b.Stop();
+  ASSERT_TRUE(WaitFor([&] { return a.partitions().size() == kPartitions; },
+                      absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return a.count() == 40 + in_moved; }, absl::Seconds(20)));
+  EXPECT_EQ(a.AckAll(), static_cast<int>(in_moved));
+  ASSERT_TRUE(
+      WaitFor([&] { return Uncovered(sys, "g") == 0; }, absl::Seconds(20)));
+  auto stored = StoredPartitions(sys.read_uri, "g");
+  for (int p : moved) {
+    EXPECT_EQ(stored[p].owner, "a");
+    EXPECT_EQ(stored[p].generation, 3) << "a, then b, then a";
+  }
+  EXPECT_TRUE(a.failures().empty());
+  EXPECT_TRUE(b.failures().empty());
+}
+
+TEST(ConsumeTest, TwoReplicasServeOneGroupAndTakeOverADeadOnesMembers) {
+  System sys(*pg, "consume_replicas");
+  sys.StartAll();
+  const int port2 = testing::PickFreePort();
+  auto second = std::make_unique<Process>(
+      testing::BinDir() + "/query-service",
+      std::vector<std::string>{"--listen", "127.0.0.1:" + std::to_string(port2),
+                               "--read-db", sys.read_uri, "--metrics-listen",
+                               "127.0.0.1:0"});
+  ASSERT_TRUE(
+      System::WaitServing(port2, "bank.v1.QueryService", absl::Seconds(30)))
+      << second->Log();
+  GroupWorker a({.port = sys.query_port, .group = "shared", .member = "a"});
+  GroupWorker b({.port = port2, .group = "shared", .member = "b"});
+  ASSERT_TRUE(WaitFor([&] { return Split(a, b, 16); }, absl::Seconds(20)));
+  std::vector<std::string> accounts;
+  for (int i = 0; i < 30; ++i) {
+    accounts.push_back(testing::OpenAccount(sys.commands(), 100));
+    Deposit(sys, accounts.back(), 1);
+  }
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return a.count() + b.count() == 60; }, absl::Seconds(20)));
+  // Each entry once, to the member that owns its partition.
+  std::vector<GroupWorker::Got> both = a.received();
+  for (const GroupWorker::Got& g : both) {
+    EXPECT_NE(
+        std::count(a.partitions().begin(), a.partitions().end(), g.partition),
+        0);
+  }
+  for (const GroupWorker::Got& g : b.received()) {
+    EXPECT_NE(
+        std::count(b.partitions().begin(), b.partitions().end(), g.partition),
+        0);
+    both.push_back(g);
+  }
+  std::sort(both.begin(), both.end(), [](const auto& x, const auto& y) {
+    return std::tie(x.account_id, x.version) <
+           std::tie(y.account_id, y.version);
+  });
+  ExpectEachEntryOnce(both, sys);
+  // The second replica dies with B's stream, and B cannot reach another
+  // one: B's name is held until its lease runs out, then the first replica
+  // gives A everything. B comes back through the first replica and gets
+  // its half again.
+  b.SetPort(testing::PickFreePort());
+  second->Signal(SIGKILL);
+  second->Wait(absl::Seconds(10));
+  ASSERT_TRUE(WaitFor([&] { return a.partitions().size() == kPartitions; },
+                      absl::Seconds(30)));
+  b.SetPort(sys.query_port);
+  ASSERT_TRUE(WaitFor([&] { return Split(a, b, 16); }, absl::Seconds(30)));
+  for (const std::string& acc : accounts) Deposit(sys, acc, 1);
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return Uncovered(sys, "shared") == 0; }, absl::Seconds(30)))
+      << Uncovered(sys, "shared");
+  EXPECT_GE(b.joins(), 2);
+  EXPECT_TRUE(a.failures().empty()) << a.failures()[0];
+  EXPECT_TRUE(b.failures().empty()) << b.failures()[0];
 }
 
 }  // namespace

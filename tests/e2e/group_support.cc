@@ -184,11 +184,13 @@ std::map<int, StoredPartition> StoredPartitions(const std::string& read_uri,
   std::map<int, StoredPartition> out;
   for (const auto& row :
        tx.exec_params("SELECT partition, coalesce(owner, ''), generation, "
-                      "transaction_id, position FROM consumer_group_partitions "
+                      "transaction_id, position, delivered_transaction_id, "
+                      "delivered_position FROM consumer_group_partitions "
                       "WHERE group_name = $1",
                       group)) {
     out[row[0].as<int>()] = {row[1].as<std::string>(), row[2].as<int64_t>(),
-                             row[3].as<int64_t>(), row[4].as<int64_t>()};
+                             row[3].as<int64_t>(),     row[4].as<int64_t>(),
+                             row[5].as<int64_t>(),     row[6].as<int64_t>()};
   }
   return out;
 }

@@ -100,6 +100,8 @@ struct StoredPartition {
   int64_t generation = 0;
   int64_t transaction_id = 0;
   int64_t position = 0;
+  int64_t delivered_transaction_id = 0;
+  int64_t delivered_position = 0;
 };
 std::map<int, StoredPartition> StoredPartitions(const std::string& read_uri,
                                                 const std::string& group);

@@ -68,7 +68,12 @@ TEST(GroupMemberTest, DeliversOnlyItsPartitionsAndStopsAtItsBound) {
   EXPECT_FALSE(m.WantsEntries());
   // It read to position 4 (of transaction 11): the next read starts there.
   EXPECT_EQ(m.ReadFrom(), (EntryPosition{11, 4}));
-  // Nothing acknowledged: nothing to save.
+  // Nothing acknowledged: only the delivered mark moves.
+  auto marks = m.ProgressToSave();
+  ASSERT_EQ(marks.size(), 1u);
+  EXPECT_EQ(marks[0].progress, (EntryPosition{}));
+  EXPECT_EQ(marks[0].delivered, (EntryPosition{11, 4}));
+  m.Saved(marks);
   EXPECT_TRUE(m.ProgressToSave().empty());
   // The second acknowledged first: the progress waits for the first.
   EXPECT_EQ(m.Ack({4}), 1);
