@@ -14,7 +14,8 @@
 --                   never UPDATE or DELETE events.
 --   bank_projector  projector: SELECT on events; owns the read model, which it
 --                   migrates, writes and rebuilds.
---   bank_query      query-service: SELECT on the read model only.
+--   bank_query      query-service: SELECT on the read model; writes the
+--                   consumer groups' tables (sql/read/005) and nothing else.
 -- The grants on tables live in the migrations (sql/events/002_grants.sql,
 -- sql/read/002_grants.sql) and apply when these roles exist.
 DO $$

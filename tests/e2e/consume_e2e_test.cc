@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "query-service/group_logic.h"
+#include "query-service/group_store.h"
 #include "tests/e2e/group_support.h"
 #include "tests/e2e/streams_support.h"
 #include "tests/support/pg_environment.h"
@@ -365,6 +366,81 @@ TEST(ConsumeTest, TwoReplicasServeOneGroupAndTakeOverADeadOnesMembers) {
   EXPECT_GE(b.joins(), 2);
   EXPECT_TRUE(a.failures().empty()) << a.failures()[0];
   EXPECT_TRUE(b.failures().empty()) << b.failures()[0];
+}
+
+// The store's rules, called directly on the read database: names held by
+// one session at a time, leases, rebalances that bump the generation of
+// what moves, and progress that moves forward under its generation only.
+TEST(ConsumeTest, GroupStoreFencesLateProgressAndExpiresLeases) {
+  System sys(*pg, "consume_store");
+  sys.StartAll();
+  query::GroupStore store(sys.read_uri, 2, absl::ZeroDuration());
+  const absl::Duration hour = absl::Hours(1);
+  auto deadline = [] { return absl::Now() + absl::Seconds(10); };
+  ASSERT_EQ(*store.Join("f", "a", "s1", false, 4, hour, deadline()), 4);
+  EXPECT_TRUE(absl::IsAlreadyExists(
+      store.Join("f", "a", "s2", false, 4, hour, deadline()).status()));
+  // The same session joining again (a repeated call) is not refused, and a
+  // group's partition count is the one it was created with.
+  EXPECT_EQ(*store.Join("f", "a", "s1", false, 8, hour, deadline()), 4);
+  auto view = store.Rebalance("f", {"a"}, {"s1"}, hour, deadline());
+  ASSERT_TRUE(view.ok()) << view.status();
+  for (const query::PartitionState& p : view->partitions) {
+    EXPECT_EQ(p.owner, "a");
+    EXPECT_EQ(p.generation, 1);
+  }
+  ASSERT_TRUE(store.Join("f", "b", "s3", false, 4, hour, deadline()).ok());
+  view = store.Rebalance("f", {"a", "b"}, {"s1", "s3"}, hour, deadline());
+  ASSERT_TRUE(view.ok());
+  int to_b = -1, kept = -1;
+  for (const query::PartitionState& p : view->partitions) {
+    if (p.owner == "b") to_b = p.partition;
+    if (p.owner == "a") kept = p.partition;
+  }
+  ASSERT_GE(to_b, 0);
+  ASSERT_GE(kept, 0);
+  EXPECT_EQ(view->partitions[to_b].generation, 2);
+  EXPECT_EQ(view->partitions[kept].generation, 1);
+  // A's late progress for the partition that moved is fenced off.
+  auto fenced = store.SaveProgress(
+      "f", {{to_b, 1, {5, 5}, {5, 5}}, {kept, 1, {5, 5}, {5, 5}}}, deadline());
+  ASSERT_TRUE(fenced.ok());
+  EXPECT_EQ(*fenced, 1);
+  auto stored = StoredPartitions(sys.read_uri, "f");
+  EXPECT_EQ(stored[to_b].position, 0);
+  EXPECT_EQ(stored[kept].position, 5);
+  // Never backwards.
+  ASSERT_TRUE(store.SaveProgress("f", {{kept, 1, {4, 9}, {4, 9}}}, deadline())
+                  .ok());
+  EXPECT_EQ(StoredPartitions(sys.read_uri, "f")[kept].transaction_id, 5);
+  // A member whose lease is not renewed goes, and its partitions with it.
+  ASSERT_TRUE(store
+                  .Join("f", "c", "s4", false, 4, absl::Milliseconds(50),
+                        deadline())
+                  .ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        view = store.Rebalance("f", {"a", "b"}, {"s1", "s3"}, hour,
+                               deadline());
+        return view.ok() && view->members.size() == 2;
+      },
+      absl::Seconds(10)));
+  for (const query::PartitionState& p : view->partitions) {
+    EXPECT_NE(p.owner, "c");
+    EXPECT_FALSE(p.owner.empty());
+  }
+  // Leaving takes the session that holds the name.
+  ASSERT_TRUE(store.Leave("f", "b", "s-other", deadline()).ok());
+  view = store.Rebalance("f", {"a"}, {"s1"}, hour, deadline());
+  EXPECT_EQ(view->members.size(), 2u);
+  ASSERT_TRUE(store.Leave("f", "b", "s3", deadline()).ok());
+  view = store.Rebalance("f", {"a"}, {"s1"}, hour, deadline());
+  ASSERT_EQ(view->members, std::vector<std::string>{"a"});
+  for (const query::PartitionState& p : view->partitions) {
+    EXPECT_EQ(p.owner, "a");
+  }
+  EXPECT_TRUE(absl::IsNotFound(
+      store.Rebalance("nope", {}, {}, hour, deadline()).status()));
 }
 
 }  // namespace

@@ -179,6 +179,14 @@ TEST_F(RolesTest, SystemRunsWithLeastPrivilegeAndEachRoleIsRefusedTheRest) {
                 "UPDATE projection_checkpoints SET position = 0"),
             denied);
   EXPECT_EQ(Try("bank_query", "bank_events", "SELECT * FROM events"), denied);
+  // It keeps the consumer groups (and only those).
+  EXPECT_EQ(Try("bank_query", "bank_read",
+                "INSERT INTO consumer_groups (group_name, partition_count) "
+                "VALUES ('roles', 1)"),
+            "");
+  EXPECT_EQ(Try("bank_query", "bank_read",
+                "DELETE FROM consumer_groups WHERE group_name = 'roles'"),
+            "");
   // Nothing changed.
   EXPECT_EQ(Try("bank_command", "bank_events",
                 "DO $$ BEGIN IF (SELECT count(*) FROM events) <> 1 THEN "
