@@ -85,6 +85,7 @@ void GroupWorker::Run() {
         partition_count_ = r.assignment().partition_count();
         partitions_.assign(r.assignment().partitions().begin(),
                            r.assignment().partitions().end());
+        history_.push_back({joins_.load(), partitions_});
         continue;
       }
       const v1::AccountEntry& e = r.entry();
@@ -92,8 +93,8 @@ void GroupWorker::Run() {
         absl::MutexLock lock(&mu_);
         received_.push_back(
             {e.account_id(), e.entry().version(), e.entry().position(),
-             query::PartitionOf(e.account_id(), partition_count_),
-             assignments_});
+             query::PartitionOf(e.account_id(), partition_count_), assignments_,
+             joins_.load()});
         if (!options_.ack) unacked_.push_back(e.entry().position());
       }
       if (options_.ack) Write(AckRequest({e.entry().position()}));
@@ -123,6 +124,11 @@ std::vector<GroupWorker::Got> GroupWorker::received() const {
 size_t GroupWorker::count() const {
   absl::MutexLock lock(&mu_);
   return received_.size();
+}
+
+std::vector<GroupWorker::Assigned> GroupWorker::history() const {
+  absl::MutexLock lock(&mu_);
+  return history_;
 }
 
 std::vector<int> GroupWorker::partitions() const {

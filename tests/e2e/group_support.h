@@ -52,7 +52,14 @@ class GroupWorker {
     int64_t position = 0;
     int partition = 0;
     int assignment = 0;  // How many assignments it had had when it came.
+    int join = 0;        // Its connection (1 for the first).
   };
+  // Each assignment received, in order.
+  struct Assigned {
+    int join = 0;
+    std::vector<int> partitions;
+  };
+  std::vector<Assigned> history() const;
   std::vector<Got> received() const;
   size_t count() const;
   // The partitions of the latest assignment, and how many it had.
@@ -74,6 +81,7 @@ class GroupWorker {
   std::vector<int64_t> unacked_ ABSL_GUARDED_BY(mu_);
   std::vector<int> partitions_ ABSL_GUARDED_BY(mu_);
   int assignments_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Assigned> history_ ABSL_GUARDED_BY(mu_);
   int partition_count_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> failures_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
