@@ -184,6 +184,21 @@ int main(int argc, char** argv) {
   tail->add_option("--resume", resume, "a resume token: continue after it");
   tail->add_option("--max-batch", max_batch,
                    "entries per batch (0: the server's default)");
+  std::string group, member;
+  bool from_now = false;
+  int max_unacked = 0;
+  auto* consume = app.add_subcommand(
+      "consume",
+      "join a consumer group: print and acknowledge the entries of this "
+      "member's share of the accounts, until Ctrl-C");
+  consume->add_option("group", group, "group name")->required();
+  consume->add_option("--member", member, "this member's name in the group")
+      ->required();
+  consume->add_flag("--from-now", from_now,
+                    "a new group starts at the latest entry (default: at the "
+                    "first)");
+  consume->add_option("--max-unacked", max_unacked,
+                      "entries in flight at most (0: the server's default)");
   std::string health_target = "command";
   auto* health = app.add_subcommand(
       "health",
@@ -194,7 +209,9 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   // Streams stop on SIGINT or SIGTERM, waited for by a thread of their own.
-  if (watch->parsed() || tail->parsed()) bank::util::BlockTerminationSignals();
+  if (watch->parsed() || tail->parsed() || consume->parsed()) {
+    bank::util::BlockTerminationSignals();
+  }
   Client c(o);
   try {
     auto cmd_id = [&] {
@@ -287,6 +304,8 @@ int main(int argc, char** argv) {
       bank::cli::Watch(c, id, after_version);
     } else if (tail->parsed()) {
       bank::cli::Tail(c, resume, max_batch);
+    } else if (consume->parsed()) {
+      bank::cli::Consume(c, group, member, from_now, max_unacked);
     } else if (health->parsed()) {
       const bool command = health_target == "command";
       auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(

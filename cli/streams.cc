@@ -1,11 +1,13 @@
 #include "cli/streams.h"
 
 #include <atomic>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "cli/money_format.h"
 #include "common/util/signals.h"
@@ -14,10 +16,13 @@ namespace bank::cli {
 namespace {
 
 // Runs `open` (one stream, until it ends) again and again: after an
-// UNAVAILABLE end, after a pause; until SIGINT or SIGTERM, which cancels
-// the stream in flight. `open` is given the context to use.
+// UNAVAILABLE end (or one `resumable` accepts), after a pause; until SIGINT
+// or SIGTERM, which cancels the stream in flight. `open` is given the
+// context to use.
 template <typename Open>
-void Follow(Open open) {
+void Follow(
+    Open open, std::function<bool(const grpc::Status&)> resumable =
+                   [](const grpc::Status&) { return false; }) {
   absl::Mutex mu;
   grpc::ClientContext* current = nullptr;
   std::atomic<bool> stopping{false};
@@ -42,7 +47,9 @@ void Follow(Open open) {
       current = nullptr;
     }
     if (stopping.load()) break;
-    if (s.error_code() != grpc::UNAVAILABLE) Check(s, "stream");
+    if (s.error_code() != grpc::UNAVAILABLE && !resumable(s)) {
+      Check(s, "stream");
+    }
     std::cerr << "bankctl: stream ended (" << CodeName(s.error_code()) << ": "
               << s.error_message() << "); resuming\n";
     absl::SleepFor(pause);
@@ -97,6 +104,51 @@ void Tail(Client& c, const std::string& token, int max_batch) {
     return reader->Finish();
   });
   if (!resume.empty()) std::cerr << "resume: --resume " << resume << "\n";
+}
+
+void Consume(Client& c, const std::string& group, const std::string& member,
+             bool from_now, int max_unacked) {
+  std::map<std::string, std::string> currencies;  // By account.
+  bool joined = false;
+  Follow(
+      [&](grpc::ClientContext& ctx) {
+        auto stream = c.queries().Consume(&ctx);
+        v1::ConsumeRequest join;
+        join.mutable_join()->set_group(group);
+        join.mutable_join()->set_member(member);
+        join.mutable_join()->set_start(
+            from_now ? v1::JoinGroup::START_FROM_NOW
+                     : v1::JoinGroup::START_FROM_BEGINNING);
+        join.mutable_join()->set_max_unacked(max_unacked);
+        stream->Write(join);
+        v1::ConsumeResponse r;
+        while (stream->Read(&r)) {
+          if (r.has_assignment()) {
+            joined = true;
+            std::cerr << "bankctl: member " << member << " of " << group
+                      << " has partitions ["
+                      << absl::StrJoin(r.assignment().partitions(), ",")
+                      << "] of " << r.assignment().partition_count() << "\n";
+            continue;
+          }
+          const v1::AccountEntry& e = r.entry();
+          if (c.options().json) {
+            std::cout << ToJson(e) << std::endl;
+          } else {
+            std::string& cur = currencies[e.account_id()];
+            if (cur.empty()) cur = c.CurrencyOf(e.account_id());
+            std::cout << e.account_id() << "  " << EntryLine(e.entry(), cur)
+                      << std::endl;
+          }
+          v1::ConsumeRequest ack;
+          ack.mutable_ack()->add_positions(e.entry().position());
+          stream->Write(ack);
+        }
+        return stream->Finish();
+      },
+      [&joined](const grpc::Status& s) {
+        return joined && s.error_code() == grpc::ALREADY_EXISTS;
+      });
 }
 
 }  // namespace bank::cli

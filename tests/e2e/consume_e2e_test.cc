@@ -443,6 +443,120 @@ TEST(ConsumeTest, GroupStoreFencesLateProgressAndExpiresLeases) {
       store.Rebalance("nope", {}, {}, hour, deadline()).status()));
 }
 
+// bankctl consume prints its member's entries in decimals and acknowledges
+// them: a second run of the same member starts after them.
+TEST(ConsumeTest, BankctlConsumePrintsAndAcknowledges) {
+  System sys(*pg, "consume_cli");
+  sys.StartAll();
+  auto bankctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(),
+                {"--command-host", absl::StrCat("127.0.0.1:", sys.command_port),
+                 "--query-host", absl::StrCat("127.0.0.1:", sys.query_port)});
+    return std::make_unique<Process>(testing::BinDir() + "/bankctl", args);
+  };
+  std::string a = testing::OpenAccount(sys.commands(), 1000);
+  Deposit(sys, a, 250);
+  auto first = bankctl({"consume", "cli", "--member", "x"});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return first->Log().find(a + "  ") != std::string::npos &&
+               first->Log().find("DEPOSITED  2.50  -> 12.50 EUR") !=
+                   std::string::npos;
+      },
+      absl::Seconds(20)))
+      << first->Log();
+  EXPECT_NE(first->Log().find("has partitions [0,1,2"), std::string::npos)
+      << first->Log();
+  ASSERT_TRUE(
+      WaitFor([&] { return Uncovered(sys, "cli") == 0; }, absl::Seconds(20)));
+  first->Signal(SIGINT);
+  EXPECT_EQ(first->Wait(absl::Seconds(10)), 0) << first->Log();
+  Deposit(sys, a, 1);
+  auto second = bankctl({"--json", "consume", "cli", "--member", "x"});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return second->Log().find("\"version\":\"3\"") != std::string::npos;
+      },
+      absl::Seconds(20)))
+      << second->Log();
+  EXPECT_EQ(second->Log().find("\"version\":\"2\""), std::string::npos)
+      << second->Log();
+  second->Signal(SIGTERM);
+  EXPECT_EQ(second->Wait(absl::Seconds(10)), 0);
+  auto bad = bankctl({"consume", "bad name", "--member", "x"});
+  EXPECT_EQ(bad->Wait(absl::Seconds(10)), 1);
+  EXPECT_NE(bad->Log().find("INVALID_ARGUMENT"), std::string::npos)
+      << bad->Log();
+}
+
+// Three Python workers (clients/python/group_worker.py) share a group; one
+// is killed (-9) and the other two take its partitions over: every entry is
+// printed by some worker, and the group's progress covers them all.
+TEST(ConsumeTest, ThreePythonWorkersShareAGroupAndSurviveAKill) {
+  System sys(*pg, "consume_py");
+  sys.StartAll();
+  auto worker = [&](const std::string& name) {
+    return std::make_unique<Process>(
+        "/usr/bin/python3",
+        std::vector<std::string>{
+            std::string(BANK_SOURCE_DIR) + "/clients/python/group_worker.py",
+            "--query-host", absl::StrCat("127.0.0.1:", sys.query_port),
+            "--group", "py", "--member", name},
+        std::map<std::string, std::string>{
+            {"PYTHONPATH", std::string(BANK_BUILD_DIR) + "/python"}});
+  };
+  std::map<std::string, std::unique_ptr<Process>> workers;
+  for (const char* name : {"w1", "w2", "w3"}) workers[name] = worker(name);
+  auto printed = [&] {
+    std::set<std::pair<std::string, int64_t>> seen;
+    for (auto& [name, w] : workers) {
+      const std::string log = w->Log();
+      size_t at = 0;
+      while ((at = log.find("\"account_id\": \"", at)) != std::string::npos) {
+        const std::string account = log.substr(at + 15, 36);
+        const size_t v = log.find("\"version\": ", at) + 11;
+        seen.insert({account, std::stoll(log.substr(v))});
+        ++at;
+      }
+    }
+    return seen;
+  };
+  // Each has its share once all three joined.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (auto& [name, w] : workers) {
+          if (w->Log().find("partitions [") == std::string::npos) return false;
+        }
+        return QueryMetric(sys, "bank_group_members{group=\"py\"}") == 3;
+      },
+      absl::Seconds(30)));
+  std::vector<std::string> accounts;
+  for (int i = 0; i < 30; ++i) {
+    accounts.push_back(testing::OpenAccount(sys.commands(), 100));
+  }
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return printed().size() == 30; }, absl::Seconds(30)));
+  workers["w2"]->Signal(SIGKILL);
+  workers["w2"]->Wait(absl::Seconds(10));
+  // Its name goes when its stream is seen gone; its partitions with it.
+  ASSERT_TRUE(WaitFor(
+      [&] { return QueryMetric(sys, "bank_group_members{group=\"py\"}") == 2; },
+      absl::Seconds(30)));
+  for (const std::string& a : accounts) Deposit(sys, a, 1);
+  ASSERT_TRUE(CaughtUp(sys, absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return printed().size() == 60; }, absl::Seconds(30)));
+  ASSERT_TRUE(
+      WaitFor([&] { return Uncovered(sys, "py") == 0; }, absl::Seconds(20)));
+  // The deposits after the kill went to the two that are left.
+  const std::string w2 = workers["w2"]->Log();
+  for (const std::string& a : accounts) {
+    EXPECT_EQ(w2.find("\"account_id\": \"" + a + "\", \"version\": 2"),
+              std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace bank
 
