@@ -14,6 +14,11 @@ namespace bank::query {
 namespace {
 
 constexpr absl::Duration kDeadline = absl::Seconds(30);
+// Progress is saved at most this often while entries flow (and at the
+// rebalance tick after, and when the stream ends): a save is a write to the
+// database, and progress saved late only means more entries delivered again
+// after a crash.
+constexpr absl::Duration kSaveEvery = absl::Milliseconds(100);
 
 grpc::Status Invalid(const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
@@ -151,9 +156,19 @@ grpc::Status ConsumeSession::Handle(const v1::ConsumeRequest& req) {
   }
 }
 
+bool ConsumeSession::SaveDue() const {
+  return save_due_ && absl::Now() >= next_save_;
+}
+
+bool ConsumeSession::WantsRead() const {
+  // Reads overlap the writes of what the last read found, one page ahead.
+  return dirty_ && state_ && !end_ && state_->WantsEntries() &&
+         static_cast<int>(out_.size()) < deps_.page;
+}
+
 void ConsumeSession::ScheduleIfIdle() {
   if (working_ || finished_) return;
-  if (!join_ && !end_ && !save_due_ && !(dirty_ && state_)) return;
+  if (!join_ && !end_ && !SaveDue() && !WantsRead()) return;
   working_ = true;
   deps_.host.Run(this, "", [this] { Work(); });
 }
@@ -166,11 +181,16 @@ void ConsumeSession::Work() {
     absl::MutexLock lock(&mu_);
     if (!end_) join = std::move(join_);
     join_.reset();
-    if (state_) {
+    if (state_ && (SaveDue() || end_)) {
       save = state_->ProgressToSave();
       save_due_ = false;
-      if (!end_ && dirty_ && state_->WantsEntries()) from = state_->ReadFrom();
-      dirty_ = false;
+      next_save_ = absl::Now() + kSaveEvery;
+    }
+    if (state_) {
+      if (WantsRead()) {
+        from = state_->ReadFrom();
+        dirty_ = false;
+      }
     }
   }
   if (join.has_value()) Join(*join);
@@ -186,9 +206,9 @@ void ConsumeSession::Work() {
       failed = fenced.status();
     }
   }
-  absl::StatusOr<ReadModelReader::StreamPage> page;
+  absl::StatusOr<StreamPageCache::Slice> page;
   if (from.has_value() && failed.ok()) {
-    page = deps_.reader.ReadStream(*from, deps_.page, absl::Now() + kDeadline);
+    page = deps_.pages.Read(*from, deps_.page, absl::Now() + kDeadline);
     if (!page.ok()) failed = page.status();
   }
   Next next;
@@ -199,18 +219,16 @@ void ConsumeSession::Work() {
     if (from.has_value() && page.ok() && !end_) {
       bool full = false;
       for (GroupMember::Delivery& d :
-           state_->Take(*from, page->entries, page->at, &full)) {
+           state_->Take(*from, page->entries(), page->at(), &full)) {
         if (d.redelivered) redelivered_->Inc();
         v1::ConsumeResponse r;
         *r.mutable_entry() = std::move(d.entry);
         out_.emplace_back(d.partition, std::move(r));
       }
-      if (!full && static_cast<int>(page->entries.size()) == deps_.page) {
-        dirty_ = true;
-      }
+      if (!full && page->more) dirty_ = true;
       // How far it read: the delivered mark, and progress where nothing is
       // in flight.
-      if (!page->entries.empty()) save_due_ = true;
+      if (!page->entries().empty()) save_due_ = true;
     }
     next = Advance();
   }
@@ -257,8 +275,13 @@ ConsumeSession::Next ConsumeSession::Advance() {
   if (!out_.empty()) {
     current_ = std::move(out_.front().second);
     out_.pop_front();
+    // With more queued behind it, gRPC may hold it to send with the next
+    // ones (one frame, one system call, for many entries); the last of a
+    // run goes at once.
+    more_queued_ = !out_.empty();
     writing_ = true;
     write_started_ = absl::Now();
+    ScheduleIfIdle();
     return Next::kWrite;
   }
   ScheduleIfIdle();
@@ -266,7 +289,10 @@ ConsumeSession::Next ConsumeSession::Advance() {
 }
 
 void ConsumeSession::Perform(Next next) {
-  if (next == Next::kWrite) StartWrite(&current_);
+  if (next == Next::kWrite) {
+    StartWrite(&current_, more_queued_ ? grpc::WriteOptions().set_buffer_hint()
+                                       : grpc::WriteOptions());
+  }
   if (next == Next::kFinish) Finish(status_);
 }
 

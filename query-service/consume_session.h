@@ -15,7 +15,7 @@
 #include "common/metrics/metrics.h"
 #include "query-service/group_member.h"
 #include "query-service/group_store.h"
-#include "query-service/read_model_reader.h"
+#include "query-service/stream_page_cache.h"
 #include "query-service/stream_reactor.h"
 
 namespace bank::query {
@@ -27,7 +27,7 @@ struct ConsumeDeps {
   StreamHost& host;
   GroupCoordinator& groups;
   GroupStore& store;
-  ReadModelReader& reader;
+  StreamPageCache& pages;
   metrics::Registry& registry;
   metrics::RpcMetrics& rpc;
   metrics::Counter& sent;
@@ -77,6 +77,8 @@ class ConsumeSession final
   // Handles one message from the client; an error ends the stream.
   grpc::Status Handle(const v1::ConsumeRequest& req)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool WantsRead() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool SaveDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleIfIdle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Next Advance() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Perform(Next next);
@@ -88,7 +90,8 @@ class ConsumeSession final
   const std::string id_;
   const absl::Time started_ = absl::Now();
   grpc::ByteBuffer in_;
-  v1::ConsumeResponse current_;
+  v1::ConsumeResponse current_;  // The write in flight,
+  bool more_queued_ = false;     // and whether more were queued behind it.
   bool registered_ = true;
   grpc::Status status_;
   // Set by the join (on the pool) before `joined_`; read after it.
@@ -103,7 +106,8 @@ class ConsumeSession final
   bool working_ ABSL_GUARDED_BY(mu_) = false;  // A task on the pool.
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;     // Read again.
-  bool save_due_ ABSL_GUARDED_BY(mu_) = false;  // Acknowledged since.
+  bool save_due_ ABSL_GUARDED_BY(mu_) = false;  // Something to save,
+  absl::Time next_save_ ABSL_GUARDED_BY(mu_);   // not before then.
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
   absl::Time write_started_ ABSL_GUARDED_BY(mu_);

@@ -36,7 +36,7 @@ class GroupCoordinator {
     absl::Duration tick = absl::Milliseconds(500);
     int default_unacked = 1000;
     int max_unacked = 10000;  // Larger requests are clamped.
-    int page = 500;           // Entries read at a time per stream.
+    int page = 1000;          // Entries read at a time per stream.
   };
 
   // Records bank_group_members{group}, bank_group_partitions{group,member},
@@ -67,6 +67,7 @@ class GroupCoordinator {
   metrics::Registry& metrics_;
   const Options options_;
   metrics::RpcMetrics rpc_;
+  StreamPageCache pages_;
   ConsumeDeps deps_;
 
   absl::Mutex mu_;

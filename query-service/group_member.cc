@@ -64,8 +64,8 @@ EntryPosition GroupMember::ReadFrom() const {
 }
 
 std::vector<GroupMember::Delivery> GroupMember::Take(
-    EntryPosition from, const std::vector<v1::AccountEntry>& entries,
-    const std::vector<EntryPosition>& at, bool* full) {
+    EntryPosition from, absl::Span<const v1::AccountEntry> entries,
+    absl::Span<const EntryPosition> at, bool* full) {
   *full = false;
   std::vector<Delivery> out;
   std::optional<EntryPosition> examined;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "bank/v1/bank.pb.h"
 #include "query-service/group_logic.h"
 #include "query-service/group_store.h"
@@ -49,8 +50,8 @@ class GroupMember {
   // flight. A partition that arrived during the read (it starts before
   // `from`) waits for the next read. `*full` when it stopped for room.
   std::vector<Delivery> Take(EntryPosition from,
-                             const std::vector<v1::AccountEntry>& entries,
-                             const std::vector<EntryPosition>& at, bool* full);
+                             absl::Span<const v1::AccountEntry> entries,
+                             absl::Span<const EntryPosition> at, bool* full);
 
   // The client handled the entries at these positions; returns how many of
   // them were in flight here (the others moved nothing: already

@@ -242,12 +242,18 @@ absl::StatusOr<int> GroupStore::SaveProgress(
   }
   return With(deadline, "saving a consumer group's progress",
               [&](db::ConnectionPool::Lease& c) -> absl::StatusOr<int> {
-                pqxx::nontransaction tx(*c);
+                // Not waiting for the WAL flush: a save lost in a database
+                // crash only means those entries are delivered again (at least
+                // once), and the members' acknowledgements do not wait for a
+                // disk.
+                pqxx::work tx(*c);
+                tx.exec("SET LOCAL synchronous_commit TO off");
                 pqxx::result r = tx.exec_prepared(
                     "save_progress", group, db::ToArrayLiteral(parts),
                     db::ToArrayLiteral(gens), db::ToArrayLiteral(txs),
                     db::ToArrayLiteral(poss), db::ToArrayLiteral(dtxs),
                     db::ToArrayLiteral(dposs));
+                tx.commit();
                 return static_cast<int>(updates.size()) -
                        static_cast<int>(r.affected_rows());
               });
