@@ -106,6 +106,13 @@ LAGX="$LAGX]"
 for _ in $(seq 1 600); do caught_up && break; sleep 0.5; done
 STREAMS=$("$BIN/bank-streamlag" --command-host 127.0.0.1:$CP --query-host 127.0.0.1:$QP \
   --accounts "${BENCH_WATCHERS:-1000}" --rate "${BENCH_STREAM_RATE:-1000}" --duration "$D" --json)
+# Consumer groups: a new group of four members drains the whole history from
+# the first entry (each member acknowledging what it gets), against one
+# StreamEntries stream reading the same in the same run.
+for _ in $(seq 1 600); do caught_up && break; sleep 0.5; done
+HISTORY=$(bench_psql -d bank_read -tAc "SELECT count(*) FROM account_history")
+GROUP=$("$BIN/bank-groupdrain" --query-host 127.0.0.1:$QP --entries "$HISTORY" \
+  --members 4 --json)
 # Projection catch-up from a backlog: the projector is frozen (SIGSTOP)
 # while deposits run, then let go; the time until it has applied everything
 # gives its catch-up rate. Baseline in the same run: streaming the events
@@ -126,7 +133,7 @@ rss() { awk '/VmRSS/ {print int($2/1024) " MiB"}' /proc/$1/status; }
 RSS="command-service $(rss $CMD_PID), projector $(rss $PROJ_PID), query-service $(rss $QRY_PID)"
 
 [ -n "${BENCH_DEBUG:-}" ] && printf "%s\n" "$HOT" "$MIX" "$LAGW" >&2
-python3 - "$C" "$D" "$N" "$PG_INSERT" "$PG_READ" "$SPREAD" "$HOT" "$MIX" "$GET" "$ECHO" "$LAGW" "$LAGP" "$HALF" "$RSS" "$LAGX" "$BACKLOG" "$CATCHUP" "$SEQREAD" "$SWEEPJ" "$STREAMS" <<'PY'
+python3 - "$C" "$D" "$N" "$PG_INSERT" "$PG_READ" "$SPREAD" "$HOT" "$MIX" "$GET" "$ECHO" "$LAGW" "$LAGP" "$HALF" "$RSS" "$LAGX" "$BACKLOG" "$CATCHUP" "$SEQREAD" "$SWEEPJ" "$STREAMS" "$GROUP" <<'PY'
 import json, sys
 c, d, n, pg_ins, pg_read = sys.argv[1:6]
 spread, hot, mix, get, echo, lagw, lagp = [json.loads(x) for x in sys.argv[6:13]]
@@ -135,6 +142,7 @@ lagx = json.loads(sys.argv[15])
 backlog, catchup, seqread = int(sys.argv[16]), float(sys.argv[17]), float(sys.argv[18])
 sweep = json.loads(sys.argv[19])
 streams = json.loads(sys.argv[20])
+group = json.loads(sys.argv[21])
 pg_ins, pg_read = float(pg_ins or 0), float(pg_read or 0)
 print(f"\nbank benchmark: {c} clients, {d} s per scenario, {n} accounts, PostgreSQL 15 fsync on\n")
 print(f"{'measure':48} {'per s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9':>8} {'errors':>7}")
@@ -155,6 +163,8 @@ srate = round(streams['watch']['per_second'])
 row(f"lag ack->WatchAccount stream, {srate}/s", streams['watch'])
 row(f"lag ack->StreamEntries stream, {srate}/s", streams['entries'])
 print(f"{'StreamEntries catch-up from the first entry':48} {streams['catchup_per_second']:>10.0f}")
+print(f"{'baseline: one StreamEntries stream, whole history':48} {group['stream_per_second']:>10.0f}")
+print(f"{'a group of 4 members drains the whole history':48} {group['group_per_second']:>10.0f}")
 print(f"{'baseline: COPY of events in reading order':48} {seqread:>10.0f}")
 print(f"{f'projection catch-up of a {backlog}-event backlog':48} {catchup:>10.0f}")
 def ratio(a, b): return a / b if b else float('nan')
@@ -172,6 +182,7 @@ print(f"  4. lag p50 / p99 with min_version {lagw['p50_ms']:.2f} / {lagw['p99_ms
 print(f"  -  catch-up / sequential read   {ratio(catchup, seqread):.2f}  (the rebuild's target 5 is >= 0.5; bench/rebuild.sh)")
 print(f"  6. resident memory after the run: {rss}")
 print(f"  7. stream lag p99, WatchAccount / StreamEntries {streams['watch']['p99_ms']:.2f} / {streams['entries']['p99_ms']:.2f} ms  (target < 25; includes the projector's lag)")
+print(f"  8. group of 4 / one StreamEntries stream, draining {group['entries']} entries  {ratio(group['group_per_second'], group['stream_per_second']):.2f}  (target >= 0.5)")
 names = {'1': 'CANCELLED', '2': 'UNKNOWN', '4': 'DEADLINE_EXCEEDED', '8': 'RESOURCE_EXHAUSTED',
          '10': 'ABORTED', '13': 'INTERNAL', '14': 'UNAVAILABLE'}
 errs = [(name, r) for name, r in [("deposits over the accounts", spread), ("hot account", hot),

@@ -92,7 +92,6 @@ void GroupCoordinator::Loop() {
         return stopping_ || !kicked_.empty() || !leaving_.empty();
       };
       mu_.AwaitWithDeadline(absl::Condition(&ready), next_tick);
-      if (stopping_) return;
       tick = absl::Now() >= next_tick;
       leaving.swap(leaving_);
       todo.swap(kicked_);
@@ -109,6 +108,12 @@ void GroupCoordinator::Loop() {
                      l.group, s.message());
       }
       todo.insert(l.group);
+    }
+    {
+      // Stopping: the members that left are gone (their names free for
+      // another replica at once); nothing more to hand out.
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
     }
     std::optional<EntryPosition> checkpoint;
     if (tick) {
