@@ -25,7 +25,9 @@ GroupCoordinator::GroupCoordinator(GroupStore& store, ReadModelReader& reader,
            "Streams ended, by RPC and status code.",
            "bank_stream_duration_seconds",
            "How long streams stayed open, by RPC.", "rpc", "Consume"),
-      pages_(reader),
+      pages_([&reader](EntryPosition after, int limit, absl::Time deadline) {
+        return reader.ReadStream(after, limit, deadline);
+      }),
       deps_{.host = hub.host(),
             .groups = *this,
             .store = store,

@@ -21,7 +21,7 @@ absl::StatusOr<StreamPageCache::Slice> StreamPageCache::Read(
     }
   }
   absl::StatusOr<ReadModelReader::StreamPage> read =
-      reader_.ReadStream(from, limit, deadline);
+      read_(from, limit, deadline);
   if (!read.ok()) return read.status();
   auto page =
       std::make_shared<const ReadModelReader::StreamPage>(*std::move(read));

@@ -2,6 +2,7 @@
 #define BANK_QUERY_SERVICE_STREAM_PAGE_CACHE_H_
 
 #include <deque>
+#include <functional>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
@@ -24,8 +25,11 @@ namespace bank::query {
 // Thread-safe.
 class StreamPageCache {
  public:
-  explicit StreamPageCache(ReadModelReader& reader, size_t pages = 16)
-      : reader_(reader), capacity_(pages) {}
+  // How a page is read from the database: ReadModelReader::ReadStream.
+  using ReadFn = std::function<absl::StatusOr<ReadModelReader::StreamPage>(
+      EntryPosition after, int limit, absl::Time deadline)>;
+  explicit StreamPageCache(ReadFn read, size_t pages = 16)
+      : read_(std::move(read)), capacity_(pages) {}
 
   // The entries after `from`, in the stream order, up to the end of a page.
   struct Slice {
@@ -51,7 +55,7 @@ class StreamPageCache {
     int limit = 0;
     std::shared_ptr<const ReadModelReader::StreamPage> page;
   };
-  ReadModelReader& reader_;
+  const ReadFn read_;
   const size_t capacity_;
   absl::Mutex mu_;
   std::deque<Kept> kept_ ABSL_GUARDED_BY(mu_);  // Newest last.
