@@ -331,15 +331,12 @@ TEST(ConsumeTest, TwoReplicasServeOneGroupAndTakeOverADeadOnesMembers) {
       WaitFor([&] { return a.count() + b.count() == 60; }, absl::Seconds(20)));
   // Each entry once, to the member that owns its partition.
   std::vector<GroupWorker::Got> both = a.received();
+  const std::vector<int> of_a = a.partitions(), of_b = b.partitions();
   for (const GroupWorker::Got& g : both) {
-    EXPECT_NE(
-        std::count(a.partitions().begin(), a.partitions().end(), g.partition),
-        0);
+    EXPECT_NE(std::count(of_a.begin(), of_a.end(), g.partition), 0);
   }
   for (const GroupWorker::Got& g : b.received()) {
-    EXPECT_NE(
-        std::count(b.partitions().begin(), b.partitions().end(), g.partition),
-        0);
+    EXPECT_NE(std::count(of_b.begin(), of_b.end(), g.partition), 0);
     both.push_back(g);
   }
   std::sort(both.begin(), both.end(), [](const auto& x, const auto& y) {
