@@ -24,6 +24,12 @@ grpc::Status Invalid(const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
 }
 
+// A message to write, from a serialized ConsumeResponse (copied).
+grpc::ByteBuffer Bytes(const std::string& wire) {
+  grpc::Slice slice(wire.data(), wire.size());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 }  // namespace
 
 ConsumeSession::ConsumeSession(ConsumeDeps& deps)
@@ -81,14 +87,14 @@ void ConsumeSession::Apply(const GroupView& view) {
     } else if (state_->Apply(view)) {
       // Entries of partitions it no longer has are not sent.
       const std::vector<int> mine = state_->partitions();
-      std::erase_if(out_, [&mine](const auto& o) {
-        return o.first >= 0 &&
-               !std::binary_search(mine.begin(), mine.end(), o.first);
+      std::erase_if(out_, [&mine](const Out& o) {
+        return o.partition >= 0 &&
+               !std::binary_search(mine.begin(), mine.end(), o.partition);
       });
       v1::ConsumeResponse r;
       r.mutable_assignment()->set_partition_count(view.partition_count);
       for (int p : mine) r.mutable_assignment()->add_partitions(p);
-      out_.emplace_back(-1, std::move(r));
+      out_.push_back({-1, Bytes(r.SerializeAsString())});
       dirty_ = true;
     }
   }
@@ -218,12 +224,10 @@ void ConsumeSession::Work() {
     if (!failed.ok() && !end_) end_ = grpcutil::ToGrpcStatus(failed);
     if (from.has_value() && page.ok() && !end_) {
       bool full = false;
-      for (GroupMember::Delivery& d :
+      for (const GroupMember::Delivery& d :
            state_->Take(*from, page->entries(), page->at(), &full)) {
         if (d.redelivered) redelivered_->Inc();
-        v1::ConsumeResponse r;
-        *r.mutable_entry() = std::move(d.entry);
-        out_.emplace_back(d.partition, std::move(r));
+        out_.push_back({d.partition, Bytes(page->wire()[d.index])});
       }
       if (!full && page->more) dirty_ = true;
       // How far it read: the delivered mark, and progress where nothing is
@@ -273,7 +277,7 @@ ConsumeSession::Next ConsumeSession::Advance() {
     return Next::kFinish;
   }
   if (!out_.empty()) {
-    current_ = std::move(out_.front().second);
+    current_ = std::move(out_.front());
     out_.pop_front();
     // With more queued behind it, gRPC may hold it to send with the next
     // ones (one frame, one system call, for many entries); the last of a
@@ -290,8 +294,9 @@ ConsumeSession::Next ConsumeSession::Advance() {
 
 void ConsumeSession::Perform(Next next) {
   if (next == Next::kWrite) {
-    StartWrite(&current_, more_queued_ ? grpc::WriteOptions().set_buffer_hint()
-                                       : grpc::WriteOptions());
+    StartWrite(&current_.bytes, more_queued_
+                                    ? grpc::WriteOptions().set_buffer_hint()
+                                    : grpc::WriteOptions());
   }
   if (next == Next::kFinish) Finish(status_);
 }
@@ -303,7 +308,7 @@ void ConsumeSession::OnWriteDone(bool ok) {
     writing_ = false;
     deps_.host.WriteTook(absl::Now() - write_started_);
     if (ok) {
-      if (current_.has_entry()) deps_.sent.Inc();
+      if (current_.partition >= 0) deps_.sent.Inc();
     } else if (!end_) {
       end_ = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     }

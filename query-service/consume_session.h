@@ -47,7 +47,7 @@ struct ConsumeDeps {
 // other streams, it never calls into gRPC under its own lock, and is
 // finished once nothing of it is in flight.
 class ConsumeSession final
-    : public grpc::ServerBidiReactor<grpc::ByteBuffer, v1::ConsumeResponse>,
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
       public OpenStream {
  public:
   explicit ConsumeSession(ConsumeDeps& deps);
@@ -89,9 +89,16 @@ class ConsumeSession final
   ConsumeDeps& deps_;
   const std::string id_;
   const absl::Time started_ = absl::Now();
+  // A ConsumeResponse's bytes to write: an entry's (as the page cache made
+  // them, shared by the group's members) with its partition, or an
+  // assignment's (partition -1).
+  struct Out {
+    int partition;
+    grpc::ByteBuffer bytes;
+  };
   grpc::ByteBuffer in_;
-  v1::ConsumeResponse current_;  // The write in flight,
-  bool more_queued_ = false;     // and whether more were queued behind it.
+  Out current_;               // The write in flight,
+  bool more_queued_ = false;  // and whether more were queued behind it.
   bool registered_ = true;
   grpc::Status status_;
   // Set by the join (on the pool) before `joined_`; read after it.
@@ -111,8 +118,7 @@ class ConsumeSession final
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
   absl::Time write_started_ ABSL_GUARDED_BY(mu_);
-  // To write: each with its partition (-1 for an assignment).
-  std::deque<std::pair<int, v1::ConsumeResponse>> out_ ABSL_GUARDED_BY(mu_);
+  std::deque<Out> out_ ABSL_GUARDED_BY(mu_);  // To write.
 };
 
 }  // namespace bank::query

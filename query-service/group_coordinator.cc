@@ -56,7 +56,7 @@ GroupCoordinator::~GroupCoordinator() {
   thread_.join();
 }
 
-grpc::ServerBidiReactor<grpc::ByteBuffer, v1::ConsumeResponse>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 GroupCoordinator::Consume() {
   return new ConsumeSession(deps_);
 }

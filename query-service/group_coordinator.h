@@ -47,7 +47,7 @@ class GroupCoordinator {
   // REQUIRES: no Consume stream is open (the server has shut down).
   ~GroupCoordinator();
 
-  grpc::ServerBidiReactor<grpc::ByteBuffer, v1::ConsumeResponse>* Consume();
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Consume();
 
   // From the streams: `s` stored its join, or is done (it is forgotten
   // before this returns).

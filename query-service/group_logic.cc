@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -76,19 +77,22 @@ bool PartitionAcks::Ack(int64_t position) {
     if (e.position == position) {
       if (e.acked) return false;
       e.acked = true;
+      DropAcknowledgedFront();
       return true;
     }
   }
   return false;
 }
 
-std::optional<EntryPosition> PartitionAcks::Advance() {
-  std::optional<EntryPosition> moved;
+void PartitionAcks::DropAcknowledgedFront() {
   while (!entries_.empty() && entries_.front().acked) {
-    moved = entries_.front().at;
+    dropped_ = entries_.front().at;
     entries_.pop_front();
   }
-  return moved;
+}
+
+std::optional<EntryPosition> PartitionAcks::Advance() {
+  return std::exchange(dropped_, std::nullopt);
 }
 
 }  // namespace bank::query

@@ -58,7 +58,11 @@ class PartitionAcks {
     EntryPosition at;
     bool acked = false;
   };
+  // Dropped as soon as the front is acknowledged (acknowledgements mostly
+  // come in order, so the one acknowledged is then near the front).
+  void DropAcknowledgedFront();
   std::deque<Entry> entries_;
+  std::optional<EntryPosition> dropped_;  // Since the last Advance.
 };
 
 }  // namespace bank::query

@@ -35,7 +35,7 @@ bool GroupMember::Apply(const GroupView& view) {
 void GroupMember::Drop(int partition, Owned& owned) {
   for (auto it = in_flight_.begin(); it != in_flight_.end();) {
     if (it->second == partition) {
-      it = in_flight_.erase(it);
+      in_flight_.erase(it++);
     } else {
       ++it;
     }
@@ -81,7 +81,7 @@ std::vector<GroupMember::Delivery> GroupMember::Take(
     if (it != owned_.end() && !(it->second.read < from) &&
         it->second.read < at[i]) {
       Owned& o = it->second;
-      out.push_back({p, entries[i], !(o.delivered < at[i])});
+      out.push_back({p, i, !(o.delivered < at[i])});
       o.acks.Delivered(entries[i].entry().position(), at[i]);
       o.read = at[i];
       in_flight_[entries[i].entry().position()] = p;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
 #include "bank/v1/bank.pb.h"
 #include "query-service/group_logic.h"
@@ -41,7 +42,7 @@ class GroupMember {
 
   struct Delivery {
     int partition;
-    v1::AccountEntry entry;
+    size_t index;      // In the page given to Take.
     bool redelivered;  // At or before the partition's delivered mark.
   };
   // Takes a page of the entry stream read after `from` (ReadFrom() when the
@@ -82,7 +83,7 @@ class GroupMember {
   const int max_unacked_;
   int partition_count_ = 0;
   std::map<int, Owned> owned_;
-  std::map<int64_t, int> in_flight_;  // position -> partition
+  absl::flat_hash_map<int64_t, int> in_flight_;  // position -> partition
   int unacked_ = 0;
 };
 

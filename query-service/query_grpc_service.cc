@@ -50,7 +50,7 @@ QueryGrpcService::QueryGrpcService(QueryServiceImpl& impl, StreamHub& streams,
         return streams.StreamEntries(ctx, req);
       },
       [&streams](const grpc::Status& s) { return streams.RefuseEntries(s); });
-  AddRawBidiStreaming<v1::ConsumeResponse>(
+  AddRawBidiStreaming<grpc::ByteBuffer>(
       "/bank.v1.QueryService/Consume",
       [&groups](grpc::CallbackServerContext*) { return groups.Consume(); });
 }

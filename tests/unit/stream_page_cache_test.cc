@@ -1,7 +1,9 @@
 #include "query-service/stream_page_cache.h"
 
 #include <string>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace bank::query {
@@ -81,6 +83,85 @@ TEST(StreamPageCacheTest, KeepsOnlyTheNewestPages) {
   EXPECT_EQ(stream.reads, 3);  // Kept.
   ASSERT_TRUE(cache.Read({500, 500}, 1000, kDeadline).ok());
   EXPECT_EQ(stream.reads, 4);  // Dropped: read again.
+}
+
+// A read that blocks until released, over a FakeStream.
+class HeldStream {
+ public:
+  explicit HeldStream(int64_t size) : stream_(size), read_(stream_.Fn()) {}
+  StreamPageCache::ReadFn Fn() {
+    return [this](EntryPosition after, int limit, absl::Time deadline) {
+      release_.WaitForNotification();
+      absl::MutexLock lock(&mu_);
+      return read_(after, limit, deadline);
+    };
+  }
+  void Release() { release_.Notify(); }
+  int reads() {
+    absl::MutexLock lock(&mu_);
+    return stream_.reads;
+  }
+
+ private:
+  absl::Mutex mu_;
+  FakeStream stream_;
+  StreamPageCache::ReadFn read_;
+  absl::Notification release_;
+};
+
+// Starts two reads of the same start and lets the first finish only once
+// the second waits for it.
+void ReadTwiceAtOnce(StreamPageCache& cache, HeldStream& held,
+                     absl::StatusOr<StreamPageCache::Slice>* a,
+                     absl::StatusOr<StreamPageCache::Slice>* b) {
+  std::thread first([&] { *a = cache.Read({0, 0}, 1000, kDeadline); });
+  std::thread second([&] { *b = cache.Read({0, 0}, 1000, kDeadline); });
+  // One of them reads; the other joins it. Wait for the join, without a
+  // bound: a cache that does not join hangs here and the test times out.
+  while (cache.joined() == 0) absl::SleepFor(absl::Milliseconds(1));
+  held.Release();
+  first.join();
+  second.join();
+}
+
+TEST(StreamPageCacheTest, TwoReadsOfOneStartAtOnceReadOnce) {
+  HeldStream held(3000);
+  StreamPageCache cache(held.Fn());
+  absl::StatusOr<StreamPageCache::Slice> a, b;
+  ReadTwiceAtOnce(cache, held, &a, &b);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(held.reads(), 1);
+  EXPECT_EQ(a->entries().size(), 1000u);
+  EXPECT_EQ(b->entries().size(), 1000u);
+  EXPECT_EQ(b->wire()[0], a->wire()[0]);
+  EXPECT_TRUE(b->more);
+}
+
+TEST(StreamPageCacheTest, AJoinedReadThatEndedShortIsReadAgain) {
+  // The stream's end: new entries may have come after the first read
+  // began, which the one that joined it was woken for.
+  HeldStream held(500);
+  StreamPageCache cache(held.Fn());
+  absl::StatusOr<StreamPageCache::Slice> a, b;
+  ReadTwiceAtOnce(cache, held, &a, &b);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(held.reads(), 2);
+  EXPECT_EQ(a->entries().size(), 500u);
+  EXPECT_EQ(b->entries().size(), 500u);
+  EXPECT_FALSE(b->more);
+}
+
+TEST(StreamPageCacheTest, EachEntryAlsoAsAConsumeResponse) {
+  FakeStream stream(10);
+  StreamPageCache cache(stream.Fn());
+  auto page = cache.Read({3, 3}, 1000, kDeadline);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->wire().size(), 7u);
+  v1::ConsumeResponse r;
+  ASSERT_TRUE(r.ParseFromString(page->wire()[0]));
+  EXPECT_EQ(r.entry().entry().position(), 4);
 }
 
 }  // namespace
