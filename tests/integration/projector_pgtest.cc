@@ -591,8 +591,21 @@ TEST_F(ProjectorTest, KillNineDuringBacklogLosesAndRepeatsNothing) {
   const std::vector<std::string> small = {"--batch-size", "250",
                                           "--catch-up-batch-size", "250"};
   for (int round = 0; round < 8; ++round) {
+    // -2 before the first projector made the read model's tables.
+    const int64_t before = std::max<int64_t>(
+        0, Query(sys_->read_uri, "SELECT count(*) FROM account_history"));
     auto p = sys_->StartProjector(small);
-    absl::SleepFor(absl::Milliseconds(40 + rng() % 120));
+    // Killed while it works: once it has applied something this round (its
+    // start alone can outlast a fixed delay, under a sanitizer or on a slow
+    // machine), then at a random point of the next few batches.
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return Query(sys_->read_uri, "SELECT count(*) FROM account_history") >
+                 before;
+        },
+        absl::Seconds(60)))
+        << p->Log();
+    absl::SleepFor(absl::Milliseconds(rng() % 80));
     p->Signal(SIGKILL);
     p->Wait(absl::Seconds(10));
     int64_t projected =
