@@ -111,7 +111,8 @@ TEST_F(FaultTest, KillNineCommandServiceUnderLoad) {
   sys_->command->Wait(absl::Seconds(10));
   absl::SleepFor(absl::Milliseconds(300));
   sys_->command = sys_->StartCommandService();
-  ASSERT_TRUE(System::WaitServing(sys_->command_port, "", absl::Seconds(30)));
+  ASSERT_TRUE(System::WaitServing(sys_->command_port, "", absl::Seconds(30)))
+      << sys_->command->Log();
   Finish(1);
 }
 
